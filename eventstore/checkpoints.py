@@ -1,0 +1,105 @@
+"""Checkpoints of global-log readers: one `(tx_id, global_position)` row per reader name."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from .events import START, Position
+
+__all__ = ["FenceHolder", "Lag", "held_back", "lag", "load", "lock", "save"]
+
+
+async def load(executor: asyncpg.Pool | asyncpg.Connection, name: str) -> Position:
+    """The stored checkpoint of `name` (`START` when it has none)."""
+    row = await executor.fetchrow("SELECT tx_id, position FROM checkpoints WHERE name = $1", name)
+    return START if row is None else Position(row[0], row[1])
+
+
+async def lock(conn: asyncpg.Connection, name: str) -> Position:
+    """Inside a transaction: the checkpoint of `name`, its row locked until commit.
+
+    Whoever moves this checkpoint (a runner's batch, a rebuild's swap) holds this lock, so
+    two writers of one read model never interleave.
+    """
+    await conn.execute(
+        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
+    )
+    row: Any = await conn.fetchrow(
+        "SELECT tx_id, position FROM checkpoints WHERE name = $1 FOR UPDATE", name
+    )
+    return Position(row[0], row[1])
+
+
+async def save(
+    executor: asyncpg.Pool | asyncpg.Connection, name: str, position: Position
+) -> None:
+    await executor.execute(
+        """INSERT INTO checkpoints (name, tx_id, position, updated_at)
+           VALUES ($1, $2::xid8, $3, now())
+           ON CONFLICT (name) DO UPDATE
+           SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()""",
+        name, position.tx_id, position.global_position,
+    )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lag:
+    """How far a reader is behind the log: events after its checkpoint and their age."""
+
+    position: Position
+    events: int
+    seconds: float
+    updated_at: datetime | None
+
+
+async def lag(executor: asyncpg.Pool | asyncpg.Connection, name: str) -> Lag:
+    row: Any = await executor.fetchrow(
+        """
+        WITH cp AS (
+            SELECT coalesce(max(tx_id::text)::xid8, '0') AS tx_id,
+                   coalesce(max(position), 0) AS position, max(updated_at) AS updated_at
+            FROM checkpoints WHERE name = $1
+        ), behind AS (
+            SELECT e.recorded_at FROM events e, cp
+            WHERE (e.tx_id, e.global_position) > (cp.tx_id, cp.position)
+        )
+        SELECT cp.tx_id, cp.position, cp.updated_at,
+               (SELECT count(*) FROM behind) AS events,
+               coalesce(extract(epoch FROM now() - (SELECT min(recorded_at) FROM behind)), 0)
+                   AS seconds
+        FROM cp""",
+        name,
+    )
+    return Lag(Position(row[0], row[1]), row[3], max(float(row[4]), 0.0), row[2])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FenceHolder:
+    """A transaction older than events readers cannot see yet: it holds the fence."""
+
+    pid: int
+    database: str | None
+    application: str | None
+    state: str | None
+    age_seconds: float
+    query: str
+
+
+async def held_back(executor: asyncpg.Pool | asyncpg.Connection) -> tuple[int, list[FenceHolder]]:
+    """Committed events behind the fence, and the oldest transactions holding it there."""
+    waiting = await executor.fetchval(
+        "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())"
+    )
+    rows = await executor.fetch(
+        """SELECT pid, datname, application_name, state,
+                  extract(epoch FROM now() - xact_start) AS age, left(query, 200) AS query
+           FROM pg_stat_activity
+           WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+           ORDER BY age(backend_xid) DESC LIMIT 3"""
+    )
+    holders = [FenceHolder(r[0], r[1], r[2], r[3], float(r[4] or 0), r[5] or "") for r in rows]
+    return int(waiting), holders

@@ -1,0 +1,375 @@
+"""The consumer building block: a durable queue of events with retries, parking and an inbox.
+
+Topology of a consumer named `N` in namespace `ns`:
+
+- `ns.N`: durable queue bound to the `ns.events` topic exchange by the consumer's keys;
+  manual acks, bounded prefetch; messages are handled concurrently up to the prefetch.
+- `ns.N.retry.<ms>`: one delay queue per backoff step; a failed message is republished
+  there with `x-attempt` + 1, waits out the queue's TTL and is dead-lettered back to `ns.N`.
+  Other messages keep flowing meanwhile.
+- `ns.N.parking`: where a message goes after its attempt budget, or at once when it is
+  poison (undecodable, or the handler raised `Reject`). It can be listed and replayed.
+
+Every move (retry, park) is confirmed by the broker before the original is acked, so a
+crash at any point redelivers rather than loses. Handlers are idempotent through the
+inbox: the `event_id` is recorded in the same transaction as the handler's effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import aiormq
+import asyncpg
+import msgspec
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from pamqp.commands import Basic
+
+from .errors import UpcastError
+from .events import RecordedEvent
+from .relay import connect_amqp
+from .store import EventStore
+from .wire import decode_message
+
+__all__ = [
+    "AlreadyHandled",
+    "Consumer",
+    "ConsumerStats",
+    "HandlerContext",
+    "ParkedMessage",
+    "Reject",
+    "RetryLater",
+    "RetryPolicy",
+]
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (OSError, asyncio.TimeoutError, ConnectionError, aiormq.exceptions.AMQPError)
+
+
+class RetryLater(Exception):
+    """Transient failure: handle this message again after the backoff."""
+
+
+class Reject(Exception):
+    """The message can never succeed: park it now, without retries."""
+
+
+class AlreadyHandled(Exception):
+    """The inbox already holds this event id: its effects were committed before."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """`attempts` deliveries in all; the wait before attempt k+1 is initial * multiplier**(k-1)."""
+
+    attempts: int = 3
+    initial: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.initial < 0 or self.multiplier < 1:
+            raise ValueError("attempts >= 1, initial >= 0 and multiplier >= 1")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.initial * self.multiplier ** (attempt - 1), self.max_delay))
+
+
+@dataclasses.dataclass(slots=True)
+class ConsumerStats:
+    handled: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    parked: int = 0
+    last_handled_at: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParkedMessage:
+    event_id: str | None
+    routing_key: str | None
+    error: str
+    attempts: int
+    body: bytes
+
+
+class HandlerContext:
+    """What a handler gets: the event, its attempt number and the inbox transaction."""
+
+    def __init__(self, consumer: Consumer, event: RecordedEvent, attempt: int) -> None:
+        self.consumer = consumer
+        self.event = event
+        self.attempt = attempt
+        self.recorded = False
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that also records the event in the inbox.
+
+        Raises `AlreadyHandled` (caught by the consumer) when another delivery of the same
+        event committed first. Keep it short: an open transaction holds back every reader
+        of the global log.
+        """
+        async with self.consumer.store.pool.acquire() as conn, conn.transaction():
+            if not await self.consumer.record(conn, self.event):
+                raise AlreadyHandled(str(self.event.event_id))
+            yield conn
+        self.recorded = True
+
+
+Handler = Callable[[HandlerContext], Awaitable[None]]
+
+
+class Consumer:
+    """Runs `handler` for every event matching `bindings` (topic patterns like `order.*`)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        amqp_url: str,
+        namespace: str,
+        name: str,
+        bindings: Sequence[str],
+        handler: Handler,
+        retry: RetryPolicy | None = None,
+        prefetch: int = 32,
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.amqp_url = amqp_url
+        self.exchange = f"{namespace}.events"
+        self.name = name
+        self.queue = f"{namespace}.{name}"
+        self.parking = f"{self.queue}.parking"
+        self.bindings = tuple(bindings)
+        self.handler = handler
+        self.retry = retry or RetryPolicy()
+        self.prefetch = prefetch
+        self.reconnect_delay = reconnect_delay
+        self.stats = ConsumerStats()
+        self.ready = asyncio.Event()
+        self._delay_queues: set[str] = set()
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume forever, reconnecting after broker trouble (cancel to stop)."""
+        while True:
+            try:
+                async with self._connection() as channel:
+                    await self._consume(channel)
+            except _TRANSIENT as exc:
+                log.warning("consumer %s: %s; reconnecting", self.name, exc)
+            self.ready.clear()
+            await asyncio.sleep(self.reconnect_delay)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AbstractChannel]:
+        connection = await connect_amqp(self.amqp_url, self.queue)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def declare(self, channel: AbstractChannel) -> None:
+        """Declare the exchange, the queue with its bindings, and the parking queue."""
+        await channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+        await channel.queue_declare(self.queue, durable=True)
+        await channel.queue_declare(self.parking, durable=True)
+        for key in self.bindings:
+            await channel.queue_bind(self.queue, self.exchange, routing_key=key)
+
+    async def _consume(self, channel: AbstractChannel) -> None:
+        await self.declare(channel)
+        await channel.basic_qos(prefetch_count=self.prefetch)
+        self._delay_queues.clear()
+        closing = asyncio.get_running_loop().create_future()
+        channel.closing.add_done_callback(
+            lambda f: closing.done() or closing.set_result(None)
+        )  # fmt: skip
+        await channel.basic_consume(self.queue, lambda m: self._process(channel, m))
+        self.ready.set()
+        await closing
+        raise ConnectionError("channel closed")
+
+    # -- one message ---------------------------------------------------------------------
+
+    async def _process(self, channel: AbstractChannel, message: DeliveredMessage) -> None:
+        headers = message.header.properties.headers or {}
+        attempt = int(headers.get("x-attempt", 1))  # type: ignore[arg-type]
+        tag = message.delivery.delivery_tag  # type: ignore[union-attr]
+        try:
+            try:
+                event = decode_message(message.body, self.store.registry)
+            except (msgspec.DecodeError, msgspec.ValidationError, UpcastError) as exc:
+                await self._park(channel, message, f"undecodable: {exc}", attempt)
+            else:
+                await self._handle(channel, message, event, attempt)
+            await channel.basic_ack(tag)
+        except _TRANSIENT as exc:  # the broker went away: the message will be redelivered
+            log.info("consumer %s: %s before ack of %s", self.name, exc, tag)
+
+    async def _handle(
+        self,
+        channel: AbstractChannel,
+        message: DeliveredMessage,
+        event: RecordedEvent,
+        attempt: int,
+    ) -> None:
+        context = HandlerContext(self, event, attempt)
+        try:
+            if await self.seen(event.event_id):
+                raise AlreadyHandled(str(event.event_id))
+            await self.handler(context)
+            if not context.recorded:
+                async with self.store.pool.acquire() as conn:
+                    await self.record(conn, event)
+        except AlreadyHandled:
+            self.stats.duplicates += 1
+            return
+        except Reject as exc:
+            await self._park(channel, message, f"rejected: {exc}", attempt)
+            return
+        except Exception as exc:  # the handler failed: retry later or park
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempt >= self.retry.attempts:
+                log.warning("consumer %s: parking %s after %d attempts: %s",
+                            self.name, event.event_id, attempt, reason)  # fmt: skip
+                await self._park(channel, message, reason, attempt)
+            else:
+                log.info("consumer %s: attempt %d of %s failed (%s); retrying",
+                         self.name, attempt, event.event_id, reason)  # fmt: skip
+                await self._retry_later(channel, message, attempt, reason)
+            return
+        self.stats.handled += 1
+        self.stats.last_handled_at = time.time()
+
+    async def seen(self, event_id: Any) -> bool:
+        """Whether the inbox holds `event_id` for this consumer."""
+        return bool(
+            await self.store.pool.fetchval(
+                "SELECT EXISTS (SELECT FROM inbox WHERE consumer = $1 AND event_id = $2)",
+                self.name, event_id,
+            )
+        )  # fmt: skip
+
+    async def record(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:
+        """Record `event` in the inbox on `conn`; False when it was there already."""
+        status = await conn.execute(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            self.name, event.event_id,
+        )  # fmt: skip
+        return bool(status == "INSERT 0 1")
+
+    # -- moving messages -----------------------------------------------------------------
+
+    async def _retry_later(
+        self, channel: AbstractChannel, message: DeliveredMessage, attempt: int, reason: str
+    ) -> None:
+        delay_ms = max(1, round(self.retry.delay(attempt) * 1000))
+        queue = f"{self.queue}.retry.{delay_ms}"
+        if queue not in self._delay_queues:
+            await channel.queue_declare(
+                queue,
+                durable=True,
+                arguments={
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                },
+            )
+            self._delay_queues.add(queue)
+        await self._republish(channel, message, queue, {"x-attempt": attempt + 1,
+                                                        "x-last-error": reason[:500]})  # fmt: skip
+        self.stats.retried += 1
+
+    async def _park(
+        self, channel: AbstractChannel, message: DeliveredMessage, reason: str, attempt: int
+    ) -> None:
+        await self._republish(
+            channel,
+            message,
+            self.parking,
+            {
+                "x-attempt": attempt,
+                "x-error": reason[:1000],
+                "x-original-routing-key": getattr(message.delivery, "routing_key", "") or "",
+                "x-parked-at": int(time.time()),
+            },
+        )
+        self.stats.parked += 1
+
+    @staticmethod
+    async def _republish(
+        channel: AbstractChannel, message: DeliveredMessage, queue: str, headers: dict[str, Any]
+    ) -> None:
+        props = message.header.properties
+        merged = dict(props.headers or {})
+        merged.pop("x-death", None)
+        merged.update(headers)
+        confirm = await channel.basic_publish(
+            message.body,
+            exchange="",
+            routing_key=queue,
+            properties=Basic.Properties(
+                content_type=props.content_type,
+                delivery_mode=2,
+                message_id=props.message_id,
+                message_type=props.message_type,
+                correlation_id=props.correlation_id,
+                timestamp=props.timestamp,
+                headers=merged,
+            ),
+        )
+        if not isinstance(confirm, Basic.Ack):
+            raise ConnectionError(f"broker did not confirm the move to {queue}")
+
+    # -- the parking queue ---------------------------------------------------------------
+
+    async def parked(self, limit: int = 100) -> list[ParkedMessage]:
+        """Up to `limit` parked messages, oldest first; they stay parked."""
+        async with self._connection() as channel:
+            await self.declare(channel)
+            found: list[ParkedMessage] = []
+            last_tag = 0
+            while len(found) < limit:
+                got = await channel.basic_get(self.parking, no_ack=False)
+                if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
+                    break
+                last_tag = got.delivery.delivery_tag  # type: ignore[union-attr]
+                headers = got.header.properties.headers or {}
+                found.append(ParkedMessage(
+                    event_id=got.header.properties.message_id,
+                    routing_key=str(headers.get("x-original-routing-key") or "") or None,
+                    error=str(headers.get("x-error", "")),
+                    attempts=int(headers.get("x-attempt", 0)),  # type: ignore[arg-type]
+                    body=got.body,
+                ))  # fmt: skip
+            if last_tag:
+                await channel.basic_nack(last_tag, multiple=True, requeue=True)
+            return found
+
+    async def replay_parked(self, limit: int | None = None) -> int:
+        """Move parked messages back to the consumer's queue with a fresh attempt budget."""
+        moved = 0
+        async with self._connection() as channel:
+            await self.declare(channel)
+            while limit is None or moved < limit:
+                got = await channel.basic_get(self.parking, no_ack=False)
+                if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
+                    break
+                await self._republish(channel, got, self.queue, {"x-attempt": 1})
+                await channel.basic_ack(got.delivery.delivery_tag)  # type: ignore[union-attr]
+                moved += 1
+        return moved

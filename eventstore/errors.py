@@ -1,0 +1,46 @@
+"""The event store's error hierarchy: every failure a caller may act on has its own type."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "EventStoreError",
+    "UnknownEventType",
+    "UpcastError",
+]
+
+
+class EventStoreError(Exception):
+    """Base class of every error the event store raises on purpose."""
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream is not at the version the writer expected: someone else appended first.
+
+    The writer should reload the stream, decide again and retry (HTTP 409 at the edge).
+    """
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, the writer expected {expected}"
+        )
+
+
+class DuplicateEventError(EventStoreError):
+    """An event with this `event_id` is already stored (a retried write that already landed)."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        self.event_ids = event_ids
+        super().__init__(f"event id already stored: {', '.join(event_ids)}")
+
+
+class UnknownEventType(EventStoreError):
+    """An event class or name that was never registered."""
+
+
+class UpcastError(EventStoreError):
+    """A stored event cannot be brought to the current schema version of its type."""

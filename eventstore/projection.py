@@ -1,0 +1,321 @@
+"""Projections: read models folded from the global log, checkpointed, rebuildable.
+
+A projection is a pure fold `apply(row, event) -> row` over the rows of one table, one row
+per key. The same fold drives three modes, so they cannot disagree:
+
+- `ProjectionRunner` applies new events in batches; each batch's row writes and the
+  checkpoint commit in one transaction (exactly-once effect).
+- `rebuild` folds the whole log in memory, COPYs it into a shadow table, catches up, and
+  swaps the shadow in while holding the checkpoint lock; reads keep working throughout.
+- `replay` folds without writing anything, for debugging.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, ClassVar
+
+import asyncpg
+
+from . import checkpoints
+from .events import START, Position, RecordedEvent
+from .store import EventStore
+
+__all__ = [
+    "Projection",
+    "ProjectionRunner",
+    "RebuildResult",
+    "Row",
+    "projections",
+    "rebuild",
+    "register_projection",
+    "replay",
+]
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class Projection(abc.ABC):
+    """A read model: table `table`, primary key column `key`, rows folded from events.
+
+    The table itself is created by a migration; a rebuild copies its definition.
+    """
+
+    name: ClassVar[str]
+    table: ClassVar[str]
+    key: ClassVar[str]
+    columns: ClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def key_of(self, event: RecordedEvent) -> Any | None:
+        """The key of the row `event` changes, or None when it does not concern this model."""
+
+    @abc.abstractmethod
+    def apply(self, row: Row | None, event: RecordedEvent) -> Row | None:
+        """The row after `event` (None: no row). May change and return `row` itself."""
+
+    def fold(self, state: dict[Any, Row | None], events: Iterable[RecordedEvent]) -> set[Any]:
+        """Apply `events` to `state` (key -> row) in order; return the keys changed."""
+        changed: set[Any] = set()
+        key_of, apply = self.key_of, self.apply
+        for event in events:
+            key = key_of(event)
+            if key is not None:
+                state[key] = apply(state.get(key), event)
+                changed.add(key)
+        return changed
+
+
+projections: dict[str, Projection] = {}
+"""Every projection this process knows, by name (what the CLI can show and rebuild)."""
+
+
+def register_projection(projection: Projection) -> Projection:
+    projections[projection.name] = projection
+    return projection
+
+
+# -- writing rows ------------------------------------------------------------------------
+
+
+def _upsert_sql(projection: Projection, table: str) -> str:
+    cols = projection.columns
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != projection.key)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+    conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({projection.key}) {conflict}"
+    )
+
+
+async def _load_rows(
+    conn: asyncpg.Connection, projection: Projection, table: str, keys: list[Any]
+) -> dict[Any, Row | None]:
+    rows = await conn.fetch(
+        f"SELECT {', '.join(projection.columns)} FROM {table} WHERE {projection.key} = ANY($1)",
+        keys,
+    )
+    return {r[projection.key]: dict(r) for r in rows}
+
+
+async def _write_rows(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    table: str,
+    state: dict[Any, Row | None],
+    keys: Iterable[Any],
+) -> None:
+    upserts, deletes = [], []
+    for key in keys:
+        row = state.get(key)
+        if row is None:
+            deletes.append(key)
+        else:
+            upserts.append(tuple(row[c] for c in projection.columns))
+    if deletes:
+        await conn.execute(f"DELETE FROM {table} WHERE {projection.key} = ANY($1)", deletes)
+    if upserts:
+        await conn.executemany(_upsert_sql(projection, table), upserts)
+
+
+# -- incremental -------------------------------------------------------------------------
+
+
+class ProjectionRunner:
+    """Keeps one projection's table up to date with the global log.
+
+    Several runners of one projection may run at once (one per service instance): the
+    checkpoint row lock makes them take turns, and a runner that finds the checkpoint moved
+    (by a peer or a rebuild) continues from there.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        projection: Projection,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.projection = projection
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.position = START
+        self._advanced = asyncio.Condition()
+
+    async def catch_up(self) -> int:
+        """Apply everything up to the fence; return how many events were read."""
+        async with self.store.pool.acquire() as conn:
+            self.position = await checkpoints.load(conn, self.projection.name)
+        read = 0
+        while True:
+            batch = await self.store.read_all(self.position, limit=self.batch_size)
+            if not batch:
+                return read
+            read += len(batch)
+            await self._apply(batch)
+
+    async def run(self) -> None:
+        """Follow the log forever (cancel to stop)."""
+        watcher = self.store.watcher(poll_interval=self.poll_interval)
+        try:
+            async with watcher:
+                while True:
+                    seen = watcher.generation
+                    try:
+                        await self.catch_up()
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                        log.warning("projection %s: %s; retrying", self.projection.name, exc)
+                        await asyncio.sleep(self.poll_interval)
+                        continue
+                    await watcher.wait(seen)
+        finally:
+            self.store.forget(watcher)
+
+    async def wait_for(self, position: Position, timeout: float = 5.0) -> None:
+        """Until this runner has applied `position` (read-your-writes for the owner)."""
+        async with asyncio.timeout(timeout), self._advanced:
+            await self._advanced.wait_for(lambda: self.position >= position)
+
+    async def _apply(self, batch: list[RecordedEvent]) -> None:
+        projection, table = self.projection, self.projection.table
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            stored = await checkpoints.lock(conn, projection.name)
+            if stored != self.position:  # a peer or a rebuild moved it: re-read from there
+                self.position = stored
+                batch = [e for e in batch if e.position > stored]
+                if not batch:
+                    return
+            keys = {k for e in batch if (k := projection.key_of(e)) is not None}
+            state = await _load_rows(conn, projection, table, list(keys)) if keys else {}
+            changed = projection.fold(state, batch)
+            await _write_rows(conn, projection, table, state, changed)
+            await checkpoints.save(conn, projection.name, batch[-1].position)
+        self.position = batch[-1].position
+        async with self._advanced:
+            self._advanced.notify_all()
+
+
+# -- rebuild -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RebuildResult:
+    events: int
+    rows: int
+    position: Position
+
+
+async def rebuild(
+    store: EventStore,
+    projection: Projection,
+    *,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 5000,
+) -> RebuildResult:
+    """Rebuild `projection` from the whole log into a shadow table, then swap it in.
+
+    Reads of the live table keep working; a live runner pauses only for the final swap
+    (the checkpoint row lock) and continues from the rebuilt position.
+    """
+    table, shadow = projection.table, f"{projection.table}__rebuild"
+    state: dict[Any, Row | None] = {}
+    position, events = START, 0
+    async with store.pool.acquire() as conn:
+        async for batch in store.iter_all(START, batch_size=batch_size, conn=conn):
+            projection.fold(state, batch)
+            position = batch[-1].position
+            events += len(batch)
+            if progress is not None:
+                progress(len(batch))
+        await conn.execute(
+            f"DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)"
+        )
+        records = [tuple(r[c] for c in projection.columns) for r in state.values() if r is not None]
+        await conn.copy_records_to_table(shadow, records=records, columns=projection.columns)
+        # catch up with what was appended meanwhile, outside the lock while there is much
+        while len(tail := await store.read_all(position, limit=batch_size)) == batch_size:
+            position, events = await _fold_into(conn, projection, shadow, state, tail, events)
+            if progress is not None:
+                progress(len(tail))
+        async with conn.transaction():
+            await checkpoints.lock(conn, projection.name)
+            while tail := await store.read_all(position, limit=batch_size):
+                position, events = await _fold_into(conn, projection, shadow, state, tail, events)
+                if progress is not None:
+                    progress(len(tail))
+            await conn.execute(
+                f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}"
+            )
+            await checkpoints.save(conn, projection.name, position)
+    rows = sum(r is not None for r in state.values())
+    return RebuildResult(events, rows, position)
+
+
+async def _fold_into(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    table: str,
+    state: dict[Any, Row | None],
+    events: list[RecordedEvent],
+    count: int,
+) -> tuple[Position, int]:
+    changed = projection.fold(state, events)
+    await _write_rows(conn, projection, table, state, changed)
+    return events[-1].position, count + len(events)
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+async def replay(
+    store: EventStore,
+    projection: Projection,
+    *,
+    stream: str | None = None,
+    to_position: int | None = None,
+) -> AsyncIterator[tuple[RecordedEvent, Any, Row | None]]:
+    """Yield `(event, key, row after it)` for each event the projection folds; writes nothing.
+
+    `stream` limits the replay to one stream; `to_position` stops after that global position.
+    """
+    state: dict[Any, Row | None] = {}
+
+    async def batches() -> AsyncIterator[list[RecordedEvent]]:
+        if stream is not None:
+            yield await store.read_stream(stream)
+        else:
+            async for batch in store.iter_all(START):
+                yield batch
+
+    async for batch in batches():
+        for event in batch:
+            if to_position is not None and event.global_position > to_position:
+                continue
+            key = projection.key_of(event)
+            if key is None:
+                continue
+            state[key] = row = projection.apply(state.get(key), event)
+            yield event, key, None if row is None else dict(row)
+
+
+@contextlib.asynccontextmanager
+async def running(runner: ProjectionRunner) -> AsyncIterator[ProjectionRunner]:
+    """Run `runner` in the background for the duration of the block."""
+    await runner.catch_up()
+    task = asyncio.create_task(runner.run(), name=f"projection:{runner.projection.name}")
+    try:
+        yield runner
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,184 @@
+"""The relay: committed events -> RabbitMQ, at least once, in commit-safe order.
+
+One relay is active per event store (the holder of a session advisory lock; others wait as
+standbys). It reads the global log after its checkpoint, publishes each event to the topic
+exchange with publisher confirms, and advances the checkpoint only after the broker has
+confirmed the whole batch. Any failure (broker, database, lost leadership) drops the
+connections and starts again from the checkpoint, so nothing is lost; a retried batch may
+be delivered twice, which consumers absorb by `event_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiormq
+import asyncpg
+from aiormq.abc import AbstractChannel
+from pamqp.commands import Basic
+
+from . import checkpoints
+from .events import Position
+from .store import EventStore
+from .wire import encode_row
+
+__all__ = ["Relay", "RelayStats", "connect_amqp"]
+
+log = logging.getLogger(__name__)
+
+_LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:relay:' || $1, 0))"
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+)
+
+
+class PublishRefused(Exception):
+    """The broker did not confirm a message (nack): the batch is published again."""
+
+
+async def connect_amqp(url: str, name: str) -> aiormq.abc.AbstractConnection:
+    """An aiormq connection that shows up as `name` in the broker's connection list."""
+    sep = "&" if "?" in url else "?"
+    return await aiormq.connect(f"{url}{sep}name={name}")
+
+
+@dataclasses.dataclass(slots=True)
+class RelayStats:
+    """What the relay has done, read by the service's `/metrics`."""
+
+    published: int = 0
+    batches: int = 0
+    restarts: int = 0
+    leader: bool = False
+    position: Position = Position(0, 0)
+    last_published_at: float = 0.0
+
+
+class Relay:
+    """Publishes the global log of `store` to the topic exchange `exchange`."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        amqp_url: str,
+        exchange: str,
+        *,
+        name: str = "relay",
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+        retry_delay: float = 0.5,
+    ) -> None:
+        if store.dsn is None:
+            raise ValueError("the relay needs the store's dsn for its leader lock")
+        self.store = store
+        self.amqp_url = amqp_url
+        self.exchange = exchange
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay
+        self.stats = RelayStats()
+        self._dsn: str = store.dsn
+
+    async def run(self) -> None:
+        """Relay forever, surviving broker, database and leadership loss."""
+        while True:
+            try:
+                async with self._leadership() as lost:
+                    await self._relay_until(lost)
+            except _TRANSIENT + (PublishRefused,) as exc:
+                self.stats.restarts += 1
+                log.warning("relay interrupted (%s: %s); resuming from the checkpoint",
+                            type(exc).__name__, exc)  # fmt: skip
+            await asyncio.sleep(self.retry_delay)
+
+    async def run_once(self) -> int:
+        """Publish everything up to the fence, then return how many events went out."""
+        async with self._leadership(wait=False) as lost, self._channel() as channel:
+            return await self._drain(channel, lost)
+
+    # -- internals -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self, *, wait: bool = True) -> AsyncIterator[asyncio.Event]:
+        conn = await asyncpg.connect(self._dsn)
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: lost.set())
+        try:
+            while not await conn.fetchval(_LEADER_LOCK, self.name):
+                if not wait:
+                    raise RuntimeError(f"another {self.name} holds the leader lock")
+                await asyncio.sleep(self.poll_interval * 4)
+            self.stats.leader = True
+            log.info("%s: leader, publishing to %s", self.name, self.exchange)
+            yield lost
+        finally:
+            self.stats.leader = False
+            if not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    @contextlib.asynccontextmanager
+    async def _channel(self) -> AsyncIterator[AbstractChannel]:
+        connection = await connect_amqp(self.amqp_url, f"{self.exchange}:{self.name}")
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _relay_until(self, lost: asyncio.Event) -> None:
+        watcher = self.store.watcher(poll_interval=self.poll_interval)
+        try:
+            async with watcher, self._channel() as channel:
+                while True:
+                    seen = watcher.generation
+                    await self._drain(channel, lost)
+                    await watcher.wait(seen)
+        finally:
+            self.store.forget(watcher)
+
+    async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> int:
+        sent = 0
+        position = await checkpoints.load(self.store.pool, self.name)
+        async for rows in self.store.iter_raw(position, batch_size=self.batch_size):
+            if lost.is_set():
+                raise ConnectionError("lost the leader lock's connection")
+            await self._publish(channel, rows)
+            position = Position(rows[-1][1], rows[-1][0])
+            await checkpoints.save(self.store.pool, self.name, position)
+            sent += len(rows)
+            self.stats.published += len(rows)
+            self.stats.batches += 1
+            self.stats.position = position
+            self.stats.last_published_at = time.time()
+        return sent
+
+    async def _publish(self, channel: AbstractChannel, rows: list[Any]) -> None:
+        exchange = self.exchange
+        confirms = await asyncio.gather(
+            *(
+                channel.basic_publish(body, exchange=exchange, routing_key=key, properties=props)
+                for key, body, props in map(encode_row, rows)
+            ),
+            return_exceptions=True,
+        )
+        for confirm in confirms:
+            if isinstance(confirm, BaseException):
+                raise confirm
+        refused = sum(not isinstance(c, Basic.Ack) for c in confirms)
+        if refused:
+            raise PublishRefused(f"{refused} of {len(rows)} messages not confirmed")

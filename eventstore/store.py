@@ -1,0 +1,297 @@
+"""The Postgres event store: append with optimistic concurrency, stream reads, global log.
+
+Appends are one statement each (one round trip, one implicit transaction): the expected
+version is checked by the same INSERT that writes, and the unique `(stream_id,
+stream_version)` key turns a lost race into a `ConcurrencyError`. Writers never take a table
+lock; readers of the global log fence on the oldest running transaction instead (see
+`GLOBAL_LOG_SQL`), so an event whose transaction commits late is never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple
+
+import asyncpg
+
+from .errors import ConcurrencyError, DuplicateEventError
+from .events import START, METADATA_DECODER, EventRegistry, Metadata, Position, RecordedEvent
+from .events import registry as default_registry
+from .wakeup import CHANNEL, LogWatcher, Notifier
+
+__all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore"]
+
+ANY: None = None
+"""`expected_version` that accepts whatever version the stream is at."""
+NO_STREAM = 0
+"""`expected_version` of a stream that must not exist yet."""
+
+_COLUMNS = (
+    "global_position, tx_id, stream_id, stream_version, event_id, event_type, "
+    "schema_version, data::text, metadata::text, recorded_at"
+)
+
+# Everything before the fence is settled: every transaction with a smaller id has ended.
+GLOBAL_LOG_SQL = f"""
+SELECT {_COLUMNS} FROM events
+WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
+  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx_id, global_position
+LIMIT $3"""
+
+_APPEND_ONE = """
+INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+SELECT $1, $2::int + 1, $3, $4, $5, $6::text::jsonb, $7::text::jsonb
+WHERE $2::int = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_version = $2::int)
+RETURNING global_position, tx_id"""
+
+_APPEND_MANY = """
+INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+SELECT $1, $2::int + e.n, e.event_id, e.event_type, e.schema_version, e.data::jsonb, $7::text::jsonb
+FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[])
+     WITH ORDINALITY AS e(event_id, event_type, schema_version, data, n)
+WHERE $2::int = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_version = $2::int)
+RETURNING global_position, tx_id"""
+
+_STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
+
+_READ_STREAM = f"""
+SELECT {_COLUMNS} FROM events
+WHERE stream_id = $1 AND stream_version > $2
+ORDER BY stream_version
+LIMIT $3"""
+
+_EMPTY_METADATA = Metadata()
+
+
+class AppendResult(NamedTuple):
+    """What an append wrote: the stream's new version and the last event's log position."""
+
+    version: int
+    position: Position
+    event_ids: tuple[uuid.UUID, ...]
+
+
+class EventStore:
+    """Append-only store of event streams in one Postgres table (`migrations/0001`)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        registry: EventRegistry = default_registry,
+        dsn: str | None = None,
+        notify_interval: float = 0.002,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.dsn = dsn
+        self.notifier = Notifier(pool, interval=notify_interval)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | None,
+        *,
+        metadata: Metadata | None = None,
+        event_ids: Sequence[uuid.UUID] | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> AppendResult:
+        """Append `events` to `stream_id` atomically.
+
+        `expected_version` is the version the caller decided on (`NO_STREAM` for a new
+        stream) or `ANY`. A different version raises `ConcurrencyError`; an `event_id`
+        stored before raises `DuplicateEventError`. Pass `conn` to append inside the
+        caller's transaction (the wake-up of readers is then sent at its commit).
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        if event_ids is not None and len(event_ids) != len(events):
+            raise ValueError("event_ids must match events one to one")
+        ids = tuple(event_ids) if event_ids is not None else tuple(uuid.uuid4() for _ in events)
+        meta = self.registry.encode(metadata or _EMPTY_METADATA)
+        if expected_version is not None:
+            if expected_version < 0:
+                raise ValueError("expected_version is >= 0 (or ANY)")
+            result = await self._append(stream_id, events, expected_version, ids, meta, conn)
+        else:
+            for attempt in range(10):  # ANY: retry lost races for the next version
+                version = await self._current_version(stream_id, conn)
+                try:
+                    result = await self._append(stream_id, events, version, ids, meta, conn)
+                    break
+                except ConcurrencyError:
+                    if attempt == 9 or (conn is not None and conn.is_in_transaction()):
+                        raise
+        if conn is not None and conn.is_in_transaction():
+            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        else:
+            self.notifier.poke()
+        return result
+
+    async def _append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected: int,
+        ids: tuple[uuid.UUID, ...],
+        meta: str,
+        conn: asyncpg.Connection | None,
+    ) -> AppendResult:
+        encode, type_of = self.registry.encode, self.registry.type_of
+        executor: Any = conn if conn is not None else self.pool
+        try:
+            if len(events) == 1:
+                name, version = type_of(events[0])
+                rows = await executor.fetch(
+                    _APPEND_ONE, stream_id, expected, ids[0], name, version,
+                    encode(events[0]), meta,
+                )  # fmt: skip
+            else:
+                types = [type_of(e) for e in events]
+                rows = await executor.fetch(
+                    _APPEND_MANY, stream_id, expected, list(ids),
+                    [t[0] for t in types], [t[1] for t in types],
+                    [encode(e) for e in events], meta,
+                )  # fmt: skip
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "events_event_id_key":
+                raise DuplicateEventError([str(i) for i in ids]) from exc
+            actual = await self._current_version(stream_id, conn)
+            raise ConcurrencyError(stream_id, expected, actual) from exc
+        if not rows:  # the expected version does not exist: the stream is behind it
+            actual = await self._current_version(stream_id, conn)
+            raise ConcurrencyError(stream_id, expected, actual)
+        last = max(rows, key=lambda r: r[0])
+        return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
+
+    async def _current_version(self, stream_id: str, conn: asyncpg.Connection | None) -> int:
+        if conn is not None and conn.is_in_transaction():
+            # the failed statement aborted the caller's transaction: ask outside it
+            async with self.pool.acquire() as other:
+                return int(await other.fetchval(_STREAM_VERSION, stream_id))
+        executor: Any = conn if conn is not None else self.pool
+        return int(await executor.fetchval(_STREAM_VERSION, stream_id))
+
+    # -- reading streams -----------------------------------------------------------------
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The version of a stream (0: it has no events)."""
+        return int(await self.pool.fetchval(_STREAM_VERSION, stream_id))
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        limit: int | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> list[RecordedEvent]:
+        """The events of one stream in version order (a stream that does not exist: [])."""
+        executor: Any = conn if conn is not None else self.pool
+        rows = await executor.fetch(_READ_STREAM, stream_id, after_version, limit)
+        return self.decode_rows(rows)
+
+    # -- reading the global log ----------------------------------------------------------
+
+    def decode_rows(self, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+        """Typed events from rows of `_COLUMNS`."""
+        decode, meta = self.registry.decode, METADATA_DECODER.decode
+        return [
+            RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                          decode(r[5], r[6], r[7]), meta(r[8]), r[9])
+            for r in rows
+        ]  # fmt: skip
+
+    async def read_all(
+        self, after: Position = START, *, limit: int = 1000
+    ) -> list[RecordedEvent]:
+        """One batch of the global log after `after`, in commit-safe order."""
+        rows = await self.pool.fetch(GLOBAL_LOG_SQL, after[0], after[1], limit)
+        return self.decode_rows(rows)
+
+    async def iter_raw(
+        self,
+        after: Position = START,
+        *,
+        batch_size: int = 2000,
+        conn: asyncpg.Connection | None = None,
+    ) -> AsyncIterator[list[asyncpg.Record]]:
+        """Undecoded batches of the global log up to the fence, the next one prefetched.
+
+        The query for batch N+1 goes out before batch N is handed over, so Postgres
+        produces it while the caller works on batch N.
+        """
+        if conn is None:
+            async with self.pool.acquire() as own:
+                async for batch in self.iter_raw(after, batch_size=batch_size, conn=own):
+                    yield batch
+            return
+        rows = await conn.fetch(GLOBAL_LOG_SQL, after[0], after[1], batch_size)
+        while rows:
+            if len(rows) < batch_size:
+                yield rows
+                return
+            last = rows[-1]
+            pending = asyncio.ensure_future(conn.fetch(GLOBAL_LOG_SQL, last[1], last[0], batch_size))
+            try:
+                await asyncio.sleep(0)  # let the prefetch query go out
+                yield rows
+                rows = await pending
+            finally:
+                if not pending.done():
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
+
+    async def iter_all(
+        self,
+        after: Position = START,
+        *,
+        batch_size: int = 2000,
+        conn: asyncpg.Connection | None = None,
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Typed batches of the global log after `after`, up to the fence."""
+        async for rows in self.iter_raw(after, batch_size=batch_size, conn=conn):
+            yield self.decode_rows(rows)
+
+    async def follow(
+        self,
+        after: Position = START,
+        *,
+        watcher: LogWatcher,
+        batch_size: int = 2000,
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Typed batches of the global log, forever: waits for wake-ups when caught up."""
+        while True:
+            seen = watcher.generation
+            async for batch in self.iter_all(after, batch_size=batch_size):
+                yield batch
+                after = batch[-1].position
+            await watcher.wait(seen)
+
+    def watcher(self, *, poll_interval: float = 0.5) -> LogWatcher:
+        """A wake-up source for global-log readers: NOTIFY from every process plus this one."""
+        watcher = LogWatcher(self.dsn, poll_interval=poll_interval)
+        self.notifier.local.append(watcher)
+        return watcher
+
+    def forget(self, watcher: LogWatcher) -> None:
+        if watcher in self.notifier.local:
+            self.notifier.local.remove(watcher)
+
+    async def head(self) -> Position:
+        """The last position readers may see now (the fence applied)."""
+        row = await self.pool.fetchrow(
+            "SELECT tx_id, global_position FROM events"
+            " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            " ORDER BY tx_id DESC, global_position DESC LIMIT 1"
+        )
+        return START if row is None else Position(row[0], row[1])
+
+    async def close(self) -> None:
+        await self.notifier.close()

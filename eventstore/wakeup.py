@@ -1,0 +1,125 @@
+"""Wake-ups for global-log readers: LISTEN/NOTIFY across processes, direct pokes inside one.
+
+A NOTIFY inside the appending transaction would serialize every committing writer on
+Postgres' notification-queue lock, so autocommit appends only *poke* a `Notifier`, which
+sends one coalesced `pg_notify` per interval from a pool connection after the commit.
+Readers never depend on a notification arriving: they also poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+__all__ = ["CHANNEL", "LogWatcher", "Notifier"]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "microshop_events"
+
+
+class LogWatcher:
+    """Tells a reader that the global log may have grown.
+
+    `generation` increases on every wake-up; a reader notes it before reading and passes it
+    to `wait`, so a notification that lands between its read and its wait is never lost.
+    """
+
+    def __init__(self, dsn: str | None, *, poll_interval: float = 0.5) -> None:
+        self._dsn = dsn
+        self.poll_interval = poll_interval
+        self.generation = 0
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self.generation += 1
+        self._changed.set()
+
+    async def wait(self, since: int, timeout: float | None = None) -> bool:
+        """Until a wake-up after `since` or `timeout` (default: the poll interval)."""
+        if self.generation != since:
+            return True
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_interval if timeout is None else timeout):
+                await self._changed.wait()
+        return self.generation != since
+
+    async def start(self) -> None:
+        if self._dsn is not None and self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="log-watcher")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> LogWatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _on_notify(self, *_: Any) -> None:
+        self.poke()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                delay = 0.1
+                self.poke()  # anything appended while we were not listening
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("log watcher: %s; polling until it reconnects", exc)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=1)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class Notifier:
+    """Coalesces appends into at most one `pg_notify` per `interval`, sent after commit."""
+
+    def __init__(self, pool: asyncpg.Pool, *, interval: float = 0.002) -> None:
+        self._pool = pool
+        self._interval = interval
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+        self.local: list[LogWatcher] = []
+
+    def poke(self) -> None:
+        for watcher in self.local:
+            watcher.poke()
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="notifier")
+
+    async def _run(self) -> None:
+        while self._pending:
+            self._pending = False
+            try:
+                await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("notify failed (%s); readers fall back to polling", exc)
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task

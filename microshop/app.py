@@ -1,0 +1,275 @@
+"""`make_app`: the one application factory every service builds on.
+
+It gives each service the middlewares of DESIGN §5 (request and correlation ids, metrics,
+JSON errors, the 1 MiB body limit), `/health`, `/ready`, `/metrics` and `/demo/logs`, and
+its Postgres pool and event store through `cleanup_ctx`. A service adds its routes and
+background contexts, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from eventstore import ConcurrencyError, EventStore, create_pool
+
+from . import context
+from .config import Config
+from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
+from .http import MAX_BODY, json_response
+from .metrics import Metrics, route_of
+
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "POOL",
+    "READY_CHECKS",
+    "SERVICE",
+    "STORE",
+    "CleanupContext",
+    "ReadyCheck",
+    "background",
+    "make_app",
+]
+
+log = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+ReadyCheck = Callable[[web.Application], Awaitable[str | None]]
+"""Returns None when ready, else what is missing."""
+
+CONFIG = web.AppKey("config", Config)
+SERVICE = web.AppKey("service", str)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", EventStore)
+READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+# -- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def context_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Adopt or mint the request and correlation ids; echo both on the response."""
+    rid = context.valid_id(request.headers.get("X-Request-ID")) or context.new_id()
+    cid = context.valid_id(request.headers.get("X-Correlation-ID")) or rid
+    rid_token, cid_token = context.request_id.set(rid), context.correlation_id.set(cid)
+    try:
+        response = await handler(request)
+    finally:
+        context.request_id.reset(rid_token)
+        context.correlation_id.reset(cid_token)
+    response.headers["X-Request-ID"] = rid
+    response.headers["X-Correlation-ID"] = cid
+    return response
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        request.app[METRICS].observe_request(
+            request.method, route_of(request), status, time.perf_counter() - start
+        )
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.body(), status=error.status, headers=error.headers)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every failure leaves as the JSON error shape; only our own bugs are 500s."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        return error_response(PayloadTooLarge())
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except ConcurrencyError as exc:
+        return error_response(Conflict(str(exc), code="concurrency_conflict"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 413:
+            return error_response(PayloadTooLarge())
+        error = ApiError(exc.reason, code=_HTTP_CODES.get(exc.status, f"http_{exc.status}"))
+        error.status = exc.status
+        if exc.status == 405 and "Allow" in exc.headers:
+            error.headers = {"Allow": exc.headers["Allow"]}
+        return error_response(error)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(ApiError())
+
+
+# -- built-in routes ---------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "service": request.app[SERVICE]})
+
+
+async def ready(request: web.Request) -> web.Response:
+    app = request.app
+    problems: dict[str, str] = {}
+    for check in app[READY_CHECKS]:
+        try:
+            async with asyncio.timeout(2):
+                problem = await check(app)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            problems[getattr(check, "__name__", "check")] = problem
+    if problems:
+        return json_response(
+            {"error": {"code": "not_ready", "message": "not ready", "details": problems}},
+            status=503,
+        )
+    return json_response({"status": "ready", "service": app[SERVICE]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, headers = await request.app[METRICS].render(request.headers.getall("Accept", []))
+    return web.Response(body=body, headers=headers)
+
+
+_DEMO_LEVELS = {"WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+async def demo_logs(request: web.Request) -> web.Response:
+    """Emit one demo log line at `?level=WARN|ERROR` (for trying out the central logs)."""
+    level_name = request.query.get("level", "WARN").upper()
+    level = _DEMO_LEVELS.get(level_name)
+    if level is None:
+        raise ValidationFailed(details={"level": ["must be WARN or ERROR"]})
+    service = request.app[SERVICE]
+    message = f"demo {logging.getLevelName(level)} log line from {service}"
+    logging.getLogger(f"microshop.demo.{service}").log(level, message, extra={"demo": True})
+    return json_response(
+        {"logged": True, "level": logging.getLevelName(level), "service": service,
+         "message": message, "correlation_id": context.correlation_id.get()},
+        status=202,
+    )  # fmt: skip
+
+
+# -- resources ---------------------------------------------------------------------------
+
+
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """The Postgres pool and the event store (connections open lazily: /ready tells)."""
+    config = app[CONFIG]
+    pool = await create_pool(
+        config.database_url,
+        application_name=f"microshop-{app[SERVICE]}",
+        min_size=0,
+        max_size=config.db_pool_max_size,
+        idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
+    )
+    app[POOL] = pool
+    app[STORE] = EventStore(pool, dsn=config.database_url)
+    yield
+    await app[STORE].close()
+    await pool.close()
+
+
+async def database_ready(app: web.Application) -> str | None:
+    await app[POOL].fetchval("SELECT 1")
+    return None
+
+
+def background(
+    name: str, work: Callable[[web.Application], Coroutine[Any, Any, None]]
+) -> CleanupContext:
+    """A cleanup context that runs `work(app)` as a task and cancels it on shutdown.
+
+    If the task dies, the app stops being ready (and says why) instead of limping on.
+    """
+
+    async def context_(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(work(app), name=name)
+
+        async def alive(_: web.Application) -> str | None:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return f"{name} stopped: {task.exception()!r}"
+            return None
+
+        alive.__name__ = name
+        app[READY_CHECKS].append(alive)
+        task.add_done_callback(_log_crash)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context_
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def make_app(
+    config: Config,
+    service: str,
+    *,
+    routes: Iterable[web.AbstractRouteDef] = (),
+    contexts: Iterable[CleanupContext] = (),
+    database: bool = True,
+    middlewares: Iterable[Any] = (),
+) -> web.Application:
+    """The application of `service`: kernel middlewares and routes plus the given ones."""
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[context_middleware, metrics_middleware, error_middleware, *middlewares],
+    )
+    app[CONFIG] = config
+    app[SERVICE] = service
+    app[METRICS] = Metrics(service)
+    app[READY_CHECKS] = []
+    if database:
+        app.cleanup_ctx.append(database_context)
+        app[READY_CHECKS].append(database_ready)
+    app.cleanup_ctx.extend(contexts)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/demo/logs", demo_logs)
+    app.router.add_routes(list(routes))
+    return app

@@ -1,0 +1,110 @@
+"""The `microshop` command line (console script from setup.cfg)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from . import services
+from .config import Config, ConfigError
+from .logs import setup_logging
+
+T = TypeVar("T")
+
+__all__ = ["main", "run_async"]
+
+
+def load_config() -> Config:
+    try:
+        return Config.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on uvloop when it is there."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="microshop")
+def main() -> None:
+    """MicroShop: an event-sourced microservices shop.
+
+    Configuration comes from the environment (see .env.example): DATABASE_URL, AMQP_URL,
+    MICROSHOP_NAMESPACE, the *_PORT variables and more.
+    """
+
+
+@main.command()
+@click.option("--no-create", is_flag=True, help="Fail instead of creating a missing database.")
+def migrate(no_create: bool) -> None:
+    """Create the database if missing and apply pending migrations (idempotent)."""
+    from .migrate import MigrationError
+    from .migrate import migrate as run_migrations
+
+    config = load_config()
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        applied = run_async(run_migrations(config.database_url, create=not no_create))
+    except (MigrationError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo("database is up to date")
+
+
+@main.command()
+@click.argument("service", type=click.Choice(list(services.SERVICES)))
+@click.option("--port", type=int, default=None, help="Override the service's *_PORT.")
+def serve(service: str, port: int | None) -> None:
+    """Run one SERVICE in the foreground."""
+    config = load_config()
+    setup_logging(service, config.log_level)
+    try:
+        services.serve(service, config, port=port)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--only", default="", help="Comma-separated services to run (default: all).")
+@click.option("--skip-migrate", is_flag=True, help="Do not apply migrations first.")
+def up(only: str, skip_migrate: bool) -> None:
+    """Migrate, then run every service with prefixed logs; Ctrl-C stops them all."""
+    from .migrate import migrate as run_migrations
+    from .supervisor import Supervisor
+
+    config = load_config()
+    names = services.available()
+    if only:
+        wanted = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise click.ClickException(f"unknown or unbuilt services: {', '.join(unknown)}")
+        names = [n for n in names if n in wanted]
+    if not skip_migrate:
+        for name in run_async(run_migrations(config.database_url)):
+            click.echo(f"applied {name}")
+    click.echo(f"starting {', '.join(names)}")
+    raise SystemExit(asyncio.run(Supervisor(names).run()))
+
+
+def _register_subcommands() -> None:
+    from .cli_events import events, projections
+
+    main.add_command(events)
+    main.add_command(projections)
+
+
+_register_subcommands()

@@ -1,0 +1,271 @@
+"""`microshop events ...` and `microshop projections ...`: inspect, replay and rebuild."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import click
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eventstore import EventStore, Projection, RecordedEvent, create_pool, rebuild, replay
+from eventstore.checkpoints import held_back, lag
+
+from .catalog import load_projections
+from .cli import load_config, run_async
+
+__all__ = ["events", "projections"]
+
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+
+
+def _json(value: Any, limit: int | None = None) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = msgspec.to_builtins(value, builtin_types=(), str_keys=True)
+    text = _encode(value).decode()
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextlib.asynccontextmanager
+async def open_store() -> AsyncIterator[EventStore]:
+    config = load_config()
+    try:
+        pool = await create_pool(config.database_url, application_name="microshop-cli", max_size=4)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(
+            f"cannot reach the database at DATABASE_URL={config.database_url}: {exc}"
+            "\n(is Postgres running, and did you run `microshop migrate`?)"
+        ) from None
+    store = EventStore(pool, dsn=config.database_url)
+    try:
+        yield store
+    except asyncpg.UndefinedTableError as exc:
+        raise click.ClickException(f"{exc}: run `microshop migrate` first") from None
+    finally:
+        await store.close()
+        await pool.close()
+
+
+def _projection(name: str) -> Projection:
+    known = load_projections()
+    if name not in known:
+        raise click.BadParameter(f"unknown projection {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@click.group()
+def events() -> None:
+    """Look at the event log: tail it, show a stream, replay a projection."""
+
+
+def _event_line(event: RecordedEvent) -> str:
+    return (
+        f"{event.global_position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
+        f"{event.stream_id}@{event.stream_version}  {event.event_type}  {_json(event.data, 160)}"
+    )
+
+
+@events.command()
+@click.option("--category", "-c", multiple=True, help="Only streams of this category (repeat).")
+@click.option("--from-start", is_flag=True, help="Start at the first event, not the last 10.")
+@click.option("--last", "-n", default=10, show_default=True, help="Events shown before following.")
+@click.option("--no-follow", is_flag=True, help="Exit when caught up instead of waiting.")
+def tail(category: tuple[str, ...], from_start: bool, last: int, no_follow: bool) -> None:
+    """Print the global log as it grows (commit-safe order), like `tail -f`."""
+    load_projections()  # registers the services' event types for typed output
+    wanted = set(category)
+
+    async def run() -> None:
+        async with open_store() as store:
+            after = await _tail_start(store, 0 if from_start else last)
+            watcher = store.watcher()
+            async with watcher:
+                while True:
+                    seen = watcher.generation
+                    async for batch in store.iter_all(after):
+                        for event in batch:
+                            if not wanted or event.category in wanted:
+                                click.echo(_event_line(event))
+                        after = batch[-1].position
+                    if no_follow:
+                        return
+                    await watcher.wait(seen)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_async(run())
+
+
+async def _tail_start(store: EventStore, last: int) -> Any:
+    from eventstore import START, Position
+
+    if last <= 0:
+        return START
+    row = await store.pool.fetchrow(
+        """SELECT tx_id, global_position FROM (
+               SELECT tx_id, global_position FROM events
+               WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+               ORDER BY tx_id DESC, global_position DESC LIMIT $1) t
+           ORDER BY tx_id, global_position LIMIT 1""",
+        last,
+    )
+    if row is None:
+        return START
+    return Position(row[0], row[1] - 1) if row[1] > 0 else START
+
+
+@events.command()
+@click.argument("stream")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead.")
+def show(stream: str, as_json: bool) -> None:
+    """Show the timeline of one STREAM (e.g. order-1f2e...)."""
+    load_projections()
+
+    async def run() -> list[RecordedEvent]:
+        async with open_store() as store:
+            return await store.read_stream(stream)
+
+    found = run_async(run())
+    if not found:
+        raise click.ClickException(f"stream {stream!r} has no events")
+    if as_json:
+        for event in found:
+            click.echo(_json(msgspec.to_builtins(event, str_keys=True)))
+        return
+    table = Table(title=f"{stream} — {len(found)} events", show_lines=False)
+    for column in ("v", "recorded at", "type", "data", "correlation", "actor", "service"):
+        table.add_column(column, overflow="fold")
+    for event in found:
+        meta = event.metadata
+        table.add_row(
+            str(event.stream_version),
+            f"{event.recorded_at:%Y-%m-%d %H:%M:%S.%f}"[:-3],
+            event.event_type,
+            _json(event.data, 120),
+            meta.correlation_id or "",
+            meta.actor or "",
+            meta.service or "",
+        )
+    Console().print(table)
+
+
+@events.command(name="replay")
+@click.option("--projection", "name", required=True, help="The projection to fold.")
+@click.option("--stream", default=None, help="Only this stream's events.")
+@click.option("--to-position", type=int, default=None, help="Stop after this global position.")
+def replay_command(name: str, stream: str | None, to_position: int | None) -> None:
+    """Replay events through a projection in memory, printing its state after each.
+
+    Nothing is written: use it to see how a read model came to look as it does.
+    """
+    projection = _projection(name)
+
+    async def run() -> int:
+        count = 0
+        async with open_store() as store:
+            async for event, key, row in replay(
+                store, projection, stream=stream, to_position=to_position
+            ):
+                count += 1
+                click.echo(click.style(_event_line(event), bold=True))
+                state = "(deleted)" if row is None else json.dumps(
+                    json.loads(_json(row)), indent=2, ensure_ascii=False
+                )
+                click.echo(f"  {projection.key}={key} ->\n" + _indent(state, "    "))
+        return count
+
+    count = run_async(run())
+    click.echo(f"{count} events replayed into {name} (nothing written)")
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+# -- projections -------------------------------------------------------------------------
+
+
+@click.group()
+def projections() -> None:
+    """Read models: their position and lag, and rebuilds from the log."""
+
+
+@projections.command()
+def status() -> None:
+    """Position and lag (events, seconds) of every projection and the relay."""
+    known = load_projections()
+
+    async def run() -> None:
+        async with open_store() as store:
+            table = Table(title="projections")
+            for column in ("name", "position", "lag (events)", "lag (s)", "updated"):
+                table.add_column(column)
+            for name in [*known, "relay"]:
+                behind = await lag(store.pool, name)
+                table.add_row(
+                    name,
+                    str(behind.position),
+                    str(behind.events),
+                    f"{behind.seconds:.1f}",
+                    "never" if behind.updated_at is None
+                    else f"{behind.updated_at:%Y-%m-%d %H:%M:%S}",
+                )  # fmt: skip
+            console = Console()
+            console.print(table)
+            waiting, holders = await held_back(store.pool)
+            if waiting:
+                console.print(
+                    f"[yellow]{waiting} committed events wait behind the fence[/yellow]: "
+                    "an older transaction is still open"
+                )
+                for h in holders:
+                    console.print(
+                        f"  pid {h.pid} ({h.application or '?'} on {h.database}), "
+                        f"{h.state}, open {h.age_seconds:.1f}s: {h.query}"
+                    )
+
+    run_async(run())
+
+
+@projections.command(name="rebuild")
+@click.argument("name")
+def rebuild_command(name: str) -> None:
+    """Rebuild projection NAME from the whole log into a shadow table, then swap it in.
+
+    Reads of the current table keep working until the swap; a running service continues
+    from the rebuilt position.
+    """
+    projection = _projection(name)
+
+    async def run() -> None:
+        async with open_store() as store:
+            total = int(await store.pool.fetchval("SELECT count(*) FROM events"))
+            started = time.perf_counter()
+            columns = (
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )  # fmt: skip
+            with Progress(*columns) as progress:
+                task = progress.add_task(f"rebuild {name}", total=total)
+                result = await rebuild(
+                    store, projection, progress=lambda n: progress.advance(task, n)
+                )
+                progress.update(task, total=max(total, result.events), completed=result.events)
+            seconds = time.perf_counter() - started
+            click.echo(
+                f"rebuilt {name}: {result.rows} rows from {result.events} events in "
+                f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s), "
+                f"position {result.position}"
+            )
+
+    run_async(run())

@@ -1,0 +1,69 @@
+"""Prometheus metrics (aioprometheus): one registry per app, RED metrics for every route."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+from aioprometheus import Counter, Gauge, Histogram, Registry, render
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Collector = Callable[[], Awaitable[None]]
+
+
+class Metrics:
+    """The metrics of one service; `collectors` refresh gauges just before a scrape."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = Registry()
+        self.collectors: list[Collector] = []
+        self.http_requests = self.counter(
+            "http_requests_total", "HTTP requests by method, route template and status."
+        )
+        self.http_latency = self.histogram(
+            "http_request_duration_seconds", "HTTP request latency by method and route."
+        )
+
+    def counter(self, name: str, doc: str) -> Counter:
+        return Counter(name, doc, const_labels={"service": self.service}, registry=self.registry)
+
+    def gauge(self, name: str, doc: str) -> Gauge:
+        return Gauge(name, doc, const_labels={"service": self.service}, registry=self.registry)
+
+    def histogram(
+        self, name: str, doc: str, buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> Histogram:
+        return Histogram(
+            name, doc, const_labels={"service": self.service}, registry=self.registry,
+            buckets=buckets,
+        )  # fmt: skip
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.inc({"method": method, "route": route, "status": str(status)})
+        self.http_latency.add({"method": method, "route": route}, seconds)
+
+    async def render(self, accept: Sequence[str]) -> tuple[bytes, dict[str, str]]:
+        for collect in self.collectors:
+            try:
+                async with asyncio.timeout(2):
+                    await collect()
+            except Exception:
+                log.exception("metrics collector %r failed", collect)
+        return render(self.registry, list(accept))
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (`/api/orders/{id}`), never the raw path: bounded label values."""
+    info = request.match_info
+    resource = info.route.resource
+    if info.http_exception is not None or resource is None:
+        return "unmatched"
+    return resource.canonical

@@ -1,0 +1,46 @@
+"""relay: publishes every committed event to RabbitMQ (one active instance per store)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from eventstore import Relay
+from eventstore.checkpoints import lag
+from microshop.app import CONFIG, METRICS, POOL, STORE, background, make_app
+from microshop.config import Config
+
+RELAY = web.AppKey("relay", Relay)
+
+
+async def relay_context(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    relay = app[RELAY] = Relay(app[STORE], config.amqp_url, config.events_exchange)
+    metrics = app[METRICS]
+    published = metrics.gauge("relay_published_events", "Events this relay has published.")
+    leader = metrics.gauge("relay_leader", "1 while this relay holds the leader lock.")
+    lag_events = metrics.gauge("relay_lag_events", "Committed events not yet published.")
+    lag_seconds = metrics.gauge("relay_lag_seconds", "Age of the oldest unpublished event.")
+    restarts = metrics.gauge("relay_restarts", "Times the relay resumed after a failure.")
+
+    async def collect() -> None:
+        published.set({}, relay.stats.published)
+        leader.set({}, int(relay.stats.leader))
+        restarts.set({}, relay.stats.restarts)
+        behind = await lag(app[POOL], relay.name)
+        lag_events.set({}, behind.events)
+        lag_seconds.set({}, behind.seconds)
+
+    metrics.collectors.append(collect)
+    yield
+
+
+async def run_relay(app: web.Application) -> None:
+    await app[RELAY].run()
+
+
+def create_app(config: Config) -> web.Application:
+    return make_app(
+        config, "relay", contexts=[relay_context, background("relay", run_relay)]
+    )
