@@ -6,20 +6,19 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from .events import START, Position
+from .pg import Conn, Executor
 
 __all__ = ["FenceHolder", "Lag", "held_back", "lag", "load", "lock", "save"]
 
 
-async def load(executor: asyncpg.Pool | asyncpg.Connection, name: str) -> Position:
+async def load(executor: Executor, name: str) -> Position:
     """The stored checkpoint of `name` (`START` when it has none)."""
     row = await executor.fetchrow("SELECT tx_id, position FROM checkpoints WHERE name = $1", name)
     return START if row is None else Position(row[0], row[1])
 
 
-async def lock(conn: asyncpg.Connection, name: str) -> Position:
+async def lock(conn: Conn, name: str) -> Position:
     """Inside a transaction: the checkpoint of `name`, its row locked until commit.
 
     Whoever moves this checkpoint (a runner's batch, a rebuild's swap) holds this lock, so
@@ -34,9 +33,7 @@ async def lock(conn: asyncpg.Connection, name: str) -> Position:
     return Position(row[0], row[1])
 
 
-async def save(
-    executor: asyncpg.Pool | asyncpg.Connection, name: str, position: Position
-) -> None:
+async def save(executor: Executor, name: str, position: Position) -> None:
     await executor.execute(
         """INSERT INTO checkpoints (name, tx_id, position, updated_at)
            VALUES ($1, $2::xid8, $3, now())
@@ -56,7 +53,7 @@ class Lag:
     updated_at: datetime | None
 
 
-async def lag(executor: asyncpg.Pool | asyncpg.Connection, name: str) -> Lag:
+async def lag(executor: Executor, name: str) -> Lag:
     row: Any = await executor.fetchrow(
         """
         WITH cp AS (
@@ -89,7 +86,7 @@ class FenceHolder:
     query: str
 
 
-async def held_back(executor: asyncpg.Pool | asyncpg.Connection) -> tuple[int, list[FenceHolder]]:
+async def held_back(executor: Executor) -> tuple[int, list[FenceHolder]]:
     """Committed events behind the fence, and the oldest transactions holding it there."""
     waiting = await executor.fetchval(
         "SELECT count(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())"

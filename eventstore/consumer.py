@@ -26,13 +26,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiormq
-import asyncpg
 import msgspec
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
 
 from .errors import UpcastError
 from .events import RecordedEvent
+from .pg import Conn
 from .relay import connect_amqp
 from .store import EventStore
 from .wire import decode_message
@@ -101,6 +101,13 @@ class ParkedMessage:
     body: bytes
 
 
+def _delivery_tag(message: DeliveredMessage) -> int:
+    tag = getattr(message.delivery, "delivery_tag", None)
+    if not isinstance(tag, int):
+        raise TypeError(f"{message.delivery!r} has no delivery tag")
+    return tag
+
+
 class HandlerContext:
     """What a handler gets: the event, its attempt number and the inbox transaction."""
 
@@ -111,7 +118,7 @@ class HandlerContext:
         self.recorded = False
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         """A transaction that also records the event in the inbox.
 
         Raises `AlreadyHandled` (caught by the consumer) when another delivery of the same
@@ -195,9 +202,12 @@ class Consumer:
         await channel.basic_qos(prefetch_count=self.prefetch)
         self._delay_queues.clear()
         closing = asyncio.get_running_loop().create_future()
-        channel.closing.add_done_callback(
-            lambda f: closing.done() or closing.set_result(None)
-        )  # fmt: skip
+
+        def closed(_: object) -> None:
+            if not closing.done():
+                closing.set_result(None)
+
+        channel.closing.add_done_callback(closed)
         await channel.basic_consume(self.queue, lambda m: self._process(channel, m))
         self.ready.set()
         await closing
@@ -208,7 +218,7 @@ class Consumer:
     async def _process(self, channel: AbstractChannel, message: DeliveredMessage) -> None:
         headers = message.header.properties.headers or {}
         attempt = int(headers.get("x-attempt", 1))  # type: ignore[arg-type]
-        tag = message.delivery.delivery_tag  # type: ignore[union-attr]
+        tag = _delivery_tag(message)
         try:
             try:
                 event = decode_message(message.body, self.store.registry)
@@ -264,7 +274,7 @@ class Consumer:
             )
         )  # fmt: skip
 
-    async def record(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:
+    async def record(self, conn: Conn, event: RecordedEvent) -> bool:
         """Record `event` in the inbox on `conn`; False when it was there already."""
         status = await conn.execute(
             "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -347,7 +357,7 @@ class Consumer:
                 got = await channel.basic_get(self.parking, no_ack=False)
                 if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
                     break
-                last_tag = got.delivery.delivery_tag  # type: ignore[union-attr]
+                last_tag = _delivery_tag(got)
                 headers = got.header.properties.headers or {}
                 found.append(ParkedMessage(
                     event_id=got.header.properties.message_id,
@@ -370,6 +380,6 @@ class Consumer:
                 if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
                     break
                 await self._republish(channel, got, self.queue, {"x-attempt": 1})
-                await channel.basic_ack(got.delivery.delivery_tag)  # type: ignore[union-attr]
+                await channel.basic_ack(_delivery_tag(got))
                 moved += 1
         return moved

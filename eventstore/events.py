@@ -166,7 +166,10 @@ class EventRegistry:
         if entry is None:
             return _ANY_DECODER.decode(raw)
         if version == entry.version:
-            return entry.decoder.decode(raw)
+            try:
+                return entry.decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                raise UpcastError(f"{name} v{version} does not fit {entry.cls!r}: {exc}") from exc
         return self.from_dict(name, version, _ANY_DECODER.decode(raw))
 
     def from_dict(self, name: str, version: int, data: dict[str, Any]) -> Any:

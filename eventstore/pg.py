@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["create_pool", "init_connection"]
+__all__ = ["Conn", "Executor", "create_pool", "init_connection"]
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""A connection, whether opened directly or acquired from a pool."""
+Executor: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Conn"
+"""Anything that runs a statement: a pool or a connection."""
 
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
@@ -16,7 +22,7 @@ def _encode_json(value: Any) -> str:
     return _encode(value).decode()
 
 
-async def init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """json/jsonb columns of read models travel as Python values (decimals as strings)."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(

@@ -24,6 +24,7 @@ import asyncpg
 
 from . import checkpoints
 from .events import START, Position, RecordedEvent
+from .pg import Conn
 from .store import EventStore
 
 __all__ = [
@@ -97,7 +98,7 @@ def _upsert_sql(projection: Projection, table: str) -> str:
 
 
 async def _load_rows(
-    conn: asyncpg.Connection, projection: Projection, table: str, keys: list[Any]
+    conn: Conn, projection: Projection, table: str, keys: list[Any]
 ) -> dict[Any, Row | None]:
     rows = await conn.fetch(
         f"SELECT {', '.join(projection.columns)} FROM {table} WHERE {projection.key} = ANY($1)",
@@ -107,7 +108,7 @@ async def _load_rows(
 
 
 async def _write_rows(
-    conn: asyncpg.Connection,
+    conn: Conn,
     projection: Projection,
     table: str,
     state: dict[Any, Row | None],
@@ -253,16 +254,14 @@ async def rebuild(
                 position, events = await _fold_into(conn, projection, shadow, state, tail, events)
                 if progress is not None:
                     progress(len(tail))
-            await conn.execute(
-                f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}"
-            )
+            await conn.execute(f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}")
             await checkpoints.save(conn, projection.name, position)
     rows = sum(r is not None for r in state.values())
     return RebuildResult(events, rows, position)
 
 
 async def _fold_into(
-    conn: asyncpg.Connection,
+    conn: Conn,
     projection: Projection,
     table: str,
     state: dict[Any, Row | None],

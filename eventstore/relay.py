@@ -24,8 +24,9 @@ from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from . import checkpoints
-from .events import Position
+from .events import START, Position
 from .store import EventStore
+from .wakeup import LogWatcher
 from .wire import encode_row
 
 __all__ = ["Relay", "RelayStats", "connect_amqp"]
@@ -61,7 +62,7 @@ class RelayStats:
     batches: int = 0
     restarts: int = 0
     leader: bool = False
-    position: Position = Position(0, 0)
+    position: Position = START
     last_published_at: float = 0.0
 
 
@@ -97,7 +98,7 @@ class Relay:
             try:
                 async with self._leadership() as lost:
                     await self._relay_until(lost)
-            except _TRANSIENT + (PublishRefused,) as exc:
+            except (*_TRANSIENT, PublishRefused) as exc:
                 self.stats.restarts += 1
                 log.warning("relay interrupted (%s: %s); resuming from the checkpoint",
                             type(exc).__name__, exc)  # fmt: skip
@@ -147,9 +148,26 @@ class Relay:
                 while True:
                     seen = watcher.generation
                     await self._drain(channel, lost)
-                    await watcher.wait(seen)
+                    await self._idle(watcher, seen, channel, lost)
         finally:
             self.store.forget(watcher)
+
+    @staticmethod
+    async def _idle(
+        watcher: LogWatcher, seen: int, channel: AbstractChannel, lost: asyncio.Event
+    ) -> None:
+        """Until the log may have grown; raise at once if the broker or the lock goes away."""
+        woken = asyncio.ensure_future(watcher.wait(seen))
+        gone = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({woken, gone, channel.closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            gone.cancel()
+        if channel.is_closed:
+            raise ConnectionError("the broker closed the relay's channel")
+        if lost.is_set():
+            raise ConnectionError("lost the leader lock's connection")
 
     async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> int:
         sent = 0

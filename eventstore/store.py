@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from .errors import ConcurrencyError, DuplicateEventError
-from .events import START, METADATA_DECODER, EventRegistry, Metadata, Position, RecordedEvent
+from .events import METADATA_DECODER, START, EventRegistry, Metadata, Position, RecordedEvent
 from .events import registry as default_registry
+from .pg import Conn
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
 __all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore"]
@@ -100,7 +101,7 @@ class EventStore:
         *,
         metadata: Metadata | None = None,
         event_ids: Sequence[uuid.UUID] | None = None,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> AppendResult:
         """Append `events` to `stream_id` atomically.
 
@@ -141,7 +142,7 @@ class EventStore:
         expected: int,
         ids: tuple[uuid.UUID, ...],
         meta: str,
-        conn: asyncpg.Connection | None,
+        conn: Conn | None,
     ) -> AppendResult:
         encode, type_of = self.registry.encode, self.registry.type_of
         executor: Any = conn if conn is not None else self.pool
@@ -170,7 +171,7 @@ class EventStore:
         last = max(rows, key=lambda r: r[0])
         return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
 
-    async def _current_version(self, stream_id: str, conn: asyncpg.Connection | None) -> int:
+    async def _current_version(self, stream_id: str, conn: Conn | None) -> int:
         if conn is not None and conn.is_in_transaction():
             # the failed statement aborted the caller's transaction: ask outside it
             async with self.pool.acquire() as other:
@@ -190,7 +191,7 @@ class EventStore:
         *,
         after_version: int = 0,
         limit: int | None = None,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[RecordedEvent]:
         """The events of one stream in version order (a stream that does not exist: [])."""
         executor: Any = conn if conn is not None else self.pool
@@ -208,9 +209,7 @@ class EventStore:
             for r in rows
         ]  # fmt: skip
 
-    async def read_all(
-        self, after: Position = START, *, limit: int = 1000
-    ) -> list[RecordedEvent]:
+    async def read_all(self, after: Position = START, *, limit: int = 1000) -> list[RecordedEvent]:
         """One batch of the global log after `after`, in commit-safe order."""
         rows = await self.pool.fetch(GLOBAL_LOG_SQL, after[0], after[1], limit)
         return self.decode_rows(rows)
@@ -220,7 +219,7 @@ class EventStore:
         after: Position = START,
         *,
         batch_size: int = 2000,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> AsyncIterator[list[asyncpg.Record]]:
         """Undecoded batches of the global log up to the fence, the next one prefetched.
 
@@ -238,7 +237,8 @@ class EventStore:
                 yield rows
                 return
             last = rows[-1]
-            pending = asyncio.ensure_future(conn.fetch(GLOBAL_LOG_SQL, last[1], last[0], batch_size))
+            nxt = conn.fetch(GLOBAL_LOG_SQL, last[1], last[0], batch_size)
+            pending = asyncio.ensure_future(nxt)
             try:
                 await asyncio.sleep(0)  # let the prefetch query go out
                 yield rows
@@ -253,7 +253,7 @@ class EventStore:
         after: Position = START,
         *,
         batch_size: int = 2000,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> AsyncIterator[list[RecordedEvent]]:
         """Typed batches of the global log after `after`, up to the fence."""
         async for rows in self.iter_raw(after, batch_size=batch_size, conn=conn):

@@ -178,8 +178,10 @@ def replay_command(name: str, stream: str | None, to_position: int | None) -> No
             ):
                 count += 1
                 click.echo(click.style(_event_line(event), bold=True))
-                state = "(deleted)" if row is None else json.dumps(
-                    json.loads(_json(row)), indent=2, ensure_ascii=False
+                state = (
+                    "(deleted)"
+                    if row is None
+                    else json.dumps(json.loads(_json(row)), indent=2, ensure_ascii=False)
                 )
                 click.echo(f"  {projection.key}={key} ->\n" + _indent(state, "    "))
         return count

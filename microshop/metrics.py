@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
-from aioprometheus import Counter, Gauge, Histogram, Registry, render
+from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
+from aioprometheus.renderer import render
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
 

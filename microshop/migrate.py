@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import re
 import urllib.parse
 from pathlib import Path
@@ -16,9 +15,7 @@ __all__ = ["MIGRATIONS_DIR", "Migration", "MigrationError", "create_database", "
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(
-    os.environ.get("MICROSHOP_MIGRATIONS", Path(__file__).resolve().parent.parent / "migrations")
-)
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK = "SELECT pg_advisory_lock(hashtextextended('microshop:migrate', 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:migrate', 0))"
@@ -69,7 +66,7 @@ async def create_database(dsn: str) -> bool:
     try:
         quoted = '"' + name.replace('"', '""') + '"'
         await admin.execute(f"CREATE DATABASE {quoted}")
-    except asyncpg.DuplicateDatabaseError:
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):  # a parallel run won
         return False
     finally:
         await admin.close()
@@ -77,9 +74,7 @@ async def create_database(dsn: str) -> bool:
     return True
 
 
-async def migrate(
-    dsn: str, directory: Path = MIGRATIONS_DIR, *, create: bool = True
-) -> list[str]:
+async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, *, create: bool = True) -> list[str]:
     """Apply the pending migrations; return the names applied (none on a second run)."""
     if create:
         await create_database(dsn)
@@ -95,9 +90,7 @@ async def migrate(
                        checksum   text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            applied = {
-                r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")
-            }
+            applied = {r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")}
             done = []
             for migration in migrations:
                 known = applied.get(migration.version)

@@ -41,6 +41,4 @@ async def run_relay(app: web.Application) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    return make_app(
-        config, "relay", contexts=[relay_context, background("relay", run_relay)]
-    )
+    return make_app(config, "relay", contexts=[relay_context, background("relay", run_relay)])

@@ -1,0 +1,47 @@
+# MicroShop — `make up` runs the whole shop, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: help install up migrate test lint typecheck pytest bench bench-eventstore clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "MicroShop needs Python >= 3.11 (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install MicroShop with its test and dev tools
+
+migrate: install  ## create the database if missing and apply migrations
+	$(BIN)/microshop migrate
+
+up: migrate  ## set everything up, then run every service (Ctrl-C stops them all)
+	$(BIN)/microshop up --skip-migrate
+
+test: lint typecheck pytest  ## everything CI runs: ruff, mypy, the test suite
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: bench-eventstore  ## every benchmark (ARGS=--quick for a short run)
+
+bench-eventstore: install  ## event store benchmark: appends, reads, rebuild, relay
+	$(BIN)/python -m bench.eventstore $(ARGS)
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

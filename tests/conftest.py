@@ -1,0 +1,118 @@
+"""Shared fixtures: every test run gets its own database, RabbitMQ vhost and namespace.
+
+Integration tests talk to the real Postgres and RabbitMQ of the machine. A run creates
+`microshop_test_<hex>` (migrated) and the vhost `microshop-test-<hex>`, points
+DATABASE_URL / AMQP_URL / MICROSHOP_NAMESPACE at them, and removes both at the end, so
+runs never collide with each other or with a developer's `make up` stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from eventstore import EventStore, create_pool
+from microshop.config import Config
+from microshop.migrate import migrate
+
+BASE_DSN = os.environ.get("MICROSHOP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
+BASE_AMQP = os.environ.get("MICROSHOP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@dataclass(frozen=True)
+class StackEnv:
+    database_url: str
+    amqp_url: str
+    namespace: str
+    vhost: str
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """os.environ plus this run's connection settings (for subprocesses)."""
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database_url,
+            AMQP_URL=self.amqp_url,
+            MICROSHOP_NAMESPACE=self.namespace,
+        )
+        env.update(extra)
+        return env
+
+    def config(self, **overrides: object) -> Config:
+        return Config.from_env(self.environ(), **overrides)
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def rabbitmqctl(*args: str) -> str:
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        raise RuntimeError("integration tests need rabbitmqctl (RabbitMQ's CLI) on PATH")
+    return subprocess.run(
+        [exe, "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+async def _drop_database(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(_with_database(dsn, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def test_env() -> Iterator[StackEnv]:
+    token = secrets.token_hex(4)
+    db_name, vhost = f"microshop_test_{token}", f"microshop-test-{token}"
+    database_url = _with_database(BASE_DSN, db_name)
+    asyncio.run(migrate(database_url))
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    amqp_url = BASE_AMQP.rstrip("/") + "/" + urllib.parse.quote(vhost, safe="")
+    env = StackEnv(database_url, amqp_url, f"test-{token}", vhost)
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "AMQP_URL", "MICROSHOP_NAMESPACE")}
+    os.environ.update(
+        DATABASE_URL=database_url, AMQP_URL=amqp_url, MICROSHOP_NAMESPACE=env.namespace
+    )
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        rabbitmqctl("delete_vhost", vhost)
+        asyncio.run(_drop_database(BASE_DSN, db_name))
+
+
+@pytest.fixture
+async def pool(test_env: StackEnv) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(test_env.database_url, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def store(pool: asyncpg.Pool, test_env: StackEnv) -> AsyncIterator[EventStore]:
+    store = EventStore(pool, dsn=test_env.database_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short random id for stream ids, names and categories private to one test."""
+    return secrets.token_hex(6)

@@ -1,0 +1,207 @@
+"""The consumer building block on the real RabbitMQ and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiormq
+import asyncpg
+import pytest
+
+from eventstore import (
+    ANY,
+    Consumer,
+    EventStore,
+    HandlerContext,
+    Reject,
+    RetryLater,
+    RetryPolicy,
+)
+from eventstore.store import GLOBAL_LOG_SQL
+from eventstore.wire import encode_row
+from tests.conftest import StackEnv
+from tests.samples import Noted
+
+
+class Harness:
+    """A consumer in its own namespace plus a way to publish events to it."""
+
+    def __init__(self, store: EventStore, env: StackEnv, uid: str) -> None:
+        self.store, self.env, self.uid = store, env, uid
+        self.namespace = f"{env.namespace}-{uid}"
+        self.calls: list[tuple[str, int, float]] = []
+
+    def consumer(self, handler: Callable[[HandlerContext], Any], **kwargs: Any) -> Consumer:
+        async def recording(ctx: HandlerContext) -> None:
+            self.calls.append((ctx.event.data.text, ctx.attempt, time.monotonic()))
+            await handler(ctx)
+
+        return Consumer(
+            self.store, amqp_url=self.env.amqp_url, namespace=self.namespace,
+            name=f"worker-{self.uid}", bindings=[f"note{self.uid}.*"],
+            handler=recording, **kwargs,
+        )  # fmt: skip
+
+    async def append(self, *texts: str) -> list[Any]:
+        start = await self.store.head()
+        for text in texts:
+            await self.store.append(f"note{self.uid}-{text}", [Noted(text)], ANY)
+        rows = await self.store.pool.fetch(GLOBAL_LOG_SQL, start[0], start[1], 10_000)
+        return [r for r in rows if r["stream_id"].startswith(f"note{self.uid}-")]
+
+    async def publish(self, rows: list[Any], *, body: bytes | None = None) -> None:
+        async with aiormq.connect(self.env.amqp_url) as connection:
+            channel = await connection.channel()
+            for row in rows:
+                key, encoded, props = encode_row(row)
+                await channel.basic_publish(body if body is not None else encoded,
+                                            exchange=f"{self.namespace}.events",
+                                            routing_key=key, properties=props)  # fmt: skip
+
+    async def cleanup(self, consumer: Consumer) -> None:
+        async with aiormq.connect(self.env.amqp_url) as connection:
+            channel = await connection.channel()
+            for queue in (consumer.queue, consumer.parking):
+                await channel.queue_delete(queue)
+
+
+@contextlib.asynccontextmanager
+async def consuming(harness: Harness, consumer: Consumer) -> AsyncIterator[Consumer]:
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(10):
+            await consumer.ready.wait()
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await harness.cleanup(consumer)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def harness(store: EventStore, test_env: StackEnv, uid: str) -> Harness:
+    return Harness(store, test_env, uid)
+
+
+async def test_each_event_is_handled_once_even_when_delivered_twice(
+    harness: Harness, pool: asyncpg.Pool, uid: str
+) -> None:
+    await pool.execute(f"CREATE TABLE effects_{uid} (text text)")
+
+    async def handler(ctx: HandlerContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(f"INSERT INTO effects_{uid} VALUES ($1)", ctx.event.data.text)
+
+    consumer = harness.consumer(handler)
+    async with consuming(harness, consumer):
+        rows = await harness.append("a", "b", "c")
+        await harness.publish(rows)
+        await harness.publish(rows)  # the relay may deliver again after a crash
+        await until(lambda: consumer.stats.handled + consumer.stats.duplicates == 6)
+
+    effects = await pool.fetch(f"SELECT text FROM effects_{uid} ORDER BY text")
+    assert [r["text"] for r in effects] == ["a", "b", "c"]
+    assert consumer.stats.handled == 3
+    assert consumer.stats.duplicates == 3
+    inbox = await pool.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", consumer.name)
+    assert inbox == 3
+
+
+async def test_failures_are_retried_later_without_blocking_the_queue(harness: Harness) -> None:
+    async def handler(ctx: HandlerContext) -> None:
+        if ctx.event.data.text == "flaky" and ctx.attempt < 3:
+            raise RetryLater("payment provider timed out")
+
+    consumer = harness.consumer(handler, retry=RetryPolicy(attempts=4, initial=0.3, multiplier=2))
+    async with consuming(harness, consumer):
+        await harness.publish(await harness.append("flaky"))
+        await harness.publish(await harness.append("steady"))
+        await until(lambda: consumer.stats.handled == 2)
+
+    flaky = [(attempt, at) for text, attempt, at in harness.calls if text == "flaky"]
+    steady = [at for text, _, at in harness.calls if text == "steady"]
+    assert [attempt for attempt, _ in flaky] == [1, 2, 3]
+    first_gap, second_gap = flaky[1][1] - flaky[0][1], flaky[2][1] - flaky[1][1]
+    assert first_gap >= 0.3
+    assert second_gap >= 0.6  # the backoff grows by the multiplier
+    assert steady[0] < flaky[1][1], "the retry held up the message behind it"
+    assert consumer.stats.retried == 2
+
+
+async def test_a_spent_budget_parks_the_message_and_replay_brings_it_back(
+    harness: Harness,
+) -> None:
+    healthy = False
+
+    async def handler(ctx: HandlerContext) -> None:
+        if not healthy:
+            raise ConnectionError("payment-service is down")
+
+    consumer = harness.consumer(handler, retry=RetryPolicy(attempts=2, initial=0.05))
+    async with consuming(harness, consumer):
+        [row] = await harness.append("doomed")
+        await harness.publish([row])
+        await until(lambda: consumer.stats.parked == 1)
+        assert [c[1] for c in harness.calls] == [1, 2]
+
+        parked = await consumer.parked()
+        assert len(parked) == 1
+        assert parked[0].event_id == str(row["event_id"])
+        assert parked[0].attempts == 2
+        assert "payment-service is down" in parked[0].error
+        assert len(await consumer.parked()) == 1  # listing leaves them parked
+
+        healthy = True
+        assert await consumer.replay_parked() == 1
+        await until(lambda: consumer.stats.handled == 1)
+        assert await consumer.parked() == []
+
+
+async def test_poison_and_rejected_messages_are_parked_at_once(harness: Harness) -> None:
+    async def handler(ctx: HandlerContext) -> None:
+        raise Reject("order does not exist")
+
+    consumer = harness.consumer(handler)
+    async with consuming(harness, consumer):
+        rows = await harness.append("rejected", "poison")
+        await harness.publish(rows[:1])
+        await harness.publish(rows[1:], body=b'{"not": "an event"')
+        await until(lambda: consumer.stats.parked == 2)
+        parked = {p.event_id: p for p in await consumer.parked()}
+
+    assert [c[0] for c in harness.calls] == ["rejected"]  # poison never reaches the handler
+    assert "rejected: order does not exist" in parked[str(rows[0]["event_id"])].error
+    assert "undecodable" in parked[str(rows[1]["event_id"])].error
+
+
+async def test_a_failed_handler_leaves_no_effects_and_no_inbox_entry(
+    harness: Harness, pool: asyncpg.Pool, uid: str
+) -> None:
+    await pool.execute(f"CREATE TABLE effects_{uid} (text text)")
+    fail = True
+
+    async def handler(ctx: HandlerContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(f"INSERT INTO effects_{uid} VALUES ($1)", ctx.event.data.text)
+            if fail:
+                raise RetryLater("crashed after writing")
+
+    consumer = harness.consumer(handler, retry=RetryPolicy(attempts=3, initial=0.2))
+    async with consuming(harness, consumer):
+        await harness.publish(await harness.append("once"))
+        await until(lambda: consumer.stats.retried == 1)
+        assert await pool.fetchval(f"SELECT count(*) FROM effects_{uid}") == 0
+        fail = False
+        await until(lambda: consumer.stats.handled == 1)
+    assert await pool.fetchval(f"SELECT count(*) FROM effects_{uid}") == 1

@@ -1,0 +1,167 @@
+"""Projections on the real database: incremental runs, rebuilds under load, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from eventstore import ANY, EventStore, Projection, ProjectionRunner, rebuild, replay
+from eventstore.checkpoints import load
+from eventstore.projection import running
+from tests.samples import NOTES_DDL, Noted, notes_projection
+
+
+@pytest.fixture
+async def notes(pool: asyncpg.Pool, uid: str) -> AsyncIterator[Projection]:
+    projection = notes_projection(uid)
+    await pool.execute(NOTES_DDL.format(table=projection.table))
+    yield projection
+    await pool.execute(f"DROP TABLE IF EXISTS {projection.table}")
+
+
+async def table_rows(pool: asyncpg.Pool, projection: Projection) -> list[dict[str, Any]]:
+    rows = await pool.fetch(f"SELECT * FROM {projection.table} ORDER BY {projection.key}")
+    return [dict(r) for r in rows]
+
+
+async def expected_rows(store: EventStore, projection: Projection) -> list[dict[str, Any]]:
+    """The fold of the whole log in memory: what every mode must produce."""
+    state: dict[Any, Any] = {}
+    async for batch in store.iter_all():
+        projection.fold(state, batch)
+    return sorted((r for r in state.values() if r is not None), key=lambda r: r[projection.key])
+
+
+async def test_runner_applies_events_with_its_checkpoint(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    stream = f"note{uid}-a"
+    await store.append(stream, [Noted("one", 1), Noted("two", 2)], ANY)
+    await store.append(f"note{uid}-b", [Noted("gone"), Noted("delete")], ANY)
+    runner = ProjectionRunner(store, notes, batch_size=3)
+
+    assert await runner.catch_up() > 0
+    assert await table_rows(pool, notes) == [
+        {"stream_id": stream, "count": 2, "total": 3, "last_text": "two", "version": 2}
+    ]
+    assert await load(pool, notes.name) == runner.position
+    assert await runner.catch_up() == 0  # nothing new: nothing read
+
+
+async def test_runner_gives_read_your_writes(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    runner = ProjectionRunner(store, notes, poll_interval=5.0)  # only wake-ups make it fast
+    async with running(runner):
+        for i in range(5):
+            result = await store.append(f"note{uid}-rw", [Noted(str(i), i)], ANY)
+            await runner.wait_for(result.position, timeout=2.0)
+            [row] = await table_rows(pool, notes)
+            assert row["count"] == i + 1
+            assert row["last_text"] == str(i)
+
+
+async def test_rebuild_matches_incremental_while_appends_continue(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    for i in range(300):
+        await store.append(f"note{uid}-{i % 17}", [Noted(str(i), i)], ANY)
+    runner = ProjectionRunner(store, notes, batch_size=50, poll_interval=0.05)
+    stop = asyncio.Event()
+
+    async def keep_appending() -> int:
+        count = 0
+        while not stop.is_set():
+            text = "delete" if count % 41 == 40 else "x"
+            await store.append(f"note{uid}-{count % 23}", [Noted(text, count)], ANY)
+            count += 1
+            await asyncio.sleep(0)
+        return count
+
+    async with running(runner):
+        writer = asyncio.create_task(keep_appending())
+        progress: list[int] = []
+        try:
+            first = await rebuild(store, notes, progress=progress.append, batch_size=64)
+            second = await rebuild(store, notes, batch_size=1000)  # twice: index names, swap
+        finally:
+            stop.set()
+            appended_during = await writer
+        assert appended_during > 0
+        assert sum(progress) == first.events
+        assert second.position >= first.position
+        head = await store.head()
+        async with asyncio.timeout(20):
+            while runner.position < head:
+                await asyncio.sleep(0.02)
+
+    assert await table_rows(pool, notes) == await expected_rows(store, notes)
+
+
+async def test_rebuild_keeps_reads_working_and_replaces_a_corrupted_table(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    for i in range(40):
+        await store.append(f"note{uid}-{i % 4}", [Noted(str(i), 1)], ANY)
+    await ProjectionRunner(store, notes).catch_up()
+    await pool.execute(f"UPDATE {notes.table} SET total = -1")  # a bug wrote nonsense
+
+    result = await rebuild(store, notes)
+
+    assert result.rows == 4
+    rows = await table_rows(pool, notes)
+    assert rows == await expected_rows(store, notes)
+    assert all(r["total"] == 10 for r in rows)
+    assert await load(pool, notes.name) == result.position
+
+
+async def test_replay_prints_each_state_and_writes_nothing(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    stream = f"note{uid}-r"
+    await store.append(stream, [Noted("a", 1), Noted("b", 2), Noted("delete")], ANY)
+    await store.append(f"note{uid}-other", [Noted("z", 9)], ANY)
+    before = await pool.fetchval("SELECT count(*) FROM checkpoints")
+
+    steps = [(e.stream_version, key, row) async for e, key, row in
+             replay(store, notes, stream=stream)]  # fmt: skip
+
+    assert [(v, k) for v, k, _ in steps] == [(1, stream), (2, stream), (3, stream)]
+    assert steps[0][2] == {"stream_id": stream, "count": 1, "total": 1, "last_text": "a",
+                           "version": 1}  # fmt: skip
+    assert steps[1][2] is not None and steps[1][2]["total"] == 3
+    assert steps[2][2] is None
+    assert await table_rows(pool, notes) == []
+    assert await pool.fetchval("SELECT count(*) FROM checkpoints") == before
+
+    cutoff = (await store.read_stream(stream))[1].global_position
+    upto = [e.global_position async for e, _, _ in replay(store, notes, to_position=cutoff)]
+    assert upto and max(upto) <= cutoff
+
+
+async def test_two_runners_share_one_projection_without_double_counting(
+    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+) -> None:
+    runners = [ProjectionRunner(store, notes, batch_size=7, poll_interval=0.02) for _ in range(2)]
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        for i in range(120):
+            await store.append(f"note{uid}-{i % 5}", [Noted(str(i), 1)], ANY)
+        head = await store.head()
+        async with asyncio.timeout(20):
+            while await load(pool, notes.name) < head:
+                await asyncio.sleep(0.02)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    rows = await table_rows(pool, notes)
+    assert [r["count"] for r in rows] == [24] * 5
+    assert rows == await expected_rows(store, notes)

@@ -1,0 +1,220 @@
+"""The Postgres event store on the real database: appends, concurrency, the global log."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    START,
+    ConcurrencyError,
+    DuplicateEventError,
+    EventRegistry,
+    EventStore,
+    Metadata,
+    Position,
+    RecordedEvent,
+)
+from eventstore.errors import UpcastError
+from tests.samples import Noted, Priced
+
+
+async def test_append_and_read_stream_round_trip(store: EventStore, uid: str) -> None:
+    stream = f"cart-{uid}"
+    meta = Metadata(correlation_id="corr-1", causation_id="cause-1", actor="user-7",
+                    service="cart")  # fmt: skip
+    first = await store.append(stream, [Priced("sku-1", Decimal("19.99"))], NO_STREAM,
+                               metadata=meta)  # fmt: skip
+    second = await store.append(stream, [Noted("a"), Noted("b", 2)], 1)
+
+    assert first.version == 1
+    assert second.version == 3
+    assert second.position > first.position
+    events = await store.read_stream(stream)
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert events[0].data == Priced("sku-1", Decimal("19.99"))
+    assert isinstance(events[0].data.price, Decimal)
+    assert events[0].metadata == meta
+    assert events[0].event_id == first.event_ids[0]
+    assert [e.data for e in events[1:]] == [Noted("a"), Noted("b", 2)]
+    assert events[2].position == second.position
+    assert await store.stream_version(stream) == 3
+    assert await store.read_stream(f"cart-missing-{uid}") == []
+
+
+async def test_same_expected_version_exactly_one_wins(store: EventStore, uid: str) -> None:
+    stream = f"cart-{uid}"
+    await store.append(stream, [Noted("start")], NO_STREAM)
+
+    results = await asyncio.gather(
+        *(store.append(stream, [Noted(f"w{i}")], 1) for i in range(12)), return_exceptions=True
+    )
+
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert len(losers) == 11
+    assert all(isinstance(e, ConcurrencyError) for e in losers)
+    assert all(e.expected == 1 and e.actual == 2 for e in losers)  # type: ignore[attr-defined]
+    assert await store.stream_version(stream) == 2
+
+
+async def test_expected_version_ahead_of_stream_is_a_conflict(store: EventStore, uid: str) -> None:
+    stream = f"cart-{uid}"
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append(stream, [Noted("x")], 3)
+    assert caught.value.actual == 0
+    await store.append(stream, [Noted("x")], NO_STREAM)
+    with pytest.raises(ConcurrencyError):
+        await store.append(stream, [Noted("again")], NO_STREAM)
+    assert await store.stream_version(stream) == 1
+
+
+async def test_any_version_appends_after_whatever_is_there(store: EventStore, uid: str) -> None:
+    stream = f"cart-{uid}"
+    results = await asyncio.gather(*(store.append(stream, [Noted(str(i))], ANY) for i in range(8)))
+    assert sorted(r.version for r in results) == list(range(1, 9))
+    assert [e.stream_version for e in await store.read_stream(stream)] == list(range(1, 9))
+
+
+async def test_multi_event_append_is_atomic(store: EventStore, uid: str) -> None:
+    stream = f"cart-{uid}"
+    taken = uuid.uuid4()
+    await store.append(f"other-{uid}", [Noted("owner")], NO_STREAM, event_ids=[taken])
+
+    with pytest.raises(DuplicateEventError):
+        await store.append(stream, [Noted("a"), Noted("b")], NO_STREAM,
+                           event_ids=[uuid.uuid4(), taken])  # fmt: skip
+
+    assert await store.read_stream(stream) == []
+
+
+async def test_append_inside_a_caller_transaction(
+    store: EventStore, pool: asyncpg.Pool, uid: str
+) -> None:
+    stream = f"cart-{uid}"
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await store.append(stream, [Noted("inside")], NO_STREAM, conn=conn)
+        assert await store.stream_version(stream) == 0  # not visible before commit
+        await tx.rollback()
+    assert await store.read_stream(stream) == []
+
+    async with pool.acquire() as conn, conn.transaction():
+        await store.append(stream, [Noted("kept")], NO_STREAM, conn=conn)
+    assert [e.data for e in await store.read_stream(stream)] == [Noted("kept")]
+
+
+async def test_late_commits_are_never_skipped(
+    store: EventStore, pool: asyncpg.Pool, uid: str
+) -> None:
+    """16 writers hold their transactions open for random times while a reader tails the log.
+
+    Transactions take their ids in one order and commit in another; a reader paging by
+    `global_position` alone would skip the late ones. The fenced reader must see every
+    event exactly once, in the final commit-safe order.
+    """
+    start = await store.head()
+    writers, per_writer = 16, 12
+    rng = random.Random(uid)
+    seen: list[RecordedEvent] = []
+    expected = writers * per_writer
+
+    async def writer(w: int) -> None:
+        for i in range(per_writer):
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(f"late{uid}-{w}", [Noted(f"{w}.{i}")], i, conn=conn)
+                await asyncio.sleep(rng.uniform(0, 0.03))
+
+    async def reader() -> None:
+        watcher = store.watcher(poll_interval=0.05)
+        after = start
+        async with watcher:
+            while len(seen) < expected:
+                generation = watcher.generation
+                async for batch in store.iter_all(after, batch_size=7):
+                    seen.extend(e for e in batch if e.stream_id.startswith(f"late{uid}-"))
+                    after = batch[-1].position
+                await watcher.wait(generation)
+
+    reading = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    await asyncio.wait_for(reading, 30)
+
+    rows = await pool.fetch(
+        "SELECT event_id FROM events WHERE stream_id LIKE $1 ORDER BY tx_id, global_position",
+        f"late{uid}-%",
+    )
+    final_order = [r["event_id"] for r in rows]
+    assert len(final_order) == expected
+    assert [e.event_id for e in seen] == final_order
+    assert len({e.event_id for e in seen}) == len(seen)
+    positions = [e.position for e in seen]
+    assert positions == sorted(positions)
+
+
+async def test_global_log_batches_are_ordered_and_resume_after_a_position(
+    store: EventStore, uid: str
+) -> None:
+    start = await store.head()
+    for i in range(25):
+        await store.append(f"order{uid}-{i % 3}", [Noted(str(i))], ANY)
+    collected: list[RecordedEvent] = []
+    async for batch in store.iter_all(start, batch_size=4):
+        assert len(batch) <= 4
+        collected.extend(e for e in batch if e.stream_id.startswith(f"order{uid}-"))
+    assert [e.data.text for e in collected] == [str(i) for i in range(25)]
+    middle = collected[10].position
+    rest = [e for e in await store.read_all(middle, limit=1000)
+            if e.stream_id.startswith(f"order{uid}-")]  # fmt: skip
+    assert [e.data.text for e in rest] == [str(i) for i in range(11, 25)]
+    assert await store.head() >= collected[-1].position
+    assert Position(0, 0) == START
+
+
+async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: asyncpg.Pool,
+                                                    uid: str) -> None:  # fmt: skip
+    """An event stored as v1 (`{"name", "cents"}`) reads as v2 (`{"sku", "price"}`)."""
+    registry = EventRegistry()
+    type_name = f"UpcastPriced{uid}"  # unknown to the shared registry other tests read with
+    registry.register(Priced, name=type_name, version=2)
+
+    @registry.upcaster(type_name, from_version=1)
+    def v1_to_v2(data: dict[str, object]) -> dict[str, object]:
+        cents = int(str(data["cents"]))
+        return {"sku": data["name"], "price": str(Decimal(cents) / 100)}
+
+    stream = f"product-{uid}"
+    await pool.execute(
+        """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                               schema_version, data)
+           VALUES ($1, 1, $2, $3, 1, '{"name": "sku-9", "cents": 1999}')""",
+        stream, uuid.uuid4(), type_name,
+    )  # fmt: skip
+    upcasting = EventStore(pool, registry=registry)
+
+    [event] = await upcasting.read_stream(stream)
+    assert event.schema_version == 1
+    assert event.data == Priced("sku-9", Decimal("19.99"))
+
+    from_log = [e for e in await upcasting.read_all(START, limit=100_000) if e.stream_id == stream]
+    assert [e.data for e in from_log] == [Priced("sku-9", Decimal("19.99"))]
+
+    newer = EventRegistry()
+    newer.register(Priced, name=type_name, version=1)
+    await pool.execute(
+        """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                               schema_version, data)
+           VALUES ($1, 1, $2, $3, 3, '{"sku": "x", "price": "1"}')""",
+        f"product-newer-{uid}", uuid.uuid4(), type_name,
+    )  # fmt: skip
+    with pytest.raises(UpcastError, match="newer than this code"):
+        await EventStore(pool, registry=newer).read_stream(f"product-newer-{uid}")

@@ -1,0 +1,56 @@
+"""Event types and a projection used by the event store tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from eventstore import Projection, RecordedEvent, Row, registry
+
+
+@registry.event("TestNoted")
+@dataclasses.dataclass(frozen=True, slots=True)
+class Noted:
+    text: str
+    n: int = 1
+
+
+@registry.event("TestPriced")
+@dataclasses.dataclass(frozen=True, slots=True)
+class Priced:
+    sku: str
+    price: Decimal
+
+
+def notes_projection(uid: str) -> Projection:
+    """A projection over the `note{uid}-*` streams into table `notes_{uid}`."""
+    category = f"note{uid}"
+
+    class Notes(Projection):
+        name = f"notes_{uid}"
+        table = f"notes_{uid}"
+        key = "stream_id"
+        columns = ("stream_id", "count", "total", "last_text", "version")
+
+        def key_of(self, event: RecordedEvent) -> str | None:
+            return event.stream_id if event.category == category else None
+
+        def apply(self, row: Row | None, event: RecordedEvent) -> Row | None:
+            data = event.data
+            if isinstance(data, Noted) and data.text == "delete":
+                return None
+            row = row or {"stream_id": event.stream_id, "count": 0, "total": 0,
+                          "last_text": None, "version": 0}  # fmt: skip
+            row["count"] += 1
+            if isinstance(data, Noted):
+                row["total"] += data.n
+                row["last_text"] = data.text
+            row["version"] = event.stream_version
+            return row
+
+    return Notes()
+
+
+NOTES_DDL = """CREATE TABLE {table} (
+    stream_id text PRIMARY KEY, count integer NOT NULL, total bigint NOT NULL,
+    last_text text, version integer NOT NULL)"""

@@ -1,0 +1,105 @@
+"""The event registry, upcasting and the AMQP wire form, without I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from eventstore import EventRegistry, Metadata, RetryPolicy, UnknownEventType, UpcastError
+from eventstore.wire import decode_message, encode_row
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceChanged:
+    sku: str
+    price: Decimal
+    currency: str = "EUR"
+
+
+def make_registry() -> EventRegistry:
+    registry = EventRegistry()
+    registry.register(PriceChanged, version=3)
+
+    @registry.upcaster("PriceChanged", from_version=1)
+    def v1(data: dict[str, Any]) -> dict[str, Any]:
+        return {"sku": data["product"], "price": data["price"]}
+
+    @registry.upcaster("PriceChanged", from_version=2)
+    def v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "currency": data.get("currency", "USD")}
+
+    return registry
+
+
+def test_encode_keeps_decimals_exact() -> None:
+    text = EventRegistry.encode(PriceChanged("a", Decimal("0.10")))
+    assert text == '{"sku":"a","price":"0.10","currency":"EUR"}'
+
+
+def test_current_version_decodes_directly() -> None:
+    registry = make_registry()
+    assert registry.type_of(PriceChanged("a", Decimal(1))) == ("PriceChanged", 3)
+    event = registry.decode("PriceChanged", 3, '{"sku":"a","price":"1.50","currency":"EUR"}')
+    assert event == PriceChanged("a", Decimal("1.50"))
+
+
+def test_old_versions_are_upcast_step_by_step() -> None:
+    registry = make_registry()
+    assert registry.decode("PriceChanged", 1, '{"product":"a","price":"2"}') == PriceChanged(
+        "a", Decimal(2), "USD"
+    )
+    with pytest.raises(UpcastError, match="newer"):
+        registry.decode("PriceChanged", 4, "{}")
+    with pytest.raises(UpcastError):
+        registry.decode("PriceChanged", 3, '{"sku": 1}')
+
+
+def test_unknown_types_stay_dicts_and_unregistered_classes_are_refused() -> None:
+    registry = make_registry()
+    assert registry.decode("Mystery", 1, '{"a": 1}') == {"a": 1}
+    with pytest.raises(UnknownEventType):
+        registry.type_of(object())
+    with pytest.raises(ValueError, match="already registered"):
+
+        @registry.event("PriceChanged")
+        @dataclasses.dataclass
+        class Other:
+            x: int
+
+
+def test_wire_round_trip() -> None:
+    registry = make_registry()
+    event_id = uuid.uuid4()
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    meta = Metadata(correlation_id="c-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    row = (42, 7, "product-9", 2, event_id, "PriceChanged", 1, '{"product":"p","price":"3.30"}',
+           EventRegistry.encode(meta), at)  # fmt: skip
+
+    key, body, props = encode_row(row)
+
+    assert key == "product.PriceChanged"
+    assert props.message_id == str(event_id)
+    assert props.delivery_mode == 2
+    assert props.correlation_id == "c-1"
+    assert props.headers is not None and props.headers["traceparent"] == meta.traceparent
+    event = decode_message(body, registry)
+    assert event.data == PriceChanged("p", Decimal("3.30"), "USD")
+    assert (event.global_position, event.tx_id, event.stream_version) == (42, 7, 2)
+    assert event.event_id == event_id
+    assert event.metadata == meta
+    assert event.recorded_at == at
+    with pytest.raises(msgspec.DecodeError):
+        decode_message(b"{nope", registry)
+
+
+def test_retry_policy_backoff_grows_by_the_multiplier() -> None:
+    policy = RetryPolicy(attempts=4, initial=0.5, multiplier=3, max_delay=4)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [0.5, 1.5, 4.0]
+    with pytest.raises(ValueError, match="multiplier"):
+        RetryPolicy(multiplier=0.5)
