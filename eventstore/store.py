@@ -10,6 +10,7 @@ lock; readers of the global log fence on the oldest running transaction instead 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ import asyncpg
 from .errors import ConcurrencyError, DuplicateEventError
 from .events import METADATA_DECODER, START, EventRegistry, Metadata, Position, RecordedEvent
 from .events import registry as default_registry
-from .pg import Conn
+from .pg import Conn, Pool
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
 __all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore"]
@@ -67,6 +68,11 @@ LIMIT $3"""
 _EMPTY_METADATA = Metadata()
 
 
+def _new_id() -> uuid.UUID:
+    """A random (version 4) UUID; event ids need uniqueness, not secrecy, so no os.urandom."""
+    return uuid.UUID(int=random.getrandbits(128), version=4)
+
+
 class AppendResult(NamedTuple):
     """What an append wrote: the stream's new version and the last event's log position."""
 
@@ -80,16 +86,16 @@ class EventStore:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         *,
         registry: EventRegistry = default_registry,
         dsn: str | None = None,
-        notify_interval: float = 0.002,
+        notify_interval: float = 0.005,
     ) -> None:
         self.pool = pool
         self.registry = registry
         self.dsn = dsn
-        self.notifier = Notifier(pool, interval=notify_interval)
+        self.notifier = Notifier(pool, dsn=dsn, interval=notify_interval)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -114,7 +120,7 @@ class EventStore:
             raise ValueError("append needs at least one event")
         if event_ids is not None and len(event_ids) != len(events):
             raise ValueError("event_ids must match events one to one")
-        ids = tuple(event_ids) if event_ids is not None else tuple(uuid.uuid4() for _ in events)
+        ids = tuple(event_ids) if event_ids is not None else tuple(_new_id() for _ in events)
         meta = self.registry.encode(metadata or _EMPTY_METADATA)
         if expected_version is not None:
             if expected_version < 0:
@@ -168,7 +174,7 @@ class EventStore:
         if not rows:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
             raise ConcurrencyError(stream_id, expected, actual)
-        last = max(rows, key=lambda r: r[0])
+        last = rows[0] if len(rows) == 1 else max(rows, key=lambda r: r[0])
         return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
 
     async def _current_version(self, stream_id: str, conn: Conn | None) -> int:

@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from .pg import Pool
+
 __all__ = ["CHANNEL", "LogWatcher", "Notifier"]
 
 log = logging.getLogger(__name__)
@@ -94,13 +96,19 @@ class LogWatcher:
 
 
 class Notifier:
-    """Coalesces appends into at most one `pg_notify` per `interval`, sent after commit."""
+    """Coalesces appends into at most one `pg_notify` per `interval`, sent after commit.
 
-    def __init__(self, pool: asyncpg.Pool, *, interval: float = 0.002) -> None:
+    With a `dsn` it sends on a connection of its own, so it never competes with writers
+    for a pool connection; without one it borrows from the pool.
+    """
+
+    def __init__(self, pool: Pool, *, dsn: str | None = None, interval: float = 0.002) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._interval = interval
         self._pending = False
         self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self.local: list[LogWatcher] = []
 
     def poke(self) -> None:
@@ -110,11 +118,19 @@ class Notifier:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
+    async def _notify(self) -> None:
+        if self._dsn is None:
+            await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+            return
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn)
+        await self._conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
     async def _run(self) -> None:
         while self._pending:
             self._pending = False
             try:
-                await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+                await self._notify()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.debug("notify failed (%s); readers fall back to polling", exc)
             await asyncio.sleep(self._interval)
@@ -123,3 +139,7 @@ class Notifier:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close(timeout=2)
+            self._conn = None

@@ -15,10 +15,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from eventstore import ConcurrencyError, EventStore, create_pool
+from eventstore.pg import Pool
 
 from . import context
 from .config import Config
@@ -37,6 +37,7 @@ __all__ = [
     "ReadyCheck",
     "background",
     "make_app",
+    "running_task",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ ReadyCheck = Callable[[web.Application], Awaitable[str | None]]
 CONFIG = web.AppKey("config", Config)
 SERVICE = web.AppKey("service", str)
 METRICS = web.AppKey("metrics", Metrics)
-POOL = web.AppKey("pool", asyncpg.Pool)
+POOL = web.AppKey("pool", Pool)
 STORE = web.AppKey("store", EventStore)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
 
@@ -213,29 +214,40 @@ async def database_ready(app: web.Application) -> str | None:
     return None
 
 
-def background(
-    name: str, work: Callable[[web.Application], Coroutine[Any, Any, None]]
-) -> CleanupContext:
-    """A cleanup context that runs `work(app)` as a task and cancels it on shutdown.
+@contextlib.asynccontextmanager
+async def running_task(
+    app: web.Application, name: str, work: Callable[[], Coroutine[Any, Any, None]]
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run `work()` as a task for the duration of the block, then cancel it.
 
     If the task dies, the app stops being ready (and says why) instead of limping on.
     """
+    task = asyncio.create_task(work(), name=name)
 
-    async def context_(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(work(app), name=name)
+    async def alive(_: web.Application) -> str | None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            return f"{name} stopped: {task.exception()!r}"
+        return None
 
-        async def alive(_: web.Application) -> str | None:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return f"{name} stopped: {task.exception()!r}"
-            return None
-
-        alive.__name__ = name
-        app[READY_CHECKS].append(alive)
-        task.add_done_callback(_log_crash)
-        yield
+    alive.__name__ = name
+    app[READY_CHECKS].append(alive)
+    task.add_done_callback(_log_crash)
+    try:
+        yield task
+    finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def background(
+    name: str, work: Callable[[web.Application], Coroutine[Any, Any, None]]
+) -> CleanupContext:
+    """A cleanup context that runs `work(app)` as a task while the app runs."""
+
+    async def context_(app: web.Application) -> AsyncIterator[None]:
+        async with running_task(app, name, lambda: work(app)):
+            yield
 
     return context_
 

@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from eventstore import EventStore, create_pool
+from eventstore.pg import Pool
 from microshop.config import Config
 from microshop.migrate import migrate
 
@@ -99,14 +100,14 @@ def test_env() -> Iterator[StackEnv]:
 
 
 @pytest.fixture
-async def pool(test_env: StackEnv) -> AsyncIterator[asyncpg.Pool]:
+async def pool(test_env: StackEnv) -> AsyncIterator[Pool]:
     pool = await create_pool(test_env.database_url, max_size=20)
     yield pool
     await pool.close()
 
 
 @pytest.fixture
-async def store(pool: asyncpg.Pool, test_env: StackEnv) -> AsyncIterator[EventStore]:
+async def store(pool: Pool, test_env: StackEnv) -> AsyncIterator[EventStore]:
     store = EventStore(pool, dsn=test_env.database_url)
     yield store
     await store.close()

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiormq
-import asyncpg
 import pytest
 
 from eventstore import (
@@ -21,6 +20,7 @@ from eventstore import (
     RetryLater,
     RetryPolicy,
 )
+from eventstore.pg import Pool
 from eventstore.store import GLOBAL_LOG_SQL
 from eventstore.wire import encode_row
 from tests.conftest import StackEnv
@@ -95,7 +95,7 @@ def harness(store: EventStore, test_env: StackEnv, uid: str) -> Harness:
 
 
 async def test_each_event_is_handled_once_even_when_delivered_twice(
-    harness: Harness, pool: asyncpg.Pool, uid: str
+    harness: Harness, pool: Pool, uid: str
 ) -> None:
     await pool.execute(f"CREATE TABLE effects_{uid} (text text)")
 
@@ -186,7 +186,7 @@ async def test_poison_and_rejected_messages_are_parked_at_once(harness: Harness)
 
 
 async def test_a_failed_handler_leaves_no_effects_and_no_inbox_entry(
-    harness: Harness, pool: asyncpg.Pool, uid: str
+    harness: Harness, pool: Pool, uid: str
 ) -> None:
     await pool.execute(f"CREATE TABLE effects_{uid} (text text)")
     fail = True

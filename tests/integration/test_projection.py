@@ -7,24 +7,24 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from eventstore import ANY, EventStore, Projection, ProjectionRunner, rebuild, replay
 from eventstore.checkpoints import load
+from eventstore.pg import Pool
 from eventstore.projection import running
 from tests.samples import NOTES_DDL, Noted, notes_projection
 
 
 @pytest.fixture
-async def notes(pool: asyncpg.Pool, uid: str) -> AsyncIterator[Projection]:
+async def notes(pool: Pool, uid: str) -> AsyncIterator[Projection]:
     projection = notes_projection(uid)
     await pool.execute(NOTES_DDL.format(table=projection.table))
     yield projection
     await pool.execute(f"DROP TABLE IF EXISTS {projection.table}")
 
 
-async def table_rows(pool: asyncpg.Pool, projection: Projection) -> list[dict[str, Any]]:
+async def table_rows(pool: Pool, projection: Projection) -> list[dict[str, Any]]:
     rows = await pool.fetch(f"SELECT * FROM {projection.table} ORDER BY {projection.key}")
     return [dict(r) for r in rows]
 
@@ -38,7 +38,7 @@ async def expected_rows(store: EventStore, projection: Projection) -> list[dict[
 
 
 async def test_runner_applies_events_with_its_checkpoint(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     stream = f"note{uid}-a"
     await store.append(stream, [Noted("one", 1), Noted("two", 2)], ANY)
@@ -54,7 +54,7 @@ async def test_runner_applies_events_with_its_checkpoint(
 
 
 async def test_runner_gives_read_your_writes(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     runner = ProjectionRunner(store, notes, poll_interval=5.0)  # only wake-ups make it fast
     async with running(runner):
@@ -67,7 +67,7 @@ async def test_runner_gives_read_your_writes(
 
 
 async def test_rebuild_matches_incremental_while_appends_continue(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     for i in range(300):
         await store.append(f"note{uid}-{i % 17}", [Noted(str(i), i)], ANY)
@@ -104,7 +104,7 @@ async def test_rebuild_matches_incremental_while_appends_continue(
 
 
 async def test_rebuild_keeps_reads_working_and_replaces_a_corrupted_table(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     for i in range(40):
         await store.append(f"note{uid}-{i % 4}", [Noted(str(i), 1)], ANY)
@@ -121,7 +121,7 @@ async def test_rebuild_keeps_reads_working_and_replaces_a_corrupted_table(
 
 
 async def test_replay_prints_each_state_and_writes_nothing(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     stream = f"note{uid}-r"
     await store.append(stream, [Noted("a", 1), Noted("b", 2), Noted("delete")], ANY)
@@ -145,7 +145,7 @@ async def test_replay_prints_each_state_and_writes_nothing(
 
 
 async def test_two_runners_share_one_projection_without_double_counting(
-    store: EventStore, pool: asyncpg.Pool, notes: Projection, uid: str
+    store: EventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     runners = [ProjectionRunner(store, notes, batch_size=7, poll_interval=0.02) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in runners]

@@ -8,13 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiormq
-import asyncpg
 import msgspec
 import pytest
 from pamqp.commands import Basic
 
 from eventstore import ANY, EventStore, Metadata, Relay
 from eventstore.checkpoints import load, save
+from eventstore.pg import Pool
 from tests.conftest import StackEnv, rabbitmqctl
 from tests.samples import Noted
 
@@ -54,7 +54,7 @@ async def drain(env: StackEnv, queue: str) -> list[aiormq.abc.DeliveredMessage]:
 
 
 async def relay_everything(
-    store: EventStore, pool: asyncpg.Pool, env: StackEnv, uid: str, disrupt: Disrupt
+    store: EventStore, pool: Pool, env: StackEnv, uid: str, disrupt: Disrupt
 ) -> None:
     """Append while the relay runs, `disrupt` it mid-stream, then check the queue."""
     name, exchange = f"relay-{uid}", f"{env.namespace}-{uid}.events"
@@ -110,7 +110,7 @@ async def relay_everything(
 
 @pytest.mark.slow
 async def test_relay_survives_a_restart_mid_stream(
-    store: EventStore, pool: asyncpg.Pool, test_env: StackEnv, uid: str
+    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     async def restart(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
         task.cancel()
@@ -123,7 +123,7 @@ async def test_relay_survives_a_restart_mid_stream(
 
 @pytest.mark.slow
 async def test_relay_survives_the_broker_closing_all_connections(
-    store: EventStore, pool: asyncpg.Pool, test_env: StackEnv, uid: str
+    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     async def close_all(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
         restarts = relay.stats.restarts
@@ -139,7 +139,7 @@ async def test_relay_survives_the_broker_closing_all_connections(
 
 
 async def test_only_one_relay_publishes(
-    store: EventStore, pool: asyncpg.Pool, test_env: StackEnv, uid: str
+    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     name, exchange = f"relay-{uid}", f"{test_env.namespace}-{uid}.events"
     await save(pool, name, await store.head())

@@ -7,7 +7,6 @@ import random
 import uuid
 from decimal import Decimal
 
-import asyncpg
 import pytest
 
 from eventstore import (
@@ -23,6 +22,7 @@ from eventstore import (
     RecordedEvent,
 )
 from eventstore.errors import UpcastError
+from eventstore.pg import Pool
 from tests.samples import Noted, Priced
 
 
@@ -96,9 +96,7 @@ async def test_multi_event_append_is_atomic(store: EventStore, uid: str) -> None
     assert await store.read_stream(stream) == []
 
 
-async def test_append_inside_a_caller_transaction(
-    store: EventStore, pool: asyncpg.Pool, uid: str
-) -> None:
+async def test_append_inside_a_caller_transaction(store: EventStore, pool: Pool, uid: str) -> None:
     stream = f"cart-{uid}"
     async with pool.acquire() as conn:
         tx = conn.transaction()
@@ -113,9 +111,7 @@ async def test_append_inside_a_caller_transaction(
     assert [e.data for e in await store.read_stream(stream)] == [Noted("kept")]
 
 
-async def test_late_commits_are_never_skipped(
-    store: EventStore, pool: asyncpg.Pool, uid: str
-) -> None:
+async def test_late_commits_are_never_skipped(store: EventStore, pool: Pool, uid: str) -> None:
     """16 writers hold their transactions open for random times while a reader tails the log.
 
     Transactions take their ids in one order and commit in another; a reader paging by
@@ -180,7 +176,7 @@ async def test_global_log_batches_are_ordered_and_resume_after_a_position(
     assert Position(0, 0) == START
 
 
-async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: asyncpg.Pool,
+async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: Pool,
                                                     uid: str) -> None:  # fmt: skip
     """An event stored as v1 (`{"name", "cents"}`) reads as v2 (`{"sku", "price"}`)."""
     registry = EventRegistry()

@@ -1,0 +1,87 @@
+"""Background workers a service adds to `make_app`: event consumers and projection runners.
+
+Each helper returns a cleanup context that starts the worker with the app, reports it in
+`/ready` and `/metrics`, and cancels it cleanly on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from eventstore import Consumer, Projection, ProjectionRunner, RetryPolicy
+from eventstore.checkpoints import lag
+from eventstore.consumer import Handler
+
+from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
+
+__all__ = ["CONSUMERS", "RUNNERS", "consumer_context", "projection_context"]
+
+CONSUMERS = web.AppKey("consumers", dict[str, Consumer])
+RUNNERS = web.AppKey("runners", dict[str, ProjectionRunner])
+
+
+def consumer_context(
+    name: str,
+    bindings: Sequence[str],
+    handler: Handler,
+    *,
+    retry: RetryPolicy | None = None,
+    prefetch: int = 32,
+) -> CleanupContext:
+    """Consume `bindings` of `{ns}.events` into queue `{ns}.{name}` with `handler`."""
+
+    async def context_(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        consumer = Consumer(
+            app[STORE], amqp_url=config.amqp_url, namespace=config.namespace, name=name,
+            bindings=bindings, handler=handler, retry=retry, prefetch=prefetch,
+        )  # fmt: skip
+        app.setdefault(CONSUMERS, {})[name] = consumer
+
+        async def consuming(_: web.Application) -> str | None:
+            return None if consumer.ready.is_set() else f"{consumer.queue}: not consuming"
+
+        consuming.__name__ = f"consumer_{name}"
+        app[READY_CHECKS].append(consuming)
+        metrics = app[METRICS]
+        counters = {
+            kind: metrics.gauge(f"consumer_{kind}_total", f"Events the consumer {kind}.")
+            for kind in ("handled", "duplicates", "retried", "parked")
+        }
+
+        async def collect() -> None:
+            for kind, gauge in counters.items():
+                gauge.set({"consumer": name}, getattr(consumer.stats, kind))
+
+        metrics.collectors.append(collect)
+        async with running_task(app, f"consumer:{name}", consumer.run):
+            yield
+
+    return context_
+
+
+def projection_context(projection: Projection, *, batch_size: int = 500) -> CleanupContext:
+    """Keep `projection` up to date in the background; `app[RUNNERS][name].wait_for(...)`
+    gives the owning service read-your-writes."""
+
+    async def context_(app: web.Application) -> AsyncIterator[None]:
+        runner = ProjectionRunner(app[STORE], projection, batch_size=batch_size)
+        app.setdefault(RUNNERS, {})[projection.name] = runner
+        metrics = app[METRICS]
+        lag_events = metrics.gauge("projection_lag_events", "Events not yet in the read model.")
+        lag_seconds = metrics.gauge(
+            "projection_lag_seconds", "Age of the oldest event not yet in the read model."
+        )
+
+        async def collect() -> None:
+            behind = await lag(app[POOL], projection.name)
+            lag_events.set({"projection": projection.name}, behind.events)
+            lag_seconds.set({"projection": projection.name}, behind.seconds)
+
+        metrics.collectors.append(collect)
+        async with running_task(app, f"projection:{projection.name}", runner.run):
+            yield
+
+    return context_
