@@ -50,7 +50,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (OSError, asyncio.TimeoutError, ConnectionError, aiormq.exceptions.AMQPError)
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    ConnectionError,
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+)
 
 
 class RetryLater(Exception):
@@ -169,13 +175,18 @@ class Consumer:
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume forever, reconnecting after broker trouble (cancel to stop)."""
+        """Consume forever, reconnecting after any trouble (cancel to stop)."""
         while True:
             try:
                 async with self._connection() as channel:
                     await self._consume(channel)
-            except _TRANSIENT as exc:
-                log.warning("consumer %s: %s; reconnecting", self.name, exc)
+            except Exception as exc:  # reconnect; unacked messages come back
+                expected = isinstance(exc, _TRANSIENT)
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "consumer %s: %s: %s; reconnecting", self.name, type(exc).__name__, exc,
+                    exc_info=not expected,
+                )  # fmt: skip
             self.ready.clear()
             await asyncio.sleep(self.reconnect_delay)
 

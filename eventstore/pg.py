@@ -47,6 +47,9 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     not the default reset query's extra round trip."""
 
 
+_BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, OSError)
+
+
 def _usable(conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
     """False once the connection closed (asyncpg then detaches it from its proxy)."""
     try:
@@ -62,6 +65,7 @@ class Pool:
         self.asyncpg = pool
         self._free: list[PoolConnectionProxy[asyncpg.Record]] = []
         self._waiting = 0  # tasks blocked in asyncpg's acquire: they get the next release
+        self._discard: list[PoolConnectionProxy[asyncpg.Record]] = []
 
     def _take(self) -> PoolConnectionProxy[asyncpg.Record] | None:
         """A free connection, or None when asyncpg has to be asked (and maybe waited for)."""
@@ -69,21 +73,28 @@ class Pool:
             conn = self._free.pop()
             if _usable(conn):
                 return conn
+            self._discard.append(conn)  # the server closed it while it sat here
         return None
 
     async def _get(self) -> PoolConnectionProxy[asyncpg.Record]:
+        while self._discard:  # hand closed ones back so asyncpg replaces them
+            await self.asyncpg.release(self._discard.pop())
         self._waiting += 1
         try:
             return await self.asyncpg.acquire()
         finally:
             self._waiting -= 1
 
-    async def _put(self, conn: PoolConnectionProxy[asyncpg.Record], failed: bool) -> None:
+    async def _put(
+        self, conn: PoolConnectionProxy[asyncpg.Record], error: BaseException | None
+    ) -> None:
+        if isinstance(error, _BROKEN) and _usable(conn):
+            # e.g. the server terminated the session while it was idle: the protocol is
+            # stuck until the socket closes, so it must not serve anyone else
+            conn.terminate()
         # after a failure or cancellation a query or transaction may be left behind:
         # asyncpg's release waits for the cancellation and rolls back
-        if not _usable(conn):
-            return  # closed: asyncpg took its holder back already
-        if failed or self._waiting or conn.is_in_transaction():
+        if error is not None or self._waiting or not _usable(conn) or conn.is_in_transaction():
             await self.asyncpg.release(conn)
         else:
             self._free.append(conn)
@@ -94,20 +105,28 @@ class Pool:
         conn = self._take() or await self._get()
         try:
             yield conn
-        except BaseException:
-            await self._put(conn, failed=True)
+        except BaseException as exc:
+            await self._put(conn, exc)
             raise
-        await self._put(conn, failed=False)
+        await self._put(conn, None)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        conn = self._take() or await self._get()
-        try:
-            result = await getattr(conn, method)(*args, **kwargs)
-        except BaseException:
-            await self._put(conn, failed=True)
-            raise
-        await self._put(conn, failed=False)
-        return result
+        for attempt in (1, 2):
+            conn = self._take() or await self._get()
+            try:
+                result = await getattr(conn, method)(*args, **kwargs)
+            except asyncpg.InternalClientError as exc:
+                # refused by the client before anything was sent: safe to run elsewhere
+                await self._put(conn, exc)
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException as exc:
+                await self._put(conn, exc)
+                raise
+            await self._put(conn, None)
+            return result
+        raise AssertionError("unreachable")
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         return str(await self._call("execute", query, *args, timeout=timeout))
@@ -133,8 +152,8 @@ class Pool:
         return len(self._free) + self.asyncpg.get_idle_size()
 
     async def close(self) -> None:
-        while self._free:
-            await self.asyncpg.release(self._free.pop())
+        while self._free or self._discard:
+            await self.asyncpg.release((self._free or self._discard).pop())
         await self.asyncpg.close()
 
 

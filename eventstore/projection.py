@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
 
 import asyncpg
@@ -232,12 +232,15 @@ async def rebuild(
     state: dict[Any, Row | None] = {}
     position, events = START, 0
     async with store.pool.acquire() as conn:
-        async for batch in store.iter_all(START, batch_size=batch_size, conn=conn):
-            projection.fold(state, batch)
-            position = batch[-1].position
-            events += len(batch)
-            if progress is not None:
-                progress(len(batch))
+        async with contextlib.aclosing(
+            store.iter_all(START, batch_size=batch_size, conn=conn)
+        ) as log:
+            async for batch in log:
+                projection.fold(state, batch)
+                position = batch[-1].position
+                events += len(batch)
+                if progress is not None:
+                    progress(len(batch))
         await conn.execute(
             f"DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)"
         )
@@ -282,29 +285,31 @@ async def replay(
     *,
     stream: str | None = None,
     to_position: int | None = None,
-) -> AsyncIterator[tuple[RecordedEvent, Any, Row | None]]:
+) -> AsyncGenerator[tuple[RecordedEvent, Any, Row | None], None]:
     """Yield `(event, key, row after it)` for each event the projection folds; writes nothing.
 
     `stream` limits the replay to one stream; `to_position` stops after that global position.
     """
     state: dict[Any, Row | None] = {}
 
-    async def batches() -> AsyncIterator[list[RecordedEvent]]:
+    async def batches() -> AsyncGenerator[list[RecordedEvent], None]:
         if stream is not None:
             yield await store.read_stream(stream)
         else:
-            async for batch in store.iter_all(START):
-                yield batch
+            async with contextlib.aclosing(store.iter_all(START)) as log:
+                async for batch in log:
+                    yield batch
 
-    async for batch in batches():
-        for event in batch:
-            if to_position is not None and event.global_position > to_position:
-                continue
-            key = projection.key_of(event)
-            if key is None:
-                continue
-            state[key] = row = projection.apply(state.get(key), event)
-            yield event, key, None if row is None else dict(row)
+    async with contextlib.aclosing(batches()) as each:
+        async for batch in each:
+            for event in batch:
+                if to_position is not None and event.global_position > to_position:
+                    continue
+                key = projection.key_of(event)
+                if key is None:
+                    continue
+                state[key] = row = projection.apply(state.get(key), event)
+                yield event, key, None if row is None else dict(row)
 
 
 @contextlib.asynccontextmanager

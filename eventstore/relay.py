@@ -40,6 +40,7 @@ _TRANSIENT = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
     ConnectionError,
 )
 
@@ -93,15 +94,19 @@ class Relay:
         self._dsn: str = store.dsn
 
     async def run(self) -> None:
-        """Relay forever, surviving broker, database and leadership loss."""
+        """Relay forever, surviving broker, database and leadership loss (cancel to stop)."""
         while True:
             try:
                 async with self._leadership() as lost:
                     await self._relay_until(lost)
-            except (*_TRANSIENT, PublishRefused) as exc:
+            except Exception as exc:  # whatever broke, start over from the checkpoint
                 self.stats.restarts += 1
-                log.warning("relay interrupted (%s: %s); resuming from the checkpoint",
-                            type(exc).__name__, exc)  # fmt: skip
+                expected = isinstance(exc, (*_TRANSIENT, PublishRefused))
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "relay interrupted (%s: %s); resuming from the checkpoint",
+                    type(exc).__name__, exc, exc_info=not expected,
+                )  # fmt: skip
             await asyncio.sleep(self.retry_delay)
 
     async def run_once(self) -> int:
@@ -172,17 +177,19 @@ class Relay:
     async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> int:
         sent = 0
         position = await checkpoints.load(self.store.pool, self.name)
-        async for rows in self.store.iter_raw(position, batch_size=self.batch_size):
-            if lost.is_set():
-                raise ConnectionError("lost the leader lock's connection")
-            await self._publish(channel, rows)
-            position = Position(rows[-1][1], rows[-1][0])
-            await checkpoints.save(self.store.pool, self.name, position)
-            sent += len(rows)
-            self.stats.published += len(rows)
-            self.stats.batches += 1
-            self.stats.position = position
-            self.stats.last_published_at = time.time()
+        batches = self.store.iter_raw(position, batch_size=self.batch_size)
+        async with contextlib.aclosing(batches):
+            async for rows in batches:
+                if lost.is_set():
+                    raise ConnectionError("lost the leader lock's connection")
+                await self._publish(channel, rows)
+                position = Position(rows[-1][1], rows[-1][0])
+                await checkpoints.save(self.store.pool, self.name, position)
+                sent += len(rows)
+                self.stats.published += len(rows)
+                self.stats.batches += 1
+                self.stats.position = position
+                self.stats.last_published_at = time.time()
         return sent
 
     async def _publish(self, channel: AbstractChannel, rows: list[Any]) -> None:

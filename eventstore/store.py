@@ -10,9 +10,10 @@ lock; readers of the global log fence on the oldest running transaction instead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -169,7 +170,7 @@ class EventStore:
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_event_id_key":
                 raise DuplicateEventError([str(i) for i in ids]) from exc
-            actual = await self._current_version(stream_id, conn)
+            actual = await self._current_version(stream_id, conn, aborted=True)
             raise ConcurrencyError(stream_id, expected, actual) from exc
         if not rows:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
@@ -177,8 +178,10 @@ class EventStore:
         last = rows[0] if len(rows) == 1 else max(rows, key=lambda r: r[0])
         return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
 
-    async def _current_version(self, stream_id: str, conn: Conn | None) -> int:
-        if conn is not None and conn.is_in_transaction():
+    async def _current_version(
+        self, stream_id: str, conn: Conn | None, *, aborted: bool = False
+    ) -> int:
+        if aborted and conn is not None and conn.is_in_transaction():
             # the failed statement aborted the caller's transaction: ask outside it
             async with self.pool.acquire() as other:
                 return int(await other.fetchval(_STREAM_VERSION, stream_id))
@@ -226,31 +229,33 @@ class EventStore:
         *,
         batch_size: int = 2000,
         conn: Conn | None = None,
-    ) -> AsyncIterator[list[asyncpg.Record]]:
+    ) -> AsyncGenerator[list[asyncpg.Record], None]:
         """Undecoded batches of the global log up to the fence, the next one prefetched.
 
         The query for batch N+1 goes out before batch N is handed over, so Postgres
-        produces it while the caller works on batch N.
+        produces it while the caller works on batch N. Close the iterator when leaving it
+        early (`contextlib.aclosing`): that cancels the prefetch before the connection
+        goes back to the pool.
         """
-        if conn is None:
-            async with self.pool.acquire() as own:
-                async for batch in self.iter_raw(after, batch_size=batch_size, conn=own):
-                    yield batch
-            return
-        rows = await conn.fetch(GLOBAL_LOG_SQL, after[0], after[1], batch_size)
-        while rows:
-            if len(rows) < batch_size:
-                yield rows
-                return
-            last = rows[-1]
-            nxt = conn.fetch(GLOBAL_LOG_SQL, last[1], last[0], batch_size)
-            pending = asyncio.ensure_future(nxt)
+        async with contextlib.AsyncExitStack() as stack:
+            if conn is None:
+                conn = await stack.enter_async_context(self.pool.acquire())
+            pending: asyncio.Future[list[asyncpg.Record]] | None = None
             try:
-                await asyncio.sleep(0)  # let the prefetch query go out
-                yield rows
-                rows = await pending
+                rows = await conn.fetch(GLOBAL_LOG_SQL, after[0], after[1], batch_size)
+                while rows:
+                    if len(rows) < batch_size:
+                        yield rows
+                        return
+                    last = rows[-1]
+                    nxt = conn.fetch(GLOBAL_LOG_SQL, last[1], last[0], batch_size)
+                    pending = asyncio.ensure_future(nxt)
+                    await asyncio.sleep(0)  # let the prefetch query go out
+                    yield rows
+                    rows = await pending
+                    pending = None
             finally:
-                if not pending.done():
+                if pending is not None and not pending.done():
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
 
@@ -260,10 +265,13 @@ class EventStore:
         *,
         batch_size: int = 2000,
         conn: Conn | None = None,
-    ) -> AsyncIterator[list[RecordedEvent]]:
+    ) -> AsyncGenerator[list[RecordedEvent], None]:
         """Typed batches of the global log after `after`, up to the fence."""
-        async for rows in self.iter_raw(after, batch_size=batch_size, conn=conn):
-            yield self.decode_rows(rows)
+        async with contextlib.aclosing(
+            self.iter_raw(after, batch_size=batch_size, conn=conn)
+        ) as it:
+            async for rows in it:
+                yield self.decode_rows(rows)
 
     async def follow(
         self,
@@ -271,13 +279,14 @@ class EventStore:
         *,
         watcher: LogWatcher,
         batch_size: int = 2000,
-    ) -> AsyncIterator[list[RecordedEvent]]:
+    ) -> AsyncGenerator[list[RecordedEvent], None]:
         """Typed batches of the global log, forever: waits for wake-ups when caught up."""
         while True:
             seen = watcher.generation
-            async for batch in self.iter_all(after, batch_size=batch_size):
-                yield batch
-                after = batch[-1].position
+            async with contextlib.aclosing(self.iter_all(after, batch_size=batch_size)) as it:
+                async for batch in it:
+                    yield batch
+                    after = batch[-1].position
             await watcher.wait(seen)
 
     def watcher(self, *, poll_interval: float = 0.5) -> LogWatcher:

@@ -131,8 +131,11 @@ class Notifier:
             self._pending = False
             try:
                 await self._notify()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.debug("notify failed (%s); readers fall back to polling", exc)
+            except Exception as exc:  # best effort: readers poll anyway
+                log.debug("notify failed (%r); readers fall back to polling", exc)
+                if self._conn is not None:
+                    self._conn.terminate()
+                    self._conn = None
             await asyncio.sleep(self._interval)
 
     async def close(self) -> None:

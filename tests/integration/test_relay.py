@@ -8,11 +8,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiormq
+import asyncpg
 import msgspec
 import pytest
 from pamqp.commands import Basic
 
-from eventstore import ANY, EventStore, Metadata, Relay
+from eventstore import ANY, DuplicateEventError, EventStore, Metadata, Relay
 from eventstore.checkpoints import load, save
 from eventstore.pg import Pool
 from tests.conftest import StackEnv, rabbitmqctl
@@ -53,6 +54,23 @@ async def drain(env: StackEnv, queue: str) -> list[aiormq.abc.DeliveredMessage]:
         await connection.close()
 
 
+async def append_surely(
+    store: EventStore, stream: str, event: Noted, event_id: uuid.UUID, correlation: str
+) -> None:
+    """Append, retrying through connection loss; a retry that finds its event stored is done."""
+    meta = Metadata(correlation_id=correlation)
+    for _ in range(50):
+        try:
+            await store.append(stream, [event], ANY, event_ids=[event_id], metadata=meta)
+            return
+        except DuplicateEventError:
+            return
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.InternalClientError):  # fmt: skip
+            await asyncio.sleep(0.05)
+    raise AssertionError("the database did not come back")
+
+
 async def relay_everything(
     store: EventStore, pool: Pool, env: StackEnv, uid: str, disrupt: Disrupt
 ) -> None:
@@ -68,10 +86,9 @@ async def relay_everything(
 
         async def produce(count: int) -> None:
             for i in range(count):
-                stream = f"relay{uid}-{i % 5}"
-                result = await store.append(stream, [Noted(str(i))], ANY,
-                                            metadata=Metadata(correlation_id=f"c-{i}"))  # fmt: skip
-                appended.append((stream, result.event_ids[0]))
+                stream, event_id = f"relay{uid}-{i % 5}", uuid.uuid4()
+                await append_surely(store, stream, Noted(str(i)), event_id, f"c-{i}")
+                appended.append((stream, event_id))
                 if i % 10 == 0:
                     await asyncio.sleep(0.01)
 
@@ -158,3 +175,28 @@ async def test_only_one_relay_publishes(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.slow
+async def test_relay_survives_losing_its_database_connections(
+    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+) -> None:
+    """Every session of the test database is killed mid-stream, as in a Postgres restart."""
+
+    async def kill_sessions(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        restarts = relay.stats.restarts
+        admin = await asyncpg.connect(test_env.database_url)
+        try:
+            killed = await admin.fetchval(
+                """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+            )
+        finally:
+            await admin.close()
+        assert killed >= 2  # at least the relay's leader lock and a pool connection
+        async with asyncio.timeout(20):
+            while relay.stats.restarts == restarts:
+                await asyncio.sleep(0.02)
+        return task
+
+    await relay_everything(store, pool, test_env, uid, kill_sessions)

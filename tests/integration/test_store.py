@@ -108,7 +108,15 @@ async def test_append_inside_a_caller_transaction(store: EventStore, pool: Pool,
 
     async with pool.acquire() as conn, conn.transaction():
         await store.append(stream, [Noted("kept")], NO_STREAM, conn=conn)
-    assert [e.data for e in await store.read_stream(stream)] == [Noted("kept")]
+        await store.append(stream, [Noted("then")], ANY, conn=conn)  # sees its own write
+        assert (await store.read_stream(stream, conn=conn))[-1].stream_version == 2
+    assert [e.data for e in await store.read_stream(stream)] == [Noted("kept"), Noted("then")]
+
+    async with pool.acquire() as conn:
+        with pytest.raises(ConcurrencyError) as caught:
+            async with conn.transaction():
+                await store.append(stream, [Noted("stale")], 1, conn=conn)
+        assert caught.value.actual == 2
 
 
 async def test_late_commits_are_never_skipped(store: EventStore, pool: Pool, uid: str) -> None:
