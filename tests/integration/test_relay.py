@@ -71,6 +71,16 @@ async def append_surely(
     raise AssertionError("the database did not come back")
 
 
+@contextlib.asynccontextmanager
+async def resumes(relay: Relay) -> AsyncIterator[None]:
+    """The block breaks the relay; afterwards wait until it has started over."""
+    restarts = relay.stats.restarts
+    yield
+    async with asyncio.timeout(20):
+        while relay.stats.restarts == restarts:
+            await asyncio.sleep(0.02)
+
+
 async def relay_everything(
     store: EventStore, pool: Pool, env: StackEnv, uid: str, disrupt: Disrupt
 ) -> None:
@@ -143,13 +153,10 @@ async def test_relay_survives_the_broker_closing_all_connections(
     store: EventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     async def close_all(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
-        restarts = relay.stats.restarts
-        await asyncio.to_thread(
-            rabbitmqctl, "close_all_connections", "--vhost", test_env.vhost, "relay test"
-        )
-        async with asyncio.timeout(20):
-            while relay.stats.restarts == restarts:
-                await asyncio.sleep(0.02)
+        async with resumes(relay):
+            await asyncio.to_thread(
+                rabbitmqctl, "close_all_connections", "--vhost", test_env.vhost, "relay test"
+            )
         return task
 
     await relay_everything(store, pool, test_env, uid, close_all)
@@ -184,19 +191,16 @@ async def test_relay_survives_losing_its_database_connections(
     """Every session of the test database is killed mid-stream, as in a Postgres restart."""
 
     async def kill_sessions(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
-        restarts = relay.stats.restarts
-        admin = await asyncpg.connect(test_env.database_url)
-        try:
-            killed = await admin.fetchval(
-                """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                   WHERE datname = current_database() AND pid <> pg_backend_pid()"""
-            )
-        finally:
-            await admin.close()
+        async with resumes(relay):
+            admin = await asyncpg.connect(test_env.database_url)
+            try:
+                killed = await admin.fetchval(
+                    """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                       WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+                )
+            finally:
+                await admin.close()
         assert killed >= 2  # at least the relay's leader lock and a pool connection
-        async with asyncio.timeout(20):
-            while relay.stats.restarts == restarts:
-                await asyncio.sleep(0.02)
         return task
 
     await relay_everything(store, pool, test_env, uid, kill_sessions)
