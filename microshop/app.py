@@ -15,12 +15,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from eventstore import ConcurrencyError, EventStore, create_pool
-from eventstore.pg import Pool
 
 from . import context
+from .appkeys import CONFIG, HTTP, METRICS, POOL, READY_CHECKS, SERVICE, STORE, ReadyCheck
+from .auth import KeySource, verifier_context
 from .config import Config
 from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
 from .http import MAX_BODY, json_response
@@ -28,6 +30,7 @@ from .metrics import Metrics, route_of
 
 __all__ = [
     "CONFIG",
+    "HTTP",
     "METRICS",
     "POOL",
     "READY_CHECKS",
@@ -43,15 +46,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
-ReadyCheck = Callable[[web.Application], Awaitable[str | None]]
-"""Returns None when ready, else what is missing."""
-
-CONFIG = web.AppKey("config", Config)
-SERVICE = web.AppKey("service", str)
-METRICS = web.AppKey("metrics", Metrics)
-POOL = web.AppKey("pool", Pool)
-STORE = web.AppKey("store", EventStore)
-READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -209,6 +203,15 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def http_client_context(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP client per app for calls to other services, with the upstream timeout."""
+    timeout = aiohttp.ClientTimeout(total=app[CONFIG].upstream_timeout_seconds)
+    connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        app[HTTP] = session
+        yield
+
+
 async def database_ready(app: web.Application) -> str | None:
     await app[POOL].fetchval("SELECT 1")
     return None
@@ -265,8 +268,12 @@ def make_app(
     contexts: Iterable[CleanupContext] = (),
     database: bool = True,
     middlewares: Iterable[Any] = (),
+    token_keys: KeySource | None = None,
 ) -> web.Application:
-    """The application of `service`: kernel middlewares and routes plus the given ones."""
+    """The application of `service`: kernel middlewares and routes plus the given ones.
+
+    Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise.
+    """
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[context_middleware, metrics_middleware, error_middleware, *middlewares],
@@ -275,6 +282,8 @@ def make_app(
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[READY_CHECKS] = []
+    app.cleanup_ctx.append(http_client_context)
+    app.cleanup_ctx.append(verifier_context(token_keys))
     if database:
         app.cleanup_ctx.append(database_context)
         app[READY_CHECKS].append(database_ready)

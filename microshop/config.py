@@ -67,6 +67,13 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0.0:
+        raise ValueError("must be > 0")
+    return value
+
+
 def _multiplier(raw: str) -> float:
     value = float(raw)
     if not value >= 1.0:
@@ -134,6 +141,25 @@ class Config:
     log_retention_days: int = _env("LOG_RETENTION_DAYS", 14, _positive_int)
     otel_exporter_otlp_endpoint: str = _env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 
+    # Where services reach each other (empty: http://127.0.0.1:<its port>).
+    auth_url: str = _env("AUTH_URL", "")
+    product_url: str = _env("PRODUCT_URL", "")
+    cart_url: str = _env("CART_URL", "")
+    order_url: str = _env("ORDER_URL", "")
+    payment_url: str = _env("PAYMENT_URL", "")
+    log_url: str = _env("LOG_URL", "")
+    upstream_timeout_seconds: float = _env("UPSTREAM_TIMEOUT_SECONDS", 10.0, _positive_float)
+
+    jwt_issuer: str = _env("JWT_ISSUER", "microshop-auth")
+    jwt_audience: str = _env("JWT_AUDIENCE", "microshop")
+    jwt_ttl_seconds: int = _env("JWT_TTL_SECONDS", 3600, _positive_int)
+    # PEM of the RS256 signing key; empty: generated on first start and kept in Postgres.
+    jwt_private_key: str = _env("JWT_PRIVATE_KEY", "")
+    login_max_failures: int = _env("LOGIN_MAX_FAILURES", 5, _positive_int)
+    login_lockout_seconds: int = _env("LOGIN_LOCKOUT_SECONDS", 300, _positive_int)
+    cors_origins: str = _env("CORS_ORIGINS", "http://localhost:5173,http://127.0.0.1:5173")
+    rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", 1200, _positive_int)
+
     db_pool_max_size: int = _env("DB_POOL_MAX_SIZE", 10, _positive_int)
     # An idle-in-transaction session holds back every global-log reader (DESIGN §3).
     db_idle_in_transaction_timeout_ms: int = _env(
@@ -166,6 +192,16 @@ class Config:
         """The listening port of `service` (a key of `SERVICE_PORTS`)."""
         env_name, _ = SERVICE_PORTS[service]
         return int(getattr(self, env_name.lower()))
+
+    def url_of(self, service: str) -> str:
+        """Base URL of `service` (e.g. `http://127.0.0.1:8001`), without a trailing slash."""
+        explicit = getattr(self, f"{service.replace('-', '_')}_url", "")
+        url = explicit or f"http://127.0.0.1:{self.port_of(service)}"
+        return str(url).rstrip("/")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
     def queue(self, name: str) -> str:
         """A broker name inside this stack's namespace."""

@@ -1,0 +1,233 @@
+"""Who is calling: RS256 access tokens verified through the JWKS, and the internal API key.
+
+Every service verifies tokens itself (the gateway checks at the edge too): the signature
+with a public key from auth-service's JWKS, `alg` pinned to RS256, and `exp`, `iat`, `iss`,
+`aud` and `sub` required. There is no shared secret. Internal endpoints take the
+`X-Internal-Api-Key` header, compared in constant time; with no key configured they stay
+closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+from aiohttp import web
+from jwt.algorithms import RSAAlgorithm
+
+from .appkeys import CONFIG, HTTP
+from .errors import Forbidden, Unauthorized
+
+__all__ = [
+    "ALGORITHM",
+    "PRINCIPAL",
+    "ROLE_ADMIN",
+    "ROLE_USER",
+    "VERIFIER",
+    "JwksKeys",
+    "KeySource",
+    "Principal",
+    "TokenVerifier",
+    "authenticate",
+    "require_admin",
+    "require_internal",
+    "verifier_context",
+]
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "RS256"
+ROLE_USER = "user"
+ROLE_ADMIN = "admin"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller a valid token names."""
+
+    user_id: str
+    roles: frozenset[str]
+    token_id: str
+    email: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return ROLE_ADMIN in self.roles
+
+
+class KeySource(Protocol):
+    """Where verifiers find the public key of a `kid`."""
+
+    async def public_key(self, kid: str) -> Any | None: ...
+
+
+class JwksKeys:
+    """Public keys from a JWKS URL, cached; an unknown `kid` triggers a (rate-limited) refetch,
+    so a key rotated in at auth-service is picked up without a restart."""
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        *,
+        max_age: float = 300.0,
+        min_refetch_interval: float = 5.0,
+    ) -> None:
+        self.url = url
+        self._session = session
+        self._max_age = max_age
+        self._min_interval = min_refetch_interval
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def public_key(self, kid: str) -> Any | None:
+        if kid in self._keys and time.monotonic() - self._fetched_at < self._max_age:
+            return self._keys[kid]
+        async with self._lock:  # unknown kid or stale keys: refetch, but not in a tight loop
+            if time.monotonic() - self._fetched_at >= self._min_interval:
+                await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            async with self._session.get(self.url) as resp:
+                resp.raise_for_status()
+                document = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("cannot fetch JWKS from %s: %s", self.url, exc)
+            return  # keep the keys we had
+        self._keys = keys_from_jwks(document)
+
+
+def keys_from_jwks(document: Any) -> dict[str, Any]:
+    """RSA public keys by `kid` from a JWKS document; anything else in it is ignored."""
+    keys: dict[str, Any] = {}
+    for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+        if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or "kid" not in jwk:
+            continue
+        if jwk.get("alg", ALGORITHM) != ALGORITHM:
+            continue
+        try:
+            keys[str(jwk["kid"])] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        except (jwt.InvalidKeyError, ValueError, KeyError) as exc:
+            log.warning("skipping unusable JWK %s: %s", jwk.get("kid"), exc)
+    return keys
+
+
+class TokenVerifier:
+    """Turns a bearer token into a `Principal`, or raises `Unauthorized`."""
+
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthorized("the token is malformed", code="invalid_token") from None
+        if header.get("alg") != ALGORITHM:
+            raise Unauthorized(f"only {ALGORITHM} tokens are accepted", code="invalid_token")
+        kid = header.get("kid")
+        key = await self.keys.public_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("the token is signed by an unknown key", code="invalid_token")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired", code="token_expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("invalid token: roles", code="invalid_token")
+        email = claims.get("email")
+        return Principal(
+            user_id=str(claims["sub"]),
+            roles=frozenset(roles),
+            token_id=str(claims["jti"]),
+            email=email if isinstance(email, str) else None,
+        )
+
+
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+PRINCIPAL = "microshop.principal"
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(request: web.Request) -> Principal:
+    """The verified caller of `request` (401 without a valid bearer token)."""
+    cached = request.get(PRINCIPAL)
+    if isinstance(cached, Principal):
+        return cached
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="microshop"'})
+    principal = await request.app[VERIFIER].verify(token)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+async def require_admin(request: web.Request) -> Principal:
+    """The caller, who must have the `admin` role (401 without a token, 403 without the role)."""
+    principal = await authenticate(request)
+    if not principal.is_admin:
+        raise Forbidden("this needs the admin role")
+    return principal
+
+
+def require_internal(request: web.Request) -> None:
+    """Let only callers with the internal API key through; an unset key lets nobody in."""
+    expected = request.app[CONFIG].internal_api_key
+    given = request.headers.get("X-Internal-Api-Key", "")
+    if not expected:
+        raise Forbidden("internal endpoints are closed: INTERNAL_API_KEY is not set",
+                        code="internal_closed")  # fmt: skip
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("a valid X-Internal-Api-Key is required", code="bad_internal_key")
+
+
+def verifier_context(keys: KeySource | None = None) -> Any:
+    """Cleanup context that puts a `TokenVerifier` under `VERIFIER`.
+
+    By default keys come from auth-service's JWKS over HTTP (needs `http_client_context`);
+    auth-service passes its own key store instead.
+    """
+
+    async def context_(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        source = keys or JwksKeys(f"{config.url_of('auth')}/.well-known/jwks.json", app[HTTP])
+        app[VERIFIER] = TokenVerifier(
+            source, issuer=config.jwt_issuer, audience=config.jwt_audience
+        )
+        yield
+
+    return context_

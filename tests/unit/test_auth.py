@@ -1,0 +1,88 @@
+"""Token verification: every way a token can be wrong is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from microshop.auth import Principal, TokenVerifier
+from microshop.errors import Unauthorized
+from tests.tokens import AUDIENCE, ISSUER, KID, PRIVATE_KEY, TEST_KEYS, admin_token, mint
+
+
+@pytest.fixture
+def verifier() -> TokenVerifier:
+    return TokenVerifier(TEST_KEYS, issuer=ISSUER, audience=AUDIENCE, leeway=0)
+
+
+async def test_a_valid_token_names_the_caller(verifier: TokenVerifier) -> None:
+    principal = await verifier.verify(admin_token("user-1"))
+    assert isinstance(principal, Principal)
+    assert principal.user_id == "user-1"
+    assert principal.is_admin
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["roles"] = ["user", "admin"]
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def _alg_none(token: str) -> str:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": KID}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode())
+    return f"{head.rstrip(b'=').decode()}.{body.rstrip(b'=').decode()}."
+
+
+def _hs256_with_public_key(token: str) -> str:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode(claims, "not-the-key-but-some-secret-of-32-bytes!", algorithm="HS256",
+                      headers={"kid": KID})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (mint(ttl=-60), "token_expired"),
+        (mint(other_key=True), "invalid_token"),
+        (_alg_none(mint()), "invalid_token"),
+        (_hs256_with_public_key(mint()), "invalid_token"),
+        (_tamper(mint()), "invalid_token"),
+        (mint(iss="someone-else"), "invalid_token"),
+        (mint(aud="another-app"), "invalid_token"),
+        (mint(iat=int(time.time()) + 3600), "invalid_token"),
+        ("not.a.token", "invalid_token"),
+        ("", "invalid_token"),
+    ],
+    ids=[
+        "expired",
+        "other-key",
+        "alg-none",
+        "hs256",
+        "tampered",
+        "issuer",
+        "audience",
+        "issued-in-future",
+        "garbage",
+        "empty",
+    ],
+)
+async def test_bad_tokens_are_refused(verifier: TokenVerifier, token: str, code: str) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        await verifier.verify(token)
+    assert caught.value.code == code
+
+
+async def test_a_token_without_a_required_claim_is_refused(verifier: TokenVerifier) -> None:
+    claims = jwt.decode(mint(), options={"verify_signature": False})
+    del claims["jti"]
+    token = jwt.encode(claims, PRIVATE_KEY, algorithm="RS256", headers={"kid": KID})
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
