@@ -37,6 +37,7 @@ __all__ = [
     "Principal",
     "TokenVerifier",
     "authenticate",
+    "client_address",
     "require_admin",
     "require_internal",
     "verifier_context",
@@ -172,7 +173,7 @@ class TokenVerifier:
 
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-PRINCIPAL = "microshop.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -185,9 +186,8 @@ def bearer_token(request: web.Request) -> str | None:
 
 async def authenticate(request: web.Request) -> Principal:
     """The verified caller of `request` (401 without a valid bearer token)."""
-    cached = request.get(PRINCIPAL)
-    if isinstance(cached, Principal):
-        return cached
+    if PRINCIPAL in request:
+        return request[PRINCIPAL]
     token = bearer_token(request)
     if token is None:
         raise Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="microshop"'})
@@ -231,3 +231,14 @@ def verifier_context(keys: KeySource | None = None) -> Any:
         yield
 
     return context_
+
+
+def client_address(request: web.Request) -> str:
+    """The caller's IP address. `X-Forwarded-For` counts only from the gateway, which proves
+    itself with the internal API key; anyone else could put any address there."""
+    forwarded = request.headers.get("X-Forwarded-For")
+    expected = request.app[CONFIG].internal_api_key
+    given = request.headers.get("X-Internal-Api-Key", "")
+    if forwarded and expected and hmac.compare_digest(given.encode(), expected.encode()):
+        return forwarded.split(",")[0].strip()
+    return request.remote or "unknown"

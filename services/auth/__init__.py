@@ -1,0 +1,1 @@
+"""auth-service: accounts, password login, RS256 access tokens and their JWKS."""
