@@ -1,0 +1,70 @@
+"""gateway (port 8000): the public API of DESIGN §5 in front of the services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from microshop.app import CONFIG, HTTP, READY_CHECKS, make_app
+from microshop.auth import KeySource
+from microshop.config import Config
+from microshop.services import available
+
+from .edge import (
+    RATE_LIMITER,
+    RateLimiter,
+    add_cors_headers,
+    cors_preflight_middleware,
+    rate_limit_middleware,
+)
+from .openapi import docs_routes
+from .proxy import handler_for
+from .routing import ROUTES
+
+
+def proxy_routes() -> list[web.RouteDef]:
+    return [
+        web.route(method, route.path, handler_for(route, method))
+        for route in ROUTES
+        for method in route.methods
+    ]
+
+
+async def upstreams_ready(app: web.Application) -> str | None:
+    """Ready when every built service behind the gateway answers /health."""
+    config, session = app[CONFIG], app[HTTP]
+    names = sorted({r.service for r in ROUTES} & set(available()))
+
+    async def down(name: str) -> str | None:
+        try:
+            async with session.get(f"{config.url_of(name)}/health",
+                                   timeout=aiohttp.ClientTimeout(total=1.5)) as resp:  # fmt: skip
+                return None if resp.status == 200 else f"{name}: HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{name}: {type(exc).__name__}"
+
+    problems = [p for p in await asyncio.gather(*map(down, names)) if p]
+    return "; ".join(problems) or None
+
+
+async def edge_context(app: web.Application) -> AsyncIterator[None]:
+    app[RATE_LIMITER] = RateLimiter(app[CONFIG].rate_limit_per_minute)
+    app[READY_CHECKS].append(upstreams_ready)
+    yield
+
+
+def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
+    app = make_app(
+        config,
+        "gateway",
+        routes=[*proxy_routes(), *docs_routes()],
+        contexts=[edge_context],
+        database=False,
+        middlewares=[cors_preflight_middleware, rate_limit_middleware],
+        token_keys=token_keys,
+    )
+    app.on_response_prepare.append(add_cors_headers)
+    return app

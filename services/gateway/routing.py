@@ -1,0 +1,43 @@
+"""The gateway's route table: which public path goes to which service, and who may call it.
+
+The table is the single source of truth for routing, edge authorization and the OpenAPI
+document. `/internal/*` is deliberately absent: internal endpoints are never reachable
+through the gateway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Literal
+
+__all__ = ["ROUTES", "Access", "Route"]
+
+Access = Literal["public", "user", "admin"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    path: str  # aiohttp path pattern, forwarded as is
+    service: str
+    methods: Mapping[str, Access]
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/api/auth/register", "auth", {"POST": "public"}),
+    Route("/api/auth/login", "auth", {"POST": "public"}),
+    Route("/api/auth/me", "auth", {"GET": "user"}),
+    Route("/.well-known/jwks.json", "auth", {"GET": "public"}),
+    Route("/api/products", "product", {"GET": "public", "POST": "admin"}),
+    Route("/api/products/{id}", "product", {"GET": "public", "PATCH": "admin", "DELETE": "admin"}),
+    Route("/api/products/{id}/image.svg", "product", {"GET": "public"}),
+    Route("/api/cart", "cart", {"GET": "user", "DELETE": "user"}),
+    Route("/api/cart/items", "cart", {"POST": "user"}),
+    Route("/api/cart/items/{product_id}", "cart", {"PUT": "user", "DELETE": "user"}),
+    Route("/api/orders", "order", {"GET": "user", "POST": "user"}),
+    Route("/api/orders/{id}", "order", {"GET": "user"}),
+    Route("/api/orders/{id}/events", "order", {"GET": "user"}),
+    Route("/api/orders/{id}/retry-payment", "order", {"POST": "user"}),
+    Route("/api/orders/{id}/cancel", "order", {"POST": "user"}),
+    Route("/api/logs", "log", {"GET": "admin"}),
+)

@@ -1,0 +1,99 @@
+"""The whole stack as `microshop up` runs it, once per test session, on free ports.
+
+Tests talk to it only through the gateway, like a client would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from microshop.config import SERVICE_PORTS
+from tests.conftest import StackEnv
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    url: str  # the gateway
+    admin_email: str
+    admin_password: str
+    internal_api_key: str
+    ports: dict[str, int]
+    env: dict[str, str]
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"microshop up exited early:\n{log.read_text()[-5000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"the stack was not ready in {timeout}s: {last}\n{log.read_text()[-5000:]}")
+
+
+@pytest.fixture(scope="session")
+def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
+    admin_email = f"admin-{secrets.token_hex(3)}@microshop.test"
+    admin_password = secrets.token_urlsafe(16)
+    internal_key = secrets.token_urlsafe(24)
+    env = test_env.environ(
+        INTERNAL_API_KEY=internal_key,
+        ADMIN_EMAIL=admin_email,
+        ADMIN_PASSWORD=admin_password,
+        LOG_LEVEL="WARNING",
+        NO_COLOR="1",
+        **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
+    )
+    log = tmp_path_factory.mktemp("stack") / "microshop-up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{ports['gateway']}"
+    try:
+        _wait_ready(url, process, log, timeout=90)
+        yield Stack(url, admin_email, admin_password, internal_key, ports, env)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
