@@ -1,4 +1,4 @@
-"""The whole stack as `microshop up` runs it, once per test session, on free ports.
+"""The whole stack as `microshop up` runs it, once for the e2e tests, on free ports.
 
 Tests talk to it only through the gateway, like a client would.
 """
@@ -66,7 +66,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
     raise RuntimeError(f"the stack was not ready in {timeout}s: {last}\n{log.read_text()[-5000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone before other packages' tests run their own relays
 def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
     admin_email = f"admin-{secrets.token_hex(3)}@microshop.test"
