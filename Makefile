@@ -24,6 +24,7 @@ migrate: install  ## create the database if missing and apply migrations
 	$(BIN)/microshop migrate
 
 up: migrate  ## set everything up, then run every service (Ctrl-C stops them all)
+	$(BIN)/microshop seed --if-empty
 	$(BIN)/microshop up --skip-migrate
 
 test: lint typecheck pytest  ## everything CI runs: ruff, mypy, the test suite

@@ -100,6 +100,58 @@ def up(only: str, skip_migrate: bool) -> None:
     raise SystemExit(asyncio.run(Supervisor(names).run()))
 
 
+@main.command()
+@click.option("--reset", is_flag=True, help="Wipe all events and read models first (asks).")
+@click.option("--yes", is_flag=True, help="Do not ask before --reset wipes the data.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has events.")
+def seed(reset: bool, yes: bool, if_empty: bool) -> None:
+    """Create the admin account (ADMIN_EMAIL/ADMIN_PASSWORD) and the demo catalog.
+
+    Safe to run again: what exists is kept. Without ADMIN_PASSWORD a password is
+    generated and printed once.
+    """
+    from eventstore import EventStore, create_pool
+
+    from .seeding import has_events
+    from .seeding import reset as wipe
+    from .seeding import seed as run_seed
+
+    config = load_config()
+    if reset and not yes:
+        click.confirm(
+            f"This deletes every event, account and read model in {config.database_url}. Continue?",
+            abort=True,
+        )
+
+    async def run() -> None:
+        pool = await create_pool(config.database_url, application_name="microshop-seed")
+        store = EventStore(pool, dsn=config.database_url)
+        try:
+            if if_empty and await has_events(pool):
+                click.echo("the database has events already: not seeding")
+                return
+            if reset:
+                click.echo(f"wiped {len(await wipe(pool))} tables")
+            result = await run_seed(config, store)
+        finally:
+            await store.close()
+            await pool.close()
+        if result.admin_created:
+            click.echo(f"created admin {result.admin_email}")
+            if result.generated_password:
+                click.echo(
+                    f"  password: {result.generated_password}  (set ADMIN_PASSWORD to choose)"
+                )
+        else:
+            click.echo(f"admin {result.admin_email} exists")
+        click.echo(f"created {result.products_created} demo products")
+
+    try:
+        run_async(run())
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc}") from None
+
+
 def _register_subcommands() -> None:
     from .cli_events import events, projections
 

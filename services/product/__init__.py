@@ -1,0 +1,1 @@
+"""product-service: the event-sourced catalog (streams `product-{uuid}`, read model `products`)."""

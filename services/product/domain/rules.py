@@ -1,0 +1,129 @@
+"""The catalog's value rules, each a function that returns the normalised value or raises
+`InvalidValue`. The HTTP schemas call the same functions, so a rule is written once."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import urllib.parse
+from decimal import Decimal, InvalidOperation
+
+from .errors import InvalidValue
+
+__all__ = [
+    "DEFAULT_CURRENCY",
+    "DESCRIPTION_MAX",
+    "IMAGE_URL_MAX",
+    "MAX_PRICE",
+    "NAME_MAX",
+    "SKU_MAX",
+    "parse_price",
+    "valid_currency",
+    "valid_description",
+    "valid_image_url",
+    "valid_name",
+    "valid_price",
+    "valid_sku",
+]
+
+SKU_MAX = 64
+NAME_MAX = 200
+DESCRIPTION_MAX = 5000
+IMAGE_URL_MAX = 2048
+MAX_PRICE = Decimal(1_000_000)
+DEFAULT_CURRENCY = "EUR"
+
+_CENT = Decimal("0.01")
+_SKU = re.compile(r"[A-Za-z0-9._-]+")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_PRICE_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_PRICE_TEXT_MAX = 32
+_LINE_BREAKS = frozenset("\n\r\t")
+
+
+def _printable(field: str, value: str, *, allow: frozenset[str] = frozenset()) -> None:
+    """Refuse control characters and lone surrogates: Postgres and JSON cannot store
+    NUL or unpaired surrogates, and the rest only hide mischief in names."""
+    for char in value:
+        if char not in allow and unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidValue(field, "must not contain control characters")
+
+
+def valid_sku(value: str) -> str:
+    """1 to 64 of `A-Z a-z 0-9 - _ .`; kept exactly as given (SKUs are case-sensitive)."""
+    if not 1 <= len(value) <= SKU_MAX or not _SKU.fullmatch(value):
+        raise InvalidValue("sku", f"1 to {SKU_MAX} of the characters A-Z a-z 0-9 - _ .")
+    return value
+
+
+def valid_name(value: str) -> str:
+    """1 to 200 characters after trimming surrounding whitespace; any script is welcome."""
+    _printable("name", value)
+    name = value.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise InvalidValue("name", f"must be 1 to {NAME_MAX} characters (not only spaces)")
+    return name
+
+
+def valid_description(value: str) -> str:
+    """At most 5000 characters after trimming; line breaks and tabs allowed."""
+    _printable("description", value, allow=_LINE_BREAKS)
+    description = value.strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidValue("description", f"must be at most {DESCRIPTION_MAX} characters")
+    return description
+
+
+def valid_currency(value: str) -> str:
+    if not _CURRENCY.fullmatch(value):
+        raise InvalidValue("currency", "must be 3 uppercase letters (ISO 4217), e.g. EUR")
+    return value
+
+
+def valid_image_url(value: str | None) -> str | None:
+    """None (the generated image), an absolute http(s) URL or a path on this site."""
+    if value is None:
+        return None
+    message = "must be an http(s) URL or a path starting with /"
+    if not 1 <= len(value) <= IMAGE_URL_MAX:
+        raise InvalidValue("image_url", f"must be 1 to {IMAGE_URL_MAX} characters")
+    if any(c.isspace() or c == "\\" or unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InvalidValue("image_url", message)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        raise InvalidValue("image_url", message) from None
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value
+    if not parts.scheme and not parts.netloc and value.startswith("/"):
+        return value  # a path on this site (not `//host`, which urlsplit reads as a netloc)
+    raise InvalidValue("image_url", message)
+
+
+def valid_price(value: Decimal) -> Decimal:
+    """Greater than 0, at most 1000000, whole cents; returned with exactly two decimals."""
+    if not value.is_finite():
+        raise InvalidValue("price", "must be a finite amount")
+    if value <= 0:
+        raise InvalidValue("price", "must be greater than 0")
+    if value > MAX_PRICE:
+        raise InvalidValue("price", f"must be at most {MAX_PRICE}")
+    if value != value.quantize(_CENT):
+        raise InvalidValue("price", "must have at most 2 decimal places")
+    return value.quantize(_CENT)
+
+
+def parse_price(text: str) -> Decimal:
+    """A price from its decimal-string form (`"19.99"`, `"5"`); no signs, exponents or
+    spaces, at most two digits after the point."""
+    message = 'must be a decimal string such as "19.99"'
+    if len(text) > _PRICE_TEXT_MAX or not _PRICE_TEXT.fullmatch(text):
+        raise InvalidValue("price", message)
+    _, _, cents = text.partition(".")
+    if len(cents) > 2:
+        raise InvalidValue("price", "must have at most 2 decimal places")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise InvalidValue("price", message) from None
+    return valid_price(amount)

@@ -1,0 +1,122 @@
+"""The write side: load a product's stream, let the domain decide, append what it decided.
+
+These functions are the one code path for changing the catalog (the HTTP views and the
+seeder both use them). SKU uniqueness is enforced by `product_skus`, written in the same
+transaction as the `ProductCreated` append: either both land or neither does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+
+from eventstore import NO_STREAM, ConcurrencyError, EventStore, Metadata, Position
+from eventstore.pg import Pool
+
+from . import domain
+from .domain import NewProduct, Product, ProductChanges, ProductEvent
+from .events import stream_id
+
+__all__ = [
+    "ATTEMPTS",
+    "Outcome",
+    "change_product",
+    "create_product",
+    "discontinue_product",
+    "load_product",
+]
+
+ATTEMPTS = 4
+"""How often a change is decided again after losing a race for the stream version."""
+
+_CLAIM_SKU = """
+INSERT INTO product_skus (sku, product_id) VALUES ($1, $2)
+ON CONFLICT (sku) DO NOTHING
+RETURNING true"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """The product after a command, and the log position of what was appended (None: the
+    command changed nothing, so there is nothing for the read model to wait for)."""
+
+    product: Product
+    position: Position | None
+
+
+async def load_product(store: EventStore, product_id: uuid.UUID) -> tuple[Product | None, int]:
+    """A product's current state and its stream version (None, 0: no such product)."""
+    recorded = await store.read_stream(stream_id(product_id))
+    state = domain.fold(e.data for e in recorded)
+    return state, recorded[-1].stream_version if recorded else 0
+
+
+async def create_product(
+    store: EventStore,
+    pool: Pool,
+    new: NewProduct,
+    *,
+    product_id: uuid.UUID | None = None,
+    metadata: Metadata | None = None,
+) -> Outcome:
+    """Add a product: `SkuTaken` when another product has the SKU, `InvalidValue` for
+    values breaking the rules, `ProductAlreadyExists` when `product_id` is in use."""
+    product_id = product_id or uuid.uuid4()
+    events = domain.create(None, product_id, new)
+    product = domain.fold(events)
+    assert product is not None
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(_CLAIM_SKU, product.sku, product_id):
+            raise domain.SkuTaken(product.sku)
+        try:
+            result = await store.append(
+                stream_id(product_id), events, NO_STREAM, metadata=metadata, conn=conn
+            )
+        except ConcurrencyError:
+            raise domain.ProductAlreadyExists(product_id) from None
+    return Outcome(product, result.position)
+
+
+async def _decide(
+    store: EventStore,
+    product_id: uuid.UUID,
+    decide: Callable[[Product | None], list[ProductEvent]],
+    metadata: Metadata | None,
+) -> Outcome:
+    """Load, decide, append at the loaded version; on a lost race decide again on the new
+    state (which may now refuse), up to `ATTEMPTS` times, then let `ConcurrencyError` out."""
+    for attempt in range(1, ATTEMPTS + 1):
+        state, version = await load_product(store, product_id)
+        events = decide(state)
+        after = domain.fold(events, state)
+        if after is None:  # decisions refuse a missing product; this is for the type checker
+            raise domain.ProductNotFound(product_id)
+        if not events:
+            return Outcome(after, None)
+        try:
+            result = await store.append(stream_id(product_id), events, version, metadata=metadata)
+        except ConcurrencyError:
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        return Outcome(after, result.position)
+    raise AssertionError("unreachable")
+
+
+async def change_product(
+    store: EventStore,
+    product_id: uuid.UUID,
+    changes: ProductChanges,
+    *,
+    metadata: Metadata | None = None,
+) -> Outcome:
+    """Apply a partial change (`ProductUpdated` and/or `ProductPriceChanged`)."""
+    return await _decide(store, product_id, lambda s: domain.revise(s, changes), metadata)
+
+
+async def discontinue_product(
+    store: EventStore, product_id: uuid.UUID, *, metadata: Metadata | None = None
+) -> Outcome:
+    """Discontinue a product (no new event when it already is)."""
+    return await _decide(store, product_id, domain.discontinue, metadata)

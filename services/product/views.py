@@ -1,0 +1,214 @@
+"""HTTP routes of product-service (DESIGN §5): the public catalog and admin changes.
+
+Every change waits until the `products` read model has applied it before answering, so a
+GET right after a POST, PATCH or DELETE sees the change (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import marshmallow
+from aiohttp import web
+
+from eventstore import Metadata
+from microshop import context
+from microshop.appkeys import POOL, STORE
+from microshop.auth import Principal, require_admin
+from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.http import json_response, read_json
+from microshop.workers import RUNNERS
+
+from . import handlers, queries
+from .domain import (
+    DomainError,
+    InvalidValue,
+    Product,
+    ProductAlreadyExists,
+    ProductIsDiscontinued,
+    ProductNotFound,
+    SkuTaken,
+)
+from .images import default_image_url, render_svg
+from .projections import PRODUCTS
+from .schemas import ListQuerySchema, NewProductSchema, ProductChangesSchema
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+SERVICE = "product"
+READ_MODEL_TIMEOUT = 5.0
+
+routes = web.RouteTableDef()
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def present(product: Product) -> dict[str, Any]:
+    """The product as the API shows it (DESIGN §5); the price is a decimal string."""
+    return {
+        "id": str(product.product_id),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "price": product.price,
+        "currency": product.currency,
+        "image_url": product.image_url or default_image_url(product.product_id),
+        "active": product.active,
+    }
+
+
+def product_id_of(request: web.Request) -> uuid.UUID:
+    """The `{id}` of the path; anything that is not a UUID names no product (404)."""
+    raw = request.match_info["id"]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"no product {raw[:64]!r}") from None
+
+
+@contextlib.contextmanager
+def domain_errors(product_id: uuid.UUID | None = None) -> Iterator[None]:
+    """Turn the domain's refusals into the API's errors."""
+    try:
+        yield
+    except ProductNotFound:
+        raise NotFound(f"no product {product_id}") from None
+    except SkuTaken as exc:
+        raise Conflict(f"SKU {exc.sku!r} is taken", code="sku_taken",
+                       details={"sku": exc.sku}) from None  # fmt: skip
+    except ProductIsDiscontinued:
+        raise Conflict(f"product {product_id} is discontinued and cannot change",
+                       code="product_discontinued") from None  # fmt: skip
+    except ProductAlreadyExists:
+        raise Conflict("the product already exists", code="product_exists") from None
+    except InvalidValue as exc:
+        raise ValidationFailed(details={exc.field: [exc.message]}) from None
+    except DomainError as exc:  # a refusal without a mapping of its own: still the client's
+        raise Conflict(str(exc), code="rejected") from None
+
+
+def metadata_for(principal: Principal) -> Metadata:
+    return Metadata(
+        correlation_id=context.correlation_id.get(), actor=principal.user_id, service=SERVICE
+    )
+
+
+async def settle(request: web.Request, outcome: handlers.Outcome) -> None:
+    """Wait until the read model has what was appended (read-your-writes). The change is
+    committed either way, so a slow read model is logged, not reported as a failure."""
+    if outcome.position is None:
+        return
+    try:
+        await request.app[RUNNERS][PRODUCTS.name].wait_for(
+            outcome.position, timeout=READ_MODEL_TIMEOUT
+        )
+    except TimeoutError:
+        log.warning("read model %s is not at %s yet", PRODUCTS.name, outcome.position)
+
+
+# -- the public catalog ------------------------------------------------------------------
+
+
+@routes.get("/api/products")
+async def list_products(request: web.Request) -> web.Response:
+    """`?q=&limit=&offset=`: active products by name, `q` matching name or description."""
+    try:
+        query = ListQuerySchema().load(dict(request.query))
+    except marshmallow.ValidationError as exc:
+        raise ValidationFailed("the query string is invalid", details=_details(exc)) from None
+    page = await queries.list_products(
+        request.app[POOL], q=query.q, limit=query.limit, offset=query.offset
+    )
+    return json_response({"items": [present(p) for p in page.items], "total": page.total})
+
+
+@routes.get("/api/products/{id}")
+async def get_product(request: web.Request) -> web.Response:
+    """One product, discontinued ones included (`active: false`)."""
+    product_id = product_id_of(request)
+    product = await queries.get_product(request.app[POOL], product_id)
+    if product is None:
+        raise NotFound(f"no product {product_id}")
+    return json_response(present(product))
+
+
+@routes.get("/api/products/{id}/image.svg")
+async def product_image(request: web.Request) -> web.Response:
+    """The generated image of a product: deterministic, so it is cached by its ETag."""
+    product_id = product_id_of(request)
+    product = await queries.get_product(request.app[POOL], product_id)
+    if product is None:
+        raise NotFound(f"no product {product_id}")
+    svg = render_svg(product.name, product.sku).encode()
+    etag = '"' + hashlib.sha256(svg).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=300",
+        # an SVG is a document: never let one run script, even if text slipped through
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if etag in _etags(request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=svg, content_type="image/svg+xml", charset="utf-8",
+                        headers=headers)  # fmt: skip
+
+
+# -- admin changes -----------------------------------------------------------------------
+
+
+@routes.post("/api/products")
+async def create_product(request: web.Request) -> web.Response:
+    """201 with the new product; 409 `sku_taken` when another product has the SKU."""
+    principal = await require_admin(request)
+    new = await read_json(request, NewProductSchema())
+    with domain_errors():
+        outcome = await handlers.create_product(
+            request.app[STORE], request.app[POOL], new, metadata=metadata_for(principal)
+        )
+    await settle(request, outcome)
+    body = present(outcome.product)
+    return json_response(body, status=201, headers={"Location": f"/api/products/{body['id']}"})
+
+
+@routes.patch("/api/products/{id}")
+async def change_product(request: web.Request) -> web.Response:
+    """Any of name, description, price, image_url; 409 `product_discontinued`."""
+    principal = await require_admin(request)
+    product_id = product_id_of(request)
+    changes = await read_json(request, ProductChangesSchema())
+    with domain_errors(product_id):
+        outcome = await handlers.change_product(
+            request.app[STORE], product_id, changes, metadata=metadata_for(principal)
+        )
+    await settle(request, outcome)
+    return json_response(present(outcome.product))
+
+
+@routes.delete("/api/products/{id}")
+async def discontinue_product(request: web.Request) -> web.Response:
+    """204; discontinuing a discontinued product again records nothing."""
+    principal = await require_admin(request)
+    product_id = product_id_of(request)
+    with domain_errors(product_id):
+        outcome = await handlers.discontinue_product(
+            request.app[STORE], product_id, metadata=metadata_for(principal)
+        )
+    await settle(request, outcome)
+    return web.Response(status=204)
+
+
+def _details(exc: marshmallow.ValidationError) -> dict[str, Any]:
+    return exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
