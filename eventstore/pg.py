@@ -29,16 +29,27 @@ Executor: TypeAlias = "Pool | Conn"
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
 
-def _encode_json(value: Any) -> str:
-    return _encode(value).decode()
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + _encode(value)  # jsonb's binary format: a version byte, then the text
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return msgspec.json.decode(data[1:])
 
 
 async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """json/jsonb columns of read models travel as Python values (decimals as strings)."""
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=_encode_json, decoder=msgspec.json.decode
-        )
+    """json/jsonb columns of read models travel as Python values (decimals as strings).
+
+    Binary codecs, so that COPY (a projection rebuild) can write them too.
+    """
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb,
+        format="binary",
+    )  # fmt: skip
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=_encode, decoder=msgspec.json.decode,
+        format="binary",
+    )  # fmt: skip
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -155,8 +155,7 @@ class ProjectionRunner:
 
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read."""
-        async with self.store.pool.acquire() as conn:
-            self.position = await checkpoints.load(conn, self.projection.name)
+        await self._moved_to(await checkpoints.load(self.store.pool, self.projection.name))
         read = 0
         while True:
             batch = await self.store.read_all(self.position, limit=self.batch_size)
@@ -192,7 +191,7 @@ class ProjectionRunner:
         async with self.store.pool.acquire() as conn, conn.transaction():
             stored = await checkpoints.lock(conn, projection.name)
             if stored != self.position:  # a peer or a rebuild moved it: re-read from there
-                self.position = stored
+                await self._moved_to(stored)
                 batch = [e for e in batch if e.position > stored]
                 if not batch:
                     return
@@ -201,7 +200,11 @@ class ProjectionRunner:
             changed = projection.fold(state, batch)
             await _write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
-        self.position = batch[-1].position
+        await self._moved_to(batch[-1].position)
+
+    async def _moved_to(self, position: Position) -> None:
+        """Note the read model's position (ours, a peer's or a rebuild's) and wake waiters."""
+        self.position = position
         async with self._advanced:
             self._advanced.notify_all()
 

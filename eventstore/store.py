@@ -115,7 +115,8 @@ class EventStore:
         `expected_version` is the version the caller decided on (`NO_STREAM` for a new
         stream) or `ANY`. A different version raises `ConcurrencyError`; an `event_id`
         stored before raises `DuplicateEventError`. Pass `conn` to append inside the
-        caller's transaction (the wake-up of readers is then sent at its commit).
+        caller's transaction: the wake-up of readers is then sent at its commit, and a lost
+        race leaves that transaction usable (the insert runs in a savepoint).
         """
         if not events:
             raise ValueError("append needs at least one event")
@@ -134,7 +135,7 @@ class EventStore:
                     result = await self._append(stream_id, events, version, ids, meta, conn)
                     break
                 except ConcurrencyError:
-                    if attempt == 9 or (conn is not None and conn.is_in_transaction()):
+                    if attempt == 9:
                         raise
         if conn is not None and conn.is_in_transaction():
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
@@ -153,24 +154,31 @@ class EventStore:
     ) -> AppendResult:
         encode, type_of = self.registry.encode, self.registry.type_of
         executor: Any = conn if conn is not None else self.pool
+        # inside the caller's transaction a savepoint keeps a lost race from aborting it
+        guard = (
+            conn.transaction()
+            if conn is not None and conn.is_in_transaction()
+            else contextlib.nullcontext()
+        )
         try:
-            if len(events) == 1:
-                name, version = type_of(events[0])
-                rows = await executor.fetch(
-                    _APPEND_ONE, stream_id, expected, ids[0], name, version,
-                    encode(events[0]), meta,
-                )  # fmt: skip
-            else:
-                types = [type_of(e) for e in events]
-                rows = await executor.fetch(
-                    _APPEND_MANY, stream_id, expected, list(ids),
-                    [t[0] for t in types], [t[1] for t in types],
-                    [encode(e) for e in events], meta,
-                )  # fmt: skip
+            async with guard:
+                if len(events) == 1:
+                    name, version = type_of(events[0])
+                    rows = await executor.fetch(
+                        _APPEND_ONE, stream_id, expected, ids[0], name, version,
+                        encode(events[0]), meta,
+                    )  # fmt: skip
+                else:
+                    types = [type_of(e) for e in events]
+                    rows = await executor.fetch(
+                        _APPEND_MANY, stream_id, expected, list(ids),
+                        [t[0] for t in types], [t[1] for t in types],
+                        [encode(e) for e in events], meta,
+                    )  # fmt: skip
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_event_id_key":
                 raise DuplicateEventError([str(i) for i in ids]) from exc
-            actual = await self._current_version(stream_id, conn, aborted=True)
+            actual = await self._current_version(stream_id, conn)
             raise ConcurrencyError(stream_id, expected, actual) from exc
         if not rows:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
@@ -178,13 +186,7 @@ class EventStore:
         last = rows[0] if len(rows) == 1 else max(rows, key=lambda r: r[0])
         return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
 
-    async def _current_version(
-        self, stream_id: str, conn: Conn | None, *, aborted: bool = False
-    ) -> int:
-        if aborted and conn is not None and conn.is_in_transaction():
-            # the failed statement aborted the caller's transaction: ask outside it
-            async with self.pool.acquire() as other:
-                return int(await other.fetchval(_STREAM_VERSION, stream_id))
+    async def _current_version(self, stream_id: str, conn: Conn | None) -> int:
         executor: Any = conn if conn is not None else self.pool
         return int(await executor.fetchval(_STREAM_VERSION, stream_id))
 

@@ -112,11 +112,13 @@ async def test_append_inside_a_caller_transaction(store: EventStore, pool: Pool,
         assert (await store.read_stream(stream, conn=conn))[-1].stream_version == 2
     assert [e.data for e in await store.read_stream(stream)] == [Noted("kept"), Noted("then")]
 
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         with pytest.raises(ConcurrencyError) as caught:
-            async with conn.transaction():
-                await store.append(stream, [Noted("stale")], 1, conn=conn)
+            await store.append(stream, [Noted("stale")], 1, conn=conn)
         assert caught.value.actual == 2
+        # the lost race did not abort the transaction: decide again and go on in it
+        await store.append(stream, [Noted("retried")], caught.value.actual, conn=conn)
+    assert [e.data.text for e in await store.read_stream(stream)] == ["kept", "then", "retried"]
 
 
 async def test_late_commits_are_never_skipped(store: EventStore, pool: Pool, uid: str) -> None:

@@ -1,0 +1,30 @@
+"""cart-service: event-sourced carts (`cart-{user_id}` streams, read model `carts`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from microshop.app import make_app
+from microshop.auth import KeySource
+from microshop.config import Config
+from microshop.workers import consumer_context, projection_context
+
+from . import events as _events  # noqa: F401  (registers the cart's event types)
+from .handlers import on_order_placed
+from .projections import CARTS
+from .views import routes
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
+    return make_app(
+        config,
+        "cart",
+        routes=routes,
+        contexts=[
+            projection_context(CARTS),
+            consumer_context("cart-checkout", ["order.OrderPlaced"], on_order_placed),
+        ],
+        token_keys=token_keys,
+    )

@@ -1,0 +1,84 @@
+"""The `carts` read model: one row per user, folded with the domain's own `apply`.
+
+Table `carts` (migrations/0004): `user_id` (the stream is `cart-{user_id}`), `items` (jsonb
+list of `{product_id, name, unit_price, quantity, line_total}`, money as strings),
+`total`, `currency` (null while empty), `version` (the stream version) and `updated_at`.
+A cart emptied by events keeps its row, so its version stays visible.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from eventstore import Projection, RecordedEvent, Row, register_projection
+from eventstore.pg import Executor
+
+from .domain import EMPTY, Cart, Line, apply
+
+__all__ = ["CARTS", "STREAM_PREFIX", "CartsProjection", "read_cart", "stream_of"]
+
+STREAM_PREFIX = "cart-"
+
+
+def stream_of(user_id: str) -> str:
+    """The event stream of `user_id`'s cart."""
+    return f"{STREAM_PREFIX}{user_id}"
+
+
+def cart_of_row(row: Row) -> Cart:
+    lines = tuple(
+        Line(item["product_id"], item["name"], Decimal(item["unit_price"]), item["quantity"])
+        for item in row["items"]
+    )
+    return Cart(lines, row["currency"], row["version"])
+
+
+def items_of(cart: Cart) -> list[dict[str, Any]]:
+    """The cart's lines as the API and the `items` column show them."""
+    return [
+        {
+            "product_id": line.product_id,
+            "name": line.name,
+            "unit_price": line.unit_price,
+            "quantity": line.quantity,
+            "line_total": line.line_total,
+        }
+        for line in cart.lines
+    ]
+
+
+class CartsProjection(Projection):
+    """Every cart's current lines and total, keyed by user id."""
+
+    name = "carts"
+    table = "carts"
+    key = "user_id"
+    columns = ("user_id", "items", "total", "currency", "version", "updated_at")
+
+    def key_of(self, event: RecordedEvent) -> str | None:
+        if not event.stream_id.startswith(STREAM_PREFIX):
+            return None
+        return event.stream_id[len(STREAM_PREFIX) :]
+
+    def apply(self, row: Row | None, event: RecordedEvent) -> Row:
+        cart = apply(EMPTY if row is None else cart_of_row(row), event.data)
+        return {
+            "user_id": event.stream_id[len(STREAM_PREFIX) :],
+            "items": items_of(cart),
+            "total": cart.total,
+            "currency": cart.currency,
+            "version": event.stream_version,
+            "updated_at": event.recorded_at,
+        }
+
+
+CARTS = register_projection(CartsProjection())
+
+
+async def read_cart(executor: Executor, user_id: str) -> Cart:
+    """`user_id`'s cart as the read model has it (an empty cart when there is no row)."""
+    row = await executor.fetchrow(
+        "SELECT items, currency, version FROM carts WHERE user_id = $1", user_id
+    )
+    return EMPTY if row is None else cart_of_row(dict(row))

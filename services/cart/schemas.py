@@ -1,0 +1,153 @@
+"""The edges' shapes: HTTP bodies, product-service's answer and the `OrderPlaced` message.
+
+Each schema loads into a frozen dataclass; dicts do not travel past the edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+
+from .domain import MAX_QUANTITY
+
+__all__ = [
+    "AddItem",
+    "AddItemSchema",
+    "OrderPlacedSchema",
+    "PlacedOrder",
+    "Product",
+    "ProductSchema",
+    "SetQuantity",
+    "SetQuantitySchema",
+]
+
+# One URL path segment of product-service (its ids are UUIDs; this only keeps paths sane).
+PRODUCT_ID = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+    error="a product id is 1..100 letters, digits, '_', '.', ':' or '-'",
+)
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code such as EUR")
+
+
+# -- HTTP bodies -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddItem:
+    product_id: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SetQuantity:
+    quantity: int
+
+
+class AddItemSchema(Schema):
+    """`POST /api/cart/items {product_id, quantity}`: quantity is a JSON integer 1..99."""
+
+    product_id = fields.String(required=True, validate=PRODUCT_ID)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_QUANTITY))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AddItem:
+        return AddItem(**data)
+
+
+class SetQuantitySchema(Schema):
+    """`PUT /api/cart/items/{product_id} {quantity}`: 0 removes the line."""
+
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(0, MAX_QUANTITY))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> SetQuantity:
+        return SetQuantity(**data)
+
+
+# -- product-service's answer ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Product:
+    id: str
+    name: str
+    price: Decimal
+    currency: str
+    active: bool
+
+
+class ProductSchema(Schema):
+    """`GET /api/products/{id}` of product-service; fields the cart does not use are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    price = fields.Decimal(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True, validate=CURRENCY)
+    active = fields.Boolean(required=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Product:
+        return Product(**data)
+
+
+# -- OrderPlaced (published by order-service) --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """What the cart needs of an `OrderPlaced`: whose cart, and what the order took."""
+
+    order_id: str
+    user_id: str
+    lines: tuple[tuple[str, int], ...]
+
+
+class _OrderLineSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    product_id = fields.String(required=True, validate=validate.Length(1, 200))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    name = fields.String()
+    unit_price = fields.Decimal()
+    line_total = fields.Decimal()
+
+
+class OrderPlacedSchema(Schema):
+    """The `data` of an `OrderPlaced` event, as order-service publishes it.
+
+    Contract (stream `order-{order_id}`, routing key `order.OrderPlaced`)::
+
+        {"order_id": "<uuid>",
+         "user_id": "<the token subject who placed it>",
+         "items": [{"product_id": "...", "name": "...", "unit_price": "19.99",
+                    "quantity": 2, "line_total": "39.98"}],
+         "total": "39.98",
+         "currency": "EUR"}
+
+    The cart relies on `order_id`, `user_id` and each item's `product_id` and `quantity`
+    (an integer >= 1; at least one item); money fields are decimal strings. Extra fields
+    are ignored, so order-service may add some without breaking the cart.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+    order_id = fields.UUID(required=True)
+    user_id = fields.String(required=True, validate=validate.Length(1, 200))
+    items = fields.List(
+        fields.Nested(_OrderLineSchema), required=True, validate=validate.Length(min=1)
+    )
+    total = fields.Decimal()
+    currency = fields.String(validate=CURRENCY)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> PlacedOrder:
+        lines = tuple((item["product_id"], item["quantity"]) for item in data["items"])
+        return PlacedOrder(str(data["order_id"]), data["user_id"], lines)
