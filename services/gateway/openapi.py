@@ -17,6 +17,7 @@ from marshmallow import Schema, fields
 from microshop import __version__
 from microshop.http import json_response
 from services.auth.schemas import LoginSchema, RegisterSchema
+from services.cart.schemas import AddItemSchema, SetQuantitySchema
 from services.product.schemas import Checked, NewProductSchema, ProductChangesSchema
 
 from .routing import ROUTES
@@ -75,15 +76,6 @@ class CartSchema(Schema):
     total = fields.Decimal(as_string=True, required=True)
     currency = fields.String(allow_none=True)
     version = fields.Integer(required=True)
-
-
-class CartAddSchema(Schema):
-    product_id = fields.String(required=True)
-    quantity = fields.Integer(required=True, metadata={"minimum": 1, "maximum": 99})
-
-
-class CartQuantitySchema(Schema):
-    quantity = fields.Integer(required=True, metadata={"minimum": 0, "maximum": 99})
 
 
 class OrderLineSchema(Schema):
@@ -191,11 +183,11 @@ OPERATIONS: dict[tuple[str, str], Doc] = {
     ("/api/cart", "GET"): Doc("The caller's cart", response=CartSchema, errors=(401,)),
     ("/api/cart", "DELETE"): Doc("Empty the cart", status=204, errors=(401,)),
     ("/api/cart/items", "POST"): Doc(
-        "Add to a cart line", request=CartAddSchema, response=CartSchema, errors=(400, 401, 422)
+        "Add to a cart line", request=AddItemSchema, response=CartSchema, errors=(400, 401, 422)
     ),
     ("/api/cart/items/{product_id}", "PUT"): Doc(
         "Set a line's quantity (0 removes it)",
-        request=CartQuantitySchema,
+        request=SetQuantitySchema,
         response=CartSchema,
         errors=(400, 401, 404, 422),
     ),
