@@ -163,3 +163,30 @@ async def test_unknown_or_discontinued_products_cannot_be_added(
         resp = await http.post("/api/cart/items", json={"product_id": product_id, "quantity": 1},
                                headers=bearer(token))  # fmt: skip
         await assert_error(resp, 422, "unknown_product")
+
+
+async def test_error_codes_of_the_public_api(
+    http: aiohttp.ClientSession, admin: dict[str, str]
+) -> None:
+    product = await new_product(http, admin)
+    await assert_error(await http.get("/api/products/00000000-0000-4000-8000-000000000000"), 404)
+    await assert_error(await http.get("/api/products/not-a-uuid"), 404)
+    taken = {"sku": product["sku"], "name": "again", "price": "1.00"}
+    await assert_error(await http.post("/api/products", json=taken, headers=admin), 409,
+                       "sku_taken")  # fmt: skip
+    for price in (19.99, "-1.00", "1.001", "1e3", "100000000"):
+        bad = {"sku": f"P-{secrets.token_hex(3)}", "name": "x", "price": price}
+        await assert_error(await http.post("/api/products", json=bad, headers=admin), 422)
+    await assert_error(await http.get("/api/products", params={"limit": "1000"}), 422)
+    email = f"dup-{secrets.token_hex(3)}@example.com"
+    await http.post("/api/auth/register", json={"email": email, "password": "12345678"})
+    await assert_error(
+        await http.post("/api/auth/register", json={"email": email, "password": "12345678"}),
+        409, "email_taken",
+    )  # fmt: skip
+    await assert_error(
+        await http.post("/api/auth/login", json={"email": email, "password": "wrong-one"}), 401
+    )
+    _, token = await signup(http)
+    await assert_error(await http.put(f"/api/cart/items/{product['id']}", json={"quantity": 2},
+                                      headers=bearer(token)), 404)  # fmt: skip
