@@ -53,6 +53,9 @@ class Projection(abc.ABC):
     table: ClassVar[str]
     key: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
+    categories: ClassVar[frozenset[str] | None] = None
+    """Stream categories whose event data this model reads (None: all). Events of other
+    categories reach `key_of` with `data` None, undecoded."""
 
     @abc.abstractmethod
     def key_of(self, event: RecordedEvent) -> Any | None:
@@ -158,7 +161,9 @@ class ProjectionRunner:
         await self._moved_to(await checkpoints.load(self.store.pool, self.projection.name))
         read = 0
         while True:
-            batch = await self.store.read_all(self.position, limit=self.batch_size)
+            batch = await self.store.read_all(
+                self.position, limit=self.batch_size, categories=self.projection.categories
+            )
             if not batch:
                 return read
             read += len(batch)
@@ -235,9 +240,10 @@ async def rebuild(
     state: dict[Any, Row | None] = {}
     position, events = START, 0
     async with store.pool.acquire() as conn:
-        async with contextlib.aclosing(
-            store.iter_all(START, batch_size=batch_size, conn=conn)
-        ) as log:
+        log = store.iter_all(
+            START, batch_size=batch_size, conn=conn, categories=projection.categories
+        )
+        async with contextlib.aclosing(log):
             async for batch in log:
                 projection.fold(state, batch)
                 position = batch[-1].position
@@ -250,13 +256,17 @@ async def rebuild(
         records = [tuple(r[c] for c in projection.columns) for r in state.values() if r is not None]
         await conn.copy_records_to_table(shadow, records=records, columns=projection.columns)
         # catch up with what was appended meanwhile, outside the lock while there is much
-        while len(tail := await store.read_all(position, limit=batch_size)) == batch_size:
+        categories = projection.categories
+        while (
+            len(tail := await store.read_all(position, limit=batch_size, categories=categories))
+            == batch_size
+        ):
             position, events = await _fold_into(conn, projection, shadow, state, tail, events)
             if progress is not None:
                 progress(len(tail))
         async with conn.transaction():
             await checkpoints.lock(conn, projection.name)
-            while tail := await store.read_all(position, limit=batch_size):
+            while tail := await store.read_all(position, limit=batch_size, categories=categories):
                 position, events = await _fold_into(conn, projection, shadow, state, tail, events)
                 if progress is not None:
                     progress(len(tail))
@@ -299,7 +309,9 @@ async def replay(
         if stream is not None:
             yield await store.read_stream(stream)
         else:
-            async with contextlib.aclosing(store.iter_all(START)) as log:
+            async with contextlib.aclosing(
+                store.iter_all(START, categories=projection.categories)
+            ) as log:
                 async for batch in log:
                     yield batch
 

@@ -13,13 +13,21 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Collection, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
 
 from .errors import ConcurrencyError, DuplicateEventError
-from .events import METADATA_DECODER, START, EventRegistry, Metadata, Position, RecordedEvent
+from .events import (
+    METADATA_DECODER,
+    START,
+    EventRegistry,
+    Metadata,
+    Position,
+    RecordedEvent,
+    category_of,
+)
 from .events import registry as default_registry
 from .pg import Conn, Pool
 from .wakeup import CHANNEL, LogWatcher, Notifier
@@ -211,19 +219,38 @@ class EventStore:
 
     # -- reading the global log ----------------------------------------------------------
 
-    def decode_rows(self, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
-        """Typed events from rows of `_COLUMNS`."""
+    def decode_rows(
+        self, rows: Sequence[asyncpg.Record], categories: Collection[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Typed events from rows of `_COLUMNS`.
+
+        With `categories`, only events of those stream categories get their `data` decoded
+        (the others carry None): a reader never decodes, or trips over, what it ignores.
+        """
         decode, meta = self.registry.decode, METADATA_DECODER.decode
+        if categories is None:
+            return [
+                RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                              decode(r[5], r[6], r[7]), meta(r[8]), r[9])
+                for r in rows
+            ]  # fmt: skip
         return [
             RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                          decode(r[5], r[6], r[7]), meta(r[8]), r[9])
+                          decode(r[5], r[6], r[7]) if category_of(r[2]) in categories else None,
+                          meta(r[8]), r[9])
             for r in rows
         ]  # fmt: skip
 
-    async def read_all(self, after: Position = START, *, limit: int = 1000) -> list[RecordedEvent]:
+    async def read_all(
+        self,
+        after: Position = START,
+        *,
+        limit: int = 1000,
+        categories: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
         """One batch of the global log after `after`, in commit-safe order."""
         rows = await self.pool.fetch(GLOBAL_LOG_SQL, after[0], after[1], limit)
-        return self.decode_rows(rows)
+        return self.decode_rows(rows, categories)
 
     async def iter_raw(
         self,
@@ -267,13 +294,13 @@ class EventStore:
         *,
         batch_size: int = 2000,
         conn: Conn | None = None,
+        categories: Collection[str] | None = None,
     ) -> AsyncGenerator[list[RecordedEvent], None]:
         """Typed batches of the global log after `after`, up to the fence."""
-        async with contextlib.aclosing(
-            self.iter_raw(after, batch_size=batch_size, conn=conn)
-        ) as it:
-            async for rows in it:
-                yield self.decode_rows(rows)
+        batches = self.iter_raw(after, batch_size=batch_size, conn=conn)
+        async with contextlib.aclosing(batches):
+            async for rows in batches:
+                yield self.decode_rows(rows, categories)
 
     async def follow(
         self,

@@ -14,6 +14,7 @@ class StreamsProjection(Projection):
     name = "streams"
     table = "streams"
     key = "stream_id"
+    categories = frozenset()  # envelope fields only: no event data is decoded
     columns = (
         "stream_id", "category", "version", "last_event_type", "event_count",
         "created_at", "updated_at",

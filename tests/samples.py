@@ -30,6 +30,7 @@ def notes_projection(uid: str) -> Projection:
         name = f"notes_{uid}"
         table = f"notes_{uid}"
         key = "stream_id"
+        categories = frozenset({category})
         columns = ("stream_id", "count", "total", "last_text", "version")
 
         def key_of(self, event: RecordedEvent) -> str | None:

@@ -54,6 +54,7 @@ class CartsProjection(Projection):
     name = "carts"
     table = "carts"
     key = "user_id"
+    categories = frozenset({STREAM_PREFIX.rstrip("-")})
     columns = ("user_id", "items", "total", "currency", "version", "updated_at")
 
     def key_of(self, event: RecordedEvent) -> str | None:

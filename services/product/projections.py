@@ -38,6 +38,7 @@ class ProductsProjection(Projection):
     name = "products"
     table = "products"
     key = "id"
+    categories = frozenset({CATEGORY})
     columns = (
         "id", "sku", "name", "description", "price", "currency", "image_url", "active",
         "created_at", "updated_at", "version",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import signal
 import socket
@@ -32,6 +33,12 @@ class Stack:
     internal_api_key: str
     ports: dict[str, int]
     env: dict[str, str]
+    log: Path
+
+    def pids(self, service: str) -> list[int]:
+        """Process ids `microshop up` reported for `service`, oldest first."""
+        pattern = re.compile(rf"^{re.escape(service)}\s*\| started \(pid (\d+)\)", re.M)
+        return [int(pid) for pid in pattern.findall(self.log.read_text())]
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -76,7 +83,11 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         INTERNAL_API_KEY=internal_key,
         ADMIN_EMAIL=admin_email,
         ADMIN_PASSWORD=admin_password,
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL=os.environ.get("E2E_LOG_LEVEL", "WARNING"),
+        PAYMENT_SUCCESS_RATE="1.0",
+        ORDER_CONSUMER_RETRY_ATTEMPTS="3",
+        ORDER_CONSUMER_BACKOFF_INITIAL="0.2",
+        ORDER_CONSUMER_BACKOFF_MULTIPLIER="2.0",
         NO_COLOR="1",
         **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
     )
@@ -89,7 +100,7 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
     url = f"http://127.0.0.1:{ports['gateway']}"
     try:
         _wait_ready(url, process, log, timeout=90)
-        yield Stack(url, admin_email, admin_password, internal_key, ports, env)
+        yield Stack(url, admin_email, admin_password, internal_key, ports, env, log)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -9,6 +9,7 @@ import json
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -481,6 +482,15 @@ class Orders:
         await until(committed)
         return found[0]
 
+    @staticmethod
+    def unstored(data: dict[str, Any]) -> tuple[Any, ...]:
+        """A message as the relay would send it, but never stored: a malformed OrderPlaced
+        must not sit in the shared test log, where every orders projection would trip."""
+        order_id = str(data.get("order_id"))
+        meta = json.dumps({"correlation_id": f"corr-{order_id}", "service": "order"})
+        return (0, 0, f"order-{order_id}", 1, uuid.uuid4(), "OrderPlaced", 1, json.dumps(data),
+                meta, datetime.now(UTC))  # fmt: skip
+
     async def publish(self, *rows: Any) -> None:
         async with aiormq.connect(self.amqp_url) as connection:
             channel = await connection.channel()
@@ -668,7 +678,7 @@ async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
 
     bad = order_placed(user_id, (tee, 2))
     bad["items"][0]["quantity"] = "2"
-    await orders.publish(await orders.place(bad))
+    await orders.publish(orders.unstored(bad))
     fine = order_placed(user_id, (tee, 2))
     await orders.publish(await orders.place(fine))
 
@@ -677,7 +687,9 @@ async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
 
     await until(settled)
     [parked] = await consumer.parked()
-    assert "malformed OrderPlaced" in parked.error
+    # parked either by the cart's schema or, where order-service's class is registered in
+    # the same process, already when the message is decoded
+    assert "malformed OrderPlaced" in parked.error or "undecodable: OrderPlaced" in parked.error
     # the cart had nothing to give: the checkout is recorded, the cart stays empty
     events = await store.read_stream(f"cart-{user_id}")
     assert [e.event_id for e in events] == [checkout_event_id(fine["order_id"])]

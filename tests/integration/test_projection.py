@@ -9,11 +9,20 @@ from typing import Any
 
 import pytest
 
-from eventstore import ANY, EventStore, Projection, ProjectionRunner, rebuild, replay
+from eventstore import (
+    ANY,
+    EventRegistry,
+    EventStore,
+    Projection,
+    ProjectionRunner,
+    UpcastError,
+    rebuild,
+    replay,
+)
 from eventstore.checkpoints import load
 from eventstore.pg import Pool
 from eventstore.projection import running
-from tests.samples import NOTES_DDL, Noted, notes_projection
+from tests.samples import NOTES_DDL, Noted, Priced, notes_projection
 
 
 @pytest.fixture
@@ -32,7 +41,7 @@ async def table_rows(pool: Pool, projection: Projection) -> list[dict[str, Any]]
 async def expected_rows(store: EventStore, projection: Projection) -> list[dict[str, Any]]:
     """The fold of the whole log in memory: what every mode must produce."""
     state: dict[Any, Any] = {}
-    async for batch in store.iter_all():
+    async for batch in store.iter_all(categories=projection.categories):
         projection.fold(state, batch)
     return sorted((r for r in state.values() if r is not None), key=lambda r: r[projection.key])
 
@@ -165,3 +174,27 @@ async def test_two_runners_share_one_projection_without_double_counting(
     rows = await table_rows(pool, notes)
     assert [r["count"] for r in rows] == [24] * 5
     assert rows == await expected_rows(store, notes)
+
+
+async def test_an_undecodable_event_elsewhere_does_not_stop_a_projection(
+    pool: Pool, notes: Projection, uid: str
+) -> None:
+    """A projection decodes only its own categories: someone else's bad event is not its
+    problem (while a reader that decodes everything does trip over it)."""
+    strict = EventRegistry()
+    strict.register(Noted, name="TestNoted")
+    strict.register(Priced, name=f"Poison{uid}")
+    store = EventStore(pool, registry=strict)
+    await pool.execute(
+        """INSERT INTO events (stream_id, stream_version, event_id, event_type, data)
+           VALUES ($1, 1, gen_random_uuid(), $2, '{"not": "a priced event"}')""",
+        f"poison{uid}-1", f"Poison{uid}",
+    )  # fmt: skip
+    await store.append(f"note{uid}-after", [Noted("still here", 7)], ANY)
+
+    await ProjectionRunner(store, notes).catch_up()
+
+    assert [r["total"] for r in await table_rows(pool, notes)] == [7]
+    with pytest.raises(UpcastError):
+        async for _ in store.iter_all():
+            pass

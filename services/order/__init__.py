@@ -1,0 +1,1 @@
+"""order-service: orders from carts, their status machine, and the payment outcomes."""

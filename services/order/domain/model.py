@@ -1,0 +1,190 @@
+"""An order's life: placed from a cart, paid or failed (retried by hand), or cancelled.
+
+Statuses (DESIGN §4): PENDING_PAYMENT -> PAID | PAYMENT_FAILED; PAYMENT_FAILED ->
+PENDING_PAYMENT (a retry); PENDING_PAYMENT | PAYMENT_FAILED -> CANCELLED. PAID and
+CANCELLED are final. No decision sets a status directly: each records what happened and
+the fold derives the status.
+
+Payments happen in *rounds*: round 1 starts when the order is placed, each retry starts
+the next one. Within a round order-consumer makes several attempts; an outcome that
+belongs to an older round than the current one is stale and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+PENDING_PAYMENT = "PENDING_PAYMENT"
+PAID = "PAID"
+PAYMENT_FAILED = "PAYMENT_FAILED"
+CANCELLED = "CANCELLED"
+FINAL = frozenset({PAID, CANCELLED})
+
+
+class OrderDomainError(Exception):
+    """A decision the order refuses."""
+
+    code = "order_error"
+
+
+class IllegalTransition(OrderDomainError):
+    """The order's status does not allow this (HTTP 409)."""
+
+    code = "illegal_transition"
+
+    def __init__(self, action: str, status: str, code: str | None = None) -> None:
+        self.action, self.status = action, status
+        if code is not None:
+            self.code = code
+        super().__init__(f"cannot {action} an order that is {status}")
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderLine:
+    product_id: str
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    """The contract cart-service consumes (services/cart/schemas.py, OrderPlacedSchema)."""
+
+    order_id: str
+    user_id: str
+    items: tuple[OrderLine, ...]
+    total: Decimal
+    currency: str
+    cart_version: int = 0  # the cart state it was placed from (0: not known)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PaymentSucceeded:
+    order_id: str
+    round: int
+    attempt: int
+    payment_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PaymentFailed:
+    order_id: str
+    round: int
+    attempts: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PaymentRetryRequested:
+    order_id: str
+    round: int
+    total: Decimal
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    order_id: str
+    reason: str
+
+
+OrderEvent = OrderPlaced | PaymentSucceeded | PaymentFailed | PaymentRetryRequested | OrderCancelled
+
+
+# -- state -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    user_id: str
+    status: str
+    items: tuple[OrderLine, ...]
+    total: Decimal
+    currency: str
+    round: int
+    attempts: int  # payment attempts over every round
+    payment_id: str | None = None
+
+
+def apply(order: Order | None, event: object) -> Order | None:
+    """The order after `event` (events of other types leave it as it is)."""
+    if isinstance(event, OrderPlaced):
+        return Order(event.order_id, event.user_id, PENDING_PAYMENT, tuple(event.items),
+                     event.total, event.currency, round=1, attempts=0)  # fmt: skip
+    if order is None:
+        return None
+    if isinstance(event, PaymentSucceeded):
+        return dataclasses.replace(order, status=PAID, payment_id=event.payment_id,
+                                   attempts=order.attempts + event.attempt)  # fmt: skip
+    if isinstance(event, PaymentFailed):
+        return dataclasses.replace(order, status=PAYMENT_FAILED,
+                                   attempts=order.attempts + event.attempts)  # fmt: skip
+    if isinstance(event, PaymentRetryRequested):
+        return dataclasses.replace(order, status=PENDING_PAYMENT, round=event.round)
+    if isinstance(event, OrderCancelled):
+        return dataclasses.replace(order, status=CANCELLED)
+    return order
+
+
+def fold(events: Iterable[object]) -> Order | None:
+    order: Order | None = None
+    for event in events:
+        order = apply(order, event)
+    return order
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+def place(
+    order_id: str,
+    user_id: str,
+    lines: Sequence[OrderLine],
+    currency: str,
+    cart_version: int,
+) -> list[OrderEvent]:
+    """An order of `lines` as the cart had them; the total is derived, never given."""
+    if not lines:
+        raise OrderDomainError("an order needs at least one line")
+    total = sum((line.line_total for line in lines), Decimal("0.00"))
+    return [OrderPlaced(order_id, user_id, tuple(lines), total, currency, cart_version)]
+
+
+def payment_succeeded(order: Order, round_: int, attempt: int, payment_id: str) -> list[OrderEvent]:
+    """Record a charge once; a repeated report of the same charge changes nothing.
+
+    A cancelled order refuses it (`order_cancelled`): the payer gets the money back.
+    """
+    if order.status == PAID:
+        return []  # exactly one PaymentSucceeded per paid order
+    if order.status == CANCELLED:
+        raise IllegalTransition("record a payment for", order.status, code="order_cancelled")
+    return [PaymentSucceeded(order.id, round_, attempt, payment_id)]
+
+
+def payment_failed(order: Order, round_: int, attempts: int, reason: str) -> list[OrderEvent]:
+    """The current round's budget is spent; stale or late reports change nothing."""
+    if order.status != PENDING_PAYMENT or round_ != order.round:
+        return []
+    return [PaymentFailed(order.id, round_, attempts, reason)]
+
+
+def request_retry(order: Order) -> list[OrderEvent]:
+    """Start the next payment round; only a failed payment can be retried."""
+    if order.status != PAYMENT_FAILED:
+        raise IllegalTransition("retry the payment of", order.status)
+    return [PaymentRetryRequested(order.id, order.round + 1, order.total, order.currency)]
+
+
+def cancel(order: Order, reason: str = "cancelled by the customer") -> list[OrderEvent]:
+    if order.status in FINAL:
+        raise IllegalTransition("cancel", order.status)
+    return [OrderCancelled(order.id, reason)]

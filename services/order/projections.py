@@ -1,0 +1,86 @@
+"""The `orders` read model: one row per order, its status derived by the domain's fold."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from eventstore import Projection, RecordedEvent, Row, register_projection
+
+from . import domain
+
+__all__ = ["ORDERS", "OrdersProjection", "order_json"]
+
+
+def _lines(items: tuple[domain.OrderLine, ...]) -> list[dict[str, Any]]:
+    return [
+        {"product_id": line.product_id, "name": line.name, "unit_price": f"{line.unit_price:.2f}",
+         "quantity": line.quantity, "line_total": f"{line.line_total:.2f}"}
+        for line in items
+    ]  # fmt: skip
+
+
+class OrdersProjection(Projection):
+    name = "orders"
+    table = "orders"
+    key = "id"
+    categories = frozenset({"order"})
+    columns = ("id", "user_id", "status", "items", "total", "currency", "payment_round",
+               "payment_attempts", "payment_id", "created_at", "updated_at", "version")  # fmt: skip
+
+    def key_of(self, event: RecordedEvent) -> Any | None:
+        if event.category != "order" or isinstance(event.data, dict):
+            return None
+        return uuid.UUID(event.stream_id.removeprefix("order-"))
+
+    def apply(self, row: Row | None, event: RecordedEvent) -> Row | None:
+        order = domain.apply(None if row is None else _order(row), event.data)
+        if order is None:
+            return row
+        created = event.recorded_at if row is None else row["created_at"]
+        return {
+            "id": uuid.UUID(order.id),
+            "user_id": order.user_id,
+            "status": order.status,
+            "items": _lines(order.items),
+            "total": order.total,
+            "currency": order.currency,
+            "payment_round": order.round,
+            "payment_attempts": order.attempts,
+            "payment_id": uuid.UUID(order.payment_id) if order.payment_id else None,
+            "created_at": created,
+            "updated_at": event.recorded_at,
+            "version": event.stream_version,
+        }
+
+
+def _order(row: Row) -> domain.Order:
+    """The domain state a row stands for (the fold continues from it)."""
+    lines = tuple(
+        domain.OrderLine(i["product_id"], i["name"], Decimal(i["unit_price"]), int(i["quantity"]),
+                         Decimal(i["line_total"]))
+        for i in row["items"]
+    )  # fmt: skip
+    return domain.Order(
+        str(row["id"]), row["user_id"], row["status"], lines, Decimal(row["total"]),
+        row["currency"], row["payment_round"], row["payment_attempts"],
+        str(row["payment_id"]) if row["payment_id"] else None,
+    )  # fmt: skip
+
+
+def order_json(row: Any) -> dict[str, Any]:
+    """The public shape of an order (DESIGN §5) from a read-model row."""
+    return {
+        "id": str(row["id"]),
+        "status": row["status"],
+        "items": row["items"],
+        "total": f"{row['total']:.2f}",
+        "currency": row["currency"],
+        "payment_attempts": row["payment_attempts"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+ORDERS = register_projection(OrdersProjection())

@@ -1,0 +1,207 @@
+"""order-service routes: the public order API and the internal payment-outcome API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from eventstore import Metadata, Position
+from microshop import context
+from microshop.appkeys import POOL, STORE
+from microshop.auth import Principal, authenticate, require_internal
+from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.http import json_response, read_json
+from microshop.workers import RUNNERS
+
+from . import domain
+from .events import payment_stream_id, stream_id
+from .handlers import change_order, load_order, place_order
+from .projections import ORDERS, order_json
+from .schemas import PaymentFailedSchema, PaymentSucceededSchema
+
+routes = web.RouteTableDef()
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+
+
+def _metadata(principal: Principal | None, request: web.Request) -> Metadata:
+    return Metadata(
+        correlation_id=context.correlation_id.get(),
+        causation_id=request.headers.get("X-Causation-ID"),
+        actor=principal.user_id if principal else "internal",
+        service="order",
+        traceparent=request.headers.get("traceparent"),
+    )
+
+
+def _order_id(request: web.Request) -> str:
+    try:
+        return str(uuid.UUID(request.match_info["id"]))
+    except ValueError:
+        raise NotFound("no such order") from None
+
+
+async def _row(request: web.Request, order_id: str) -> Any:
+    return await request.app[POOL].fetchrow("SELECT * FROM orders WHERE id = $1",
+                                            uuid.UUID(order_id))  # fmt: skip
+
+
+async def _visible_row(request: web.Request, principal: Principal, *, owner_only: bool) -> Any:
+    """The order's row if the caller may see it; another user's order is a 404, not a 403."""
+    order_id = _order_id(request)
+    row = await _row(request, order_id)
+    if row is None:
+        raise NotFound("no such order")
+    if row["user_id"] != principal.user_id and (owner_only or not principal.is_admin):
+        raise NotFound("no such order")
+    return row
+
+
+async def _settled(request: web.Request, order_id: str, position: Position | None) -> Any:
+    """The order's row once the read model has `position` (read-your-writes)."""
+    if position is not None:
+        await request.app[RUNNERS][ORDERS.name].wait_for(position)
+    return await _row(request, order_id)
+
+
+@routes.post("/api/orders")
+async def create_order(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _KEY.match(key):
+        raise ValidationFailed(details={"Idempotency-Key": ["1 to 200 printable characters"]})
+    cart_headers = {
+        "Authorization": request.headers["Authorization"],
+        "X-Correlation-ID": context.correlation_id.get() or "",
+        "X-Request-ID": context.request_id.get() or "",
+    }
+    placed = await place_order(request.app, principal.user_id, cart_headers, key,
+                               _metadata(principal, request))  # fmt: skip
+    row = await _settled(request, placed.order_id, placed.position)
+    headers = {"Location": f"/api/orders/{placed.order_id}"}
+    if placed.replayed:
+        headers["Idempotency-Replayed"] = "true"
+    return json_response(order_json(row), status=201, headers=headers)
+
+
+@routes.get("/api/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    rows = await request.app[POOL].fetch(
+        "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500",
+        principal.user_id,
+    )
+    return json_response({"items": [order_json(r) for r in rows]})
+
+
+@routes.get("/api/orders/{id}")
+async def get_order(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    return json_response(order_json(await _visible_row(request, principal, owner_only=False)))
+
+
+@routes.get("/api/orders/{id}/events")
+async def order_events(request: web.Request) -> web.Response:
+    """The order's timeline: its own events and its payment's, in the order they happened."""
+    principal = await authenticate(request)
+    row = await _visible_row(request, principal, owner_only=False)
+    store, order_id = request.app[STORE], str(row["id"])
+    recorded = [*await store.read_stream(stream_id(order_id)),
+                *await store.read_stream(payment_stream_id(order_id))]  # fmt: skip
+    recorded.sort(key=lambda e: (e.recorded_at, e.global_position))
+    return json_response({
+        "items": [
+            {"type": e.event_type, "stream": e.stream_id, "stream_version": e.stream_version,
+             "recorded_at": e.recorded_at, "data": msgspec.to_builtins(e.data),
+             "correlation_id": e.metadata.correlation_id}
+            for e in recorded
+        ]
+    })  # fmt: skip
+
+
+async def _transition(request: web.Request, decide: Any, status: int) -> web.Response:
+    principal = await authenticate(request)
+    row = await _visible_row(request, principal, owner_only=True)
+    order_id = str(row["id"])
+    try:
+        _, position = await change_order(request.app[STORE], order_id, decide,
+                                         _metadata(principal, request))  # fmt: skip
+    except domain.IllegalTransition as exc:
+        raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
+    return json_response(order_json(await _settled(request, order_id, position)), status=status)
+
+
+@routes.post("/api/orders/{id}/retry-payment")
+async def retry_payment(request: web.Request) -> web.Response:
+    return await _transition(request, domain.request_retry, 202)
+
+
+@routes.post("/api/orders/{id}/cancel")
+async def cancel_order(request: web.Request) -> web.Response:
+    return await _transition(request, domain.cancel, 200)
+
+
+# -- internal -----------------------------------------------------------------------------
+
+
+@routes.get("/internal/orders/{id}")
+async def internal_order(request: web.Request) -> web.Response:
+    """The order as its stream says right now (not the read model, which may lag the relay:
+    order-consumer asks as soon as it sees OrderPlaced)."""
+    require_internal(request)
+    order_id = _order_id(request)
+    order, version = await load_order(request.app[STORE], order_id)
+    if order is None:
+        raise NotFound("no such order")
+    return json_response({
+        "id": order.id, "user_id": order.user_id, "status": order.status,
+        "total": f"{order.total:.2f}", "currency": order.currency,
+        "payment_round": order.round, "payment_attempts": order.attempts,
+        "payment_id": order.payment_id, "version": version,
+    })  # fmt: skip
+
+
+async def _outcome(request: web.Request, decide: Any) -> web.Response:
+    order_id = _order_id(request)
+    try:
+        order, position = await change_order(request.app[STORE], order_id, decide,
+                                             _metadata(None, request))  # fmt: skip
+    except domain.IllegalTransition as exc:
+        raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
+    if position is not None:
+        await request.app[RUNNERS][ORDERS.name].wait_for(position)
+    return json_response({"order_id": order_id, "status": order.status,
+                          "recorded": position is not None})  # fmt: skip
+
+
+@routes.post("/internal/orders/{id}/payment-succeeded")
+async def payment_succeeded(request: web.Request) -> web.Response:
+    require_internal(request)
+    body = await read_json(request, PaymentSucceededSchema())
+    return await _outcome(request, lambda order: domain.payment_succeeded(
+        order, body["round"], body["attempt"], str(body["payment_id"])))  # fmt: skip
+
+
+@routes.post("/internal/orders/{id}/payment-failed")
+async def payment_failed(request: web.Request) -> web.Response:
+    require_internal(request)
+    body = await read_json(request, PaymentFailedSchema())
+    return await _outcome(request, lambda order: domain.payment_failed(
+        order, body["round"], body["attempts"], body["reason"]))  # fmt: skip
+
+
+@routes.get("/internal/debug/routes")
+async def debug_routes(request: web.Request) -> web.Response:
+    """Every route this service answers, to troubleshoot routing (internal key)."""
+    require_internal(request)
+    found = []
+    for route in request.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or ""
+        handler = getattr(route.handler, "__name__", repr(route.handler))
+        found.append({"method": route.method, "path": path, "handler": handler})
+    return json_response({"service": "order", "routes": found})

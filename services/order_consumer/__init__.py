@@ -1,0 +1,1 @@
+"""order-consumer: drives payments for placed orders and retries, with backoff."""

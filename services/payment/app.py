@@ -1,0 +1,41 @@
+"""payment-service: simulated payments on `make_app` (port 8005). Internal API only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from microshop.app import make_app
+from microshop.appkeys import CONFIG, HTTP, METRICS
+from microshop.auth import KeySource
+from microshop.config import Config
+
+from . import events as _events  # noqa: F401  (registers the payment event types)
+from .app_keys import ORDERS, PAYMENT_METRICS, SIMULATOR, PaymentMetrics
+from .orders import REPORT_TIMEOUT, OrderService
+from .simulator import PaymentSimulator
+from .views import routes
+
+__all__ = ["create_app"]
+
+
+async def payment_context(app: web.Application) -> AsyncIterator[None]:
+    """The simulator (its settings live as long as the process), the order-service client
+    on the shared HTTP session, and the payment counters."""
+    config = app[CONFIG]
+    app[SIMULATOR] = PaymentSimulator.from_config(config)
+    app[ORDERS] = OrderService(
+        app[HTTP],
+        config.url_of("order"),
+        config.internal_api_key,
+        timeout=min(REPORT_TIMEOUT, config.upstream_timeout_seconds),
+    )
+    app[PAYMENT_METRICS] = PaymentMetrics.on(app[METRICS])
+    yield
+
+
+def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
+    return make_app(
+        config, "payment", routes=routes, contexts=[payment_context], token_keys=token_keys
+    )

@@ -1,0 +1,152 @@
+"""HTTP routes of payment-service: internal only (the `X-Internal-Api-Key` header).
+
+- `POST /internal/payments`: charge one attempt of an order, idempotently;
+- `GET /internal/payments/{order_id}`: the order's attempts and its charge;
+- `GET`/`PUT /internal/settings`: the simulation's knobs of this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from eventstore import Metadata
+from microshop import context
+from microshop.appkeys import STORE
+from microshop.auth import require_internal
+from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.http import json_response, read_json
+
+from . import handlers, queries
+from .app_keys import ORDERS, PAYMENT_METRICS, SIMULATOR
+from .domain import AttemptMismatch, InvalidValue, PaymentResult, PaymentStatus
+from .schemas import PaymentRequestSchema, SettingsSchema
+from .simulator import Settings
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+SERVICE = "payment"
+
+routes = web.RouteTableDef()
+
+
+def metadata_for(request: web.Request) -> Metadata:
+    """Who recorded the events: this service, in the caller's correlation, caused by the
+    event the caller names in `X-Causation-ID` (e.g. the OrderPlaced it is acting on)."""
+    return Metadata(
+        correlation_id=context.correlation_id.get(),
+        causation_id=context.valid_id(request.headers.get("X-Causation-ID")),
+        actor=SERVICE,
+        service=SERVICE,
+    )
+
+
+@contextlib.contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn the domain's refusals into the API's errors."""
+    try:
+        yield
+    except AttemptMismatch as exc:
+        raise Conflict(str(exc), code="idempotency_conflict") from None
+    except InvalidValue as exc:
+        raise ValidationFailed(details={exc.field: [exc.message]}) from None
+
+
+def present_result(result: PaymentResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "order_id": str(result.order_id),
+        "round": result.round,
+        "attempt": result.attempt,
+        "payment_id": None if result.payment_id is None else str(result.payment_id),
+        "reason": result.reason,
+    }
+
+
+def present_settings(settings: Settings) -> dict[str, Any]:
+    return {"success_rate": settings.success_rate, "latency_ms": settings.latency_ms}
+
+
+def order_id_of(request: web.Request) -> uuid.UUID:
+    """The `{order_id}` of the path; anything that is not a UUID names no order (404)."""
+    raw = request.match_info["order_id"]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"no payments for order {raw[:64]!r}") from None
+
+
+@routes.post("/internal/payments")
+async def create_payment(request: web.Request) -> web.Response:
+    """200 with `charged`, `declined` or `already_charged`; the same request again gets
+    the same answer. A `charged` answer (new or replayed) is reported to order-service
+    before answering, unless the charge was refunded already."""
+    require_internal(request)
+    payment_request = await read_json(request, PaymentRequestSchema())
+    app = request.app
+    metadata = metadata_for(request)
+    with domain_errors():
+        paid = await handlers.pay(app[STORE], app[SIMULATOR], payment_request, metadata=metadata)
+    result = paid.result
+    app[PAYMENT_METRICS].payments.inc({"outcome": result.status.value})
+    log.info("payment of order %s round %d attempt %d: %s%s",
+             result.order_id, result.round, result.attempt, result.status.value,
+             "" if paid.recorded else " (answered from the record)")  # fmt: skip
+    report = result.status is PaymentStatus.CHARGED and not paid.refunded
+    if report and await handlers.report_charge(app[STORE], app[ORDERS], paid, metadata=metadata):
+        app[PAYMENT_METRICS].refunds.inc({})
+    return json_response(present_result(result))
+
+
+@routes.get("/internal/payments/{order_id}")
+async def get_payments(request: web.Request) -> web.Response:
+    """The order's attempts in recording order; 404 when it has none."""
+    require_internal(request)
+    order_id = order_id_of(request)
+    history = await queries.payment_history(request.app[STORE], order_id)
+    if history is None:
+        raise NotFound(f"no payments for order {order_id}")
+    payment = history.payment
+    charge = payment.charge
+    attempts = [
+        {
+            "round": a.round,
+            "attempt": a.attempt,
+            "status": None if a.status is None else a.status.value,
+            "payment_id": None if a.payment_id is None else str(a.payment_id),
+            "reason": a.reason,
+            "recorded_at": history.recorded_at.get((a.round, a.attempt)),
+        }
+        for a in payment.attempts
+    ]
+    return json_response({
+        "order_id": str(order_id),
+        "charged": charge is not None,
+        "payment_id": None if charge is None else str(charge.payment_id),
+        "attempts": attempts,
+    })  # fmt: skip
+
+
+@routes.get("/internal/settings")
+async def get_settings(request: web.Request) -> web.Response:
+    """This process's simulation settings."""
+    require_internal(request)
+    return json_response(present_settings(request.app[SIMULATOR].settings))
+
+
+@routes.put("/internal/settings")
+async def put_settings(request: web.Request) -> web.Response:
+    """Change any of the settings of this process, effective for the next roll."""
+    require_internal(request)
+    changes = await read_json(request, SettingsSchema())
+    settings = request.app[SIMULATOR].change(**changes)
+    log.info("payment simulation settings are now success_rate=%s latency_ms=%d",
+             settings.success_rate, settings.latency_ms)  # fmt: skip
+    return json_response(present_settings(settings))

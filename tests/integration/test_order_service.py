@@ -1,0 +1,195 @@
+"""order-service on the real database: visibility, the status machine over HTTP, the
+internal payment-outcome API, and the rebuildable `orders` read model.
+
+Orders are placed here by appending `OrderPlaced` directly (placing through the cart is
+covered end to end in tests/e2e).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from eventstore import NO_STREAM, EventStore, rebuild
+from eventstore.pg import Pool
+from microshop.workers import RUNNERS
+from services.order import domain
+from services.order.app import create_app
+from services.order.projections import ORDERS
+from tests.conftest import StackEnv
+from tests.tokens import TEST_KEYS, admin_token, bearer, mint
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[Client]]
+KEY = {"X-Internal-Api-Key": "order-test-key"}
+
+
+@pytest.fixture
+async def client(aiohttp_client: MakeClient, test_env: StackEnv) -> Client:
+    config = test_env.config(internal_api_key=KEY["X-Internal-Api-Key"])
+    return await aiohttp_client(create_app(config, token_keys=TEST_KEYS))
+
+
+async def placed(store: EventStore, client: Client, user_id: str) -> str:
+    order_id = str(uuid.uuid4())
+    lines = [domain.OrderLine("p1", "Mug", Decimal("12.90"), 2, Decimal("25.80"))]
+    events = domain.place(order_id, user_id, lines, "EUR", 1)
+    result = await store.append(f"order-{order_id}", events, NO_STREAM)
+    await client.app[RUNNERS][ORDERS.name].wait_for(result.position)
+    return order_id
+
+
+async def get_order(client: Client, order_id: str, token: str) -> Any:
+    resp = await client.get(f"/api/orders/{order_id}", headers=bearer(token))
+    return resp.status, await resp.json()
+
+
+async def test_owner_and_admin_see_an_order_others_get_404(
+    client: Client, store: EventStore
+) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    status, body = await get_order(client, order_id, mint(owner))
+    assert status == 200
+    assert body["status"] == "PENDING_PAYMENT"
+    assert body["total"] == "25.80" and body["payment_attempts"] == 0
+    assert body["items"][0] == {"product_id": "p1", "name": "Mug", "unit_price": "12.90",
+                                "quantity": 2, "line_total": "25.80"}  # fmt: skip
+    assert (await get_order(client, order_id, admin_token()))[0] == 200
+    assert (await get_order(client, order_id, mint()))[0] == 404
+    assert (await get_order(client, "not-a-uuid", mint(owner)))[0] == 404
+    stranger = mint()
+    for path in ("cancel", "retry-payment"):
+        resp = await client.post(f"/api/orders/{order_id}/{path}", headers=bearer(stranger))
+        assert resp.status == 404
+    assert (await client.get(f"/api/orders/{order_id}")).status == 401
+
+
+async def test_own_orders_newest_first(client: Client, store: EventStore) -> None:
+    owner = str(uuid.uuid4())
+    first = await placed(store, client, owner)
+    second = await placed(store, client, owner)
+    await placed(store, client, str(uuid.uuid4()))  # someone else's
+    body = await (await client.get("/api/orders", headers=bearer(mint(owner)))).json()
+    assert [o["id"] for o in body["items"]] == [second, first]
+
+
+async def test_payment_success_is_recorded_once(client: Client, store: EventStore) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    report = {"round": 1, "attempt": 2, "payment_id": str(uuid.uuid4())}
+    url = f"/internal/orders/{order_id}/payment-succeeded"
+    answers = await asyncio.gather(*(client.post(url, json=report, headers=KEY) for _ in range(5)))
+    bodies = [await a.json() for a in answers]
+    assert [b["recorded"] for b in bodies].count(True) == 1
+    assert {b["status"] for b in bodies} == {"PAID"}
+    _, order = await get_order(client, order_id, mint(owner))
+    assert (order["status"], order["payment_attempts"]) == ("PAID", 2)
+    succeeded = [e for e in await store.read_stream(f"order-{order_id}")
+                 if e.event_type == "PaymentSucceeded"]  # fmt: skip
+    assert len(succeeded) == 1
+    resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "illegal_transition"
+
+
+async def test_failure_retry_and_two_concurrent_retry_clicks(
+    client: Client, store: EventStore
+) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    me = bearer(mint(owner))
+    retry = f"/api/orders/{order_id}/retry-payment"
+    assert (await client.post(retry, headers=me)).status == 409  # not failed yet
+    failed = await client.post(f"/internal/orders/{order_id}/payment-failed",
+                               json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
+    assert (await failed.json())["status"] == "PAYMENT_FAILED"
+
+    clicks = await asyncio.gather(client.post(retry, headers=me), client.post(retry, headers=me))
+    assert sorted(c.status for c in clicks) == [202, 409]
+    accepted = next(c for c in clicks if c.status == 202)
+    assert (await accepted.json())["status"] == "PENDING_PAYMENT"
+    retries = [e for e in await store.read_stream(f"order-{order_id}")
+               if e.event_type == "PaymentRetryRequested"]  # fmt: skip
+    assert len(retries) == 1 and retries[0].data.round == 2
+
+    stale = await client.post(f"/internal/orders/{order_id}/payment-failed",
+                              json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
+    assert (await stale.json()) == {"order_id": order_id, "status": "PENDING_PAYMENT",
+                                    "recorded": False}  # fmt: skip
+
+
+async def test_cancel_and_a_payment_arriving_after_it(client: Client, store: EventStore) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
+    assert resp.status == 200 and (await resp.json())["status"] == "CANCELLED"
+    late = await client.post(f"/internal/orders/{order_id}/payment-succeeded",
+                             json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
+                             headers=KEY)  # fmt: skip
+    assert late.status == 409
+    assert (await late.json())["error"]["code"] == "order_cancelled"
+    again = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
+    assert again.status == 409
+
+
+async def test_timeline_lists_the_events_with_their_correlation(
+    client: Client, store: EventStore
+) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    await client.post(f"/api/orders/{order_id}/cancel", headers={**bearer(mint(owner)),
+                      "X-Correlation-ID": "corr-cancel"})  # fmt: skip
+    body = await (await client.get(f"/api/orders/{order_id}/events",
+                                   headers=bearer(mint(owner)))).json()  # fmt: skip
+    assert [(i["type"], i["stream_version"]) for i in body["items"]] == [
+        ("OrderPlaced", 1), ("OrderCancelled", 2)]  # fmt: skip
+    assert body["items"][1]["correlation_id"] == "corr-cancel"
+    assert body["items"][0]["data"]["total"] == "25.80"
+
+
+async def test_internal_api_needs_the_key(
+    client: Client, aiohttp_client: MakeClient, test_env: StackEnv
+) -> None:
+    url = f"/internal/orders/{uuid.uuid4()}/payment-failed"
+    assert (await client.post(url, json={"round": 1, "attempts": 1})).status == 401
+    wrong = await client.post(url, json={"round": 1, "attempts": 1},
+                              headers={"X-Internal-Api-Key": "nope"})  # fmt: skip
+    assert wrong.status == 401
+    assert (await client.post(url, json={"round": 1, "attempts": 1}, headers=KEY)).status == 404
+    bad = await client.post(url, json={"round": "1", "attempts": 0}, headers=KEY)
+    assert bad.status == 422
+    closed = await aiohttp_client(create_app(test_env.config(internal_api_key=""),
+                                             token_keys=TEST_KEYS))  # fmt: skip
+    assert (await closed.get("/internal/debug/routes", headers=KEY)).status == 403
+    routes = await (await client.get("/internal/debug/routes", headers=KEY)).json()
+    assert {"method": "POST", "path": "/api/orders", "handler": "create_order"} in routes["routes"]
+
+
+async def test_orders_projection_rebuild_reproduces_the_rows(
+    client: Client, store: EventStore, pool: Pool
+) -> None:
+    owner = str(uuid.uuid4())
+    paid, failed, cancelled = [await placed(store, client, owner) for _ in range(3)]
+    await client.post(f"/internal/orders/{paid}/payment-succeeded",
+                      json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
+                      headers=KEY)  # fmt: skip
+    await client.post(f"/internal/orders/{failed}/payment-failed",
+                      json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
+    await client.post(f"/api/orders/{cancelled}/cancel", headers=bearer(mint(owner)))
+    before = [dict(r) for r in await pool.fetch("SELECT * FROM orders ORDER BY id")]
+
+    await rebuild(store, ORDERS)
+
+    after = [dict(r) for r in await pool.fetch("SELECT * FROM orders ORDER BY id")]
+    assert after == before
+    statuses = {str(r["id"]): r["status"] for r in after}
+    assert [statuses[i] for i in (paid, failed, cancelled)] == ["PAID", "PAYMENT_FAILED",
+                                                                 "CANCELLED"]  # fmt: skip
