@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: help install up migrate test lint typecheck pytest bench bench-eventstore clean
+.PHONY: help install up migrate test lint typecheck pytest bench bench-eventstore bench-orders clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,10 +39,13 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest $(ARGS)
 
-bench: bench-eventstore  ## every benchmark (ARGS=--quick for a short run)
+bench: bench-eventstore bench-orders  ## every benchmark (ARGS=--quick for a short run)
 
 bench-eventstore: install  ## event store benchmark: appends, reads, rebuild, relay
 	$(BIN)/python -m bench.eventstore $(ARGS)
+
+bench-orders: install  ## orders/s from POST to PAID through the gateway, with p50/p95/p99
+	$(BIN)/python -m bench.orders $(ARGS)
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

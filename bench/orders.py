@@ -1,0 +1,198 @@
+"""Orders per second from POST to PAID, through the gateway, on a running stack.
+
+Run `python -m bench.orders [--quick] [--clients C] [--seconds S]`: one JSON object on
+stdout, progress on stderr.
+
+The benchmark starts the whole stack with `microshop up` on free ports over a scratch
+database and its own RabbitMQ namespace (payments at rate 1.0, no simulated latency),
+creates a product and C customers, then each client loops for S seconds: add to cart,
+`POST /api/orders`, poll `GET /api/orders/{id}` until it is PAID. The time of one order is
+from sending the POST to the first GET that shows PAID; the figures are the completed
+orders per second over the whole run and the p50/p95/p99 of those times. The polling
+itself is load on the same two cores, so the figures are a lower bound of what the
+services do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from microshop.config import SERVICE_PORTS
+
+from ._common import amqp_url, info, scratch_database, unique_name
+
+POLL_INTERVAL = 0.005
+TARGETS: dict[str, float] = {"orders_per_second": 500, "p99_ms": 250}
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_stack(dsn: str) -> tuple[subprocess.Popen[bytes], Path, str, dict[str, str]]:
+    """`microshop up` on free ports: (process, its log, the gateway URL, admin login)."""
+    ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
+    admin = {"email": "bench-admin@microshop.test", "password": secrets.token_urlsafe(12)}
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=dsn, AMQP_URL=amqp_url(), MICROSHOP_NAMESPACE=unique_name("bench"),
+        INTERNAL_API_KEY=secrets.token_urlsafe(24), ADMIN_EMAIL=admin["email"],
+        ADMIN_PASSWORD=admin["password"], PAYMENT_SUCCESS_RATE="1.0", PAYMENT_LATENCY_MS="0",
+        RATE_LIMIT_PER_MINUTE="10000000", LOG_LEVEL="WARNING", NO_COLOR="1",
+        **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
+    )  # fmt: skip
+    log = Path(tempfile.mkstemp(prefix="bench-orders-", suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return process, log, f"http://127.0.0.1:{ports['gateway']}", admin
+
+
+def stop_stack(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def stack(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The running stack; yields the gateway URL and the admin credentials."""
+    process, log, url, admin = await asyncio.to_thread(start_stack, dsn)
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(90):
+            while process.poll() is None:
+                try:
+                    async with session.get(f"{url}/ready") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError(f"microshop up exited early; see {log}")
+        info(f"stack ready at {url} (log: {log})")
+        yield url, admin
+    finally:
+        await asyncio.to_thread(stop_stack, process)
+
+
+async def json_of(resp: aiohttp.ClientResponse, status: int) -> Any:
+    body = await resp.json()
+    if resp.status != status:
+        raise RuntimeError(f"{resp.method} {resp.url}: {resp.status} {body}")
+    return body
+
+
+async def customer(session: aiohttp.ClientSession) -> dict[str, str]:
+    login = {"email": f"c-{secrets.token_hex(6)}@bench.test", "password": secrets.token_urlsafe(12)}
+    await json_of(await session.post("/api/auth/register", json=login), 201)
+    token = await json_of(await session.post("/api/auth/login", json=login), 200)
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def one_order(session: aiohttp.ClientSession, me: dict[str, str], product: str) -> float:
+    line = {"product_id": product, "quantity": 1}
+    await json_of(await session.post("/api/cart/items", json=line, headers=me), 200)
+    started = time.perf_counter()
+    order = await json_of(await session.post("/api/orders", headers=me), 201)
+    while True:
+        seen = await json_of(await session.get(f"/api/orders/{order['id']}", headers=me), 200)
+        if seen["status"] == "PAID":
+            return time.perf_counter() - started
+        if seen["status"] != "PENDING_PAYMENT":
+            raise RuntimeError(f"order ended {seen['status']}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def client_loop(session: aiohttp.ClientSession, me: dict[str, str], product: str,
+                      until: float, times: list[float]) -> None:  # fmt: skip
+    while time.perf_counter() < until:
+        times.append(await one_order(session, me, product))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    async with scratch_database("microshop_bench_orders") as dsn, stack(dsn) as (url, admin):
+        connector = aiohttp.TCPConnector(limit=clients * 2)
+        async with aiohttp.ClientSession(base_url=url, connector=connector) as session:
+            login = await json_of(await session.post("/api/auth/login", json=admin), 200)
+            boss = {"Authorization": f"Bearer {login['access_token']}"}
+            product = await json_of(await session.post("/api/products", headers=boss, json={
+                "sku": "BENCH-1", "name": "Benchmark mug", "price": "9.99"}), 201)  # fmt: skip
+            customers = [await customer(session) for _ in range(clients)]
+            info(f"warming up, then {clients} clients for {seconds:.0f} s")
+            await asyncio.gather(*(one_order(session, me, product["id"]) for me in customers))
+            times: list[float] = []
+            until = time.perf_counter() + seconds
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client_loop(session, me, product["id"], until, times)
+                                   for me in customers))  # fmt: skip
+            elapsed = time.perf_counter() - t0
+    rate = len(times) / elapsed
+    result: dict[str, Any] = {
+        "orders_per_second": round(rate, 1),
+        "p50_ms": round(percentile(times, 0.50) * 1000, 1),
+        "p95_ms": round(percentile(times, 0.95) * 1000, 1),
+        "p99_ms": round(percentile(times, 0.99) * 1000, 1),
+        "mean_ms": round(statistics.fmean(times) * 1000, 1),
+        "orders": len(times),
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "targets": TARGETS,
+        "context": {"quick": quick, "cpus": os.cpu_count(), "poll_interval_ms":
+                    POLL_INTERVAL * 1000, "total_seconds": round(time.perf_counter() - started, 1)},
+    }  # fmt: skip
+    result["meets_targets"] = {
+        "orders_per_second": rate >= TARGETS["orders_per_second"],
+        "p99_ms": result["p99_ms"] <= TARGETS["p99_ms"],
+    }
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (under 45 s)")
+    parser.add_argument("--clients", type=int, default=None, help="concurrent clients")
+    parser.add_argument("--seconds", type=float, default=None, help="measured duration")
+    args = parser.parse_args(argv)
+    clients = args.clients or (16 if args.quick else 32)
+    seconds = args.seconds or (10.0 if args.quick else 30.0)
+    print(json.dumps(uvloop.run(run(clients, seconds, args.quick)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
