@@ -29,8 +29,8 @@ from eventstore import (
 )
 from eventstore.pg import Conn
 
-from .domain import Cart, CartEvent, DomainError, check_out, fold
-from .projections import stream_of
+from .domain import EMPTY, Cart, CartEvent, DomainError, check_out, fold
+from .projections import cart_of_row, stream_of
 from .schemas import OrderPlacedSchema, PlacedOrder
 
 __all__ = [
@@ -63,9 +63,16 @@ class Outcome:
 
 
 async def load_cart(store: EventStore, user_id: str, *, conn: Conn | None = None) -> Cart:
-    """`user_id`'s cart folded from its stream (the write model: always current)."""
-    events = await store.read_stream(stream_of(user_id), conn=conn)
-    return fold(event.data for event in events)
+    """`user_id`'s current cart: the read model's row as a snapshot, then the stream's events
+    after it (the row may lag; the tail makes it exact). A long-lived cart costs the same
+    to load as a new one."""
+    executor = conn if conn is not None else store.pool
+    row = await executor.fetchrow(
+        "SELECT items, currency, version FROM carts WHERE user_id = $1", user_id
+    )
+    snapshot = EMPTY if row is None else cart_of_row(dict(row))
+    tail = await store.read_stream(stream_of(user_id), after_version=snapshot.version, conn=conn)
+    return fold((event.data for event in tail), snapshot)
 
 
 async def _backoff(attempt: int) -> None:
