@@ -15,10 +15,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from microshop import __version__
+from microshop.fields import Checked
 from microshop.http import json_response
 from services.auth.schemas import LoginSchema, RegisterSchema
 from services.cart.schemas import AddItemSchema, SetQuantitySchema
-from services.product.schemas import Checked, NewProductSchema, ProductChangesSchema
+from services.product.schemas import NewProductSchema, ProductChangesSchema
 
 from .routing import ROUTES
 
@@ -246,7 +247,7 @@ def build_spec() -> dict[str, Any]:
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                 "bearerFormat": "JWT"})  # fmt: skip
-    plugin.map_to_openapi_type(Checked, "string", None)  # type: ignore[no-untyped-call]
+    plugin.map_to_openapi_type(Checked, "string", None)  # type: ignore[no-untyped-call]  # fields checked by domain rules
     spec.components.schema("Error", schema=ErrorSchema)
     for route in ROUTES:
         operations: dict[str, Any] = {}

@@ -7,12 +7,14 @@ success rate only as a JSON number. Booleans are never numbers here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import marshmallow
 from marshmallow import fields, validate
+
+from microshop import fields as kernel_fields
 
 from .domain import InvalidValue, PaymentRequest, rules
 from .simulator import MAX_LATENCY_MS
@@ -22,24 +24,10 @@ __all__ = ["PaymentRequestSchema", "SettingsSchema"]
 T = TypeVar("T")
 
 
-class Checked(fields.Field[T], Generic[T]):
-    """A JSON string passed through a domain rule; the rule's refusal becomes the message."""
+class Checked(kernel_fields.Checked[T]):
+    """A JSON string passed through a payment rule; its refusal becomes the message."""
 
-    default_error_messages = {"invalid": "Not a valid string."}
-
-    def __init__(self, rule: Callable[[str], T], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.rule = rule
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> T:
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
-        try:
-            return self.rule(value)
-        except InvalidValue as exc:
-            raise marshmallow.ValidationError(exc.message) from None
+    refusals = (InvalidValue,)
 
 
 class Amount(Checked[Decimal]):

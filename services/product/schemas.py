@@ -8,12 +8,13 @@ exact one) is refused, so no client ever learns to send floats for money.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import marshmallow
 from marshmallow import fields, validate
+
+from microshop import fields as kernel_fields
 
 from .domain import KEEP, InvalidValue, NewProduct, ProductChanges, rules
 
@@ -25,24 +26,10 @@ MAX_OFFSET = 2**31 - 1
 MAX_QUERY = 200
 
 
-class Checked(fields.Field[T], Generic[T]):
-    """A JSON string passed through a domain rule; the rule's refusal becomes the message."""
+class Checked(kernel_fields.Checked[T]):
+    """A JSON string passed through a catalog rule; its refusal becomes the message."""
 
-    default_error_messages = {"invalid": "Not a valid string."}
-
-    def __init__(self, rule: Callable[[str], T], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.rule = rule
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> T:
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
-        try:
-            return self.rule(value)
-        except InvalidValue as exc:
-            raise marshmallow.ValidationError(exc.message) from None
+    refusals = (InvalidValue,)
 
 
 class Price(Checked[Decimal]):
