@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import unicodedata
 import urllib.parse
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from microshop import money
 
 from .errors import InvalidValue
 
@@ -33,11 +35,8 @@ IMAGE_URL_MAX = 2048
 MAX_PRICE = Decimal(1_000_000)
 DEFAULT_CURRENCY = "EUR"
 
-_CENT = Decimal("0.01")
 _SKU = re.compile(r"[A-Za-z0-9._-]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_PRICE_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_PRICE_TEXT_MAX = 32
 _LINE_BREAKS = frozenset("\n\r\t")
 
 
@@ -102,28 +101,16 @@ def valid_image_url(value: str | None) -> str | None:
 
 def valid_price(value: Decimal) -> Decimal:
     """Greater than 0, at most 1000000, whole cents; returned with exactly two decimals."""
-    if not value.is_finite():
-        raise InvalidValue("price", "must be a finite amount")
-    if value <= 0:
-        raise InvalidValue("price", "must be greater than 0")
-    if value > MAX_PRICE:
-        raise InvalidValue("price", f"must be at most {MAX_PRICE}")
-    if value != value.quantize(_CENT):
-        raise InvalidValue("price", "must have at most 2 decimal places")
-    return value.quantize(_CENT)
+    try:
+        return money.check_money(value, MAX_PRICE)
+    except ValueError as exc:
+        raise InvalidValue("price", str(exc)) from None
 
 
 def parse_price(text: str) -> Decimal:
     """A price from its decimal-string form (`"19.99"`, `"5"`); no signs, exponents or
     spaces, at most two digits after the point."""
-    message = 'must be a decimal string such as "19.99"'
-    if len(text) > _PRICE_TEXT_MAX or not _PRICE_TEXT.fullmatch(text):
-        raise InvalidValue("price", message)
-    _, _, cents = text.partition(".")
-    if len(cents) > 2:
-        raise InvalidValue("price", "must have at most 2 decimal places")
     try:
-        amount = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise InvalidValue("price", message) from None
-    return valid_price(amount)
+        return money.parse_money(text, MAX_PRICE, "19.99")
+    except ValueError as exc:
+        raise InvalidValue("price", str(exc)) from None
