@@ -25,15 +25,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-import aiormq
 import msgspec
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
 
+from .amqp import BROKER_ERRORS, connect_amqp
 from .errors import UpcastError
 from .events import RecordedEvent
 from .pg import Conn
-from .relay import connect_amqp
 from .store import EventStore
 from .wire import decode_message
 
@@ -50,13 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
-    ConnectionError,
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-)
+_TRANSIENT = BROKER_ERRORS
 
 
 class RetryLater(Exception):

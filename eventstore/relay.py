@@ -18,12 +18,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiormq
 import asyncpg
 from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from . import checkpoints
+from .amqp import BROKER_ERRORS, connect_amqp
 from .events import START, Position
 from .store import EventStore
 from .wakeup import LogWatcher
@@ -34,25 +34,15 @@ __all__ = ["Relay", "RelayStats", "connect_amqp"]
 log = logging.getLogger(__name__)
 
 _LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:relay:' || $1, 0))"
-_TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    *BROKER_ERRORS,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
 )
 
 
 class PublishRefused(Exception):
     """The broker did not confirm a message (nack): the batch is published again."""
-
-
-async def connect_amqp(url: str, name: str) -> aiormq.abc.AbstractConnection:
-    """An aiormq connection that shows up as `name` in the broker's connection list."""
-    sep = "&" if "?" in url else "?"
-    return await aiormq.connect(f"{url}{sep}name={name}")
 
 
 @dataclasses.dataclass(slots=True)

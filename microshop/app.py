@@ -26,6 +26,7 @@ from .auth import KeySource, verifier_context
 from .config import Config
 from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
 from .http import MAX_BODY, json_response
+from .logs import log_shipping_context
 from .metrics import Metrics, route_of
 
 __all__ = [
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("microshop.access")
+
+# Probes and scrapes: not worth a log line each.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -72,8 +77,17 @@ async def context_middleware(
     rid = context.valid_id(request.headers.get("X-Request-ID")) or context.new_id()
     cid = context.valid_id(request.headers.get("X-Correlation-ID")) or rid
     rid_token, cid_token = context.request_id.set(rid), context.correlation_id.set(cid)
+    start = time.perf_counter()
     try:
         response = await handler(request)
+        if request.path not in _QUIET_PATHS and access_log.isEnabledFor(logging.INFO):
+            route, status = route_of(request), response.status
+            duration_ms = round((time.perf_counter() - start) * 1000, 2)
+            access_log.info(
+                "%s %s %d %.1fms", request.method, route, status, duration_ms,
+                extra={"method": request.method, "route": route, "status": status,
+                       "duration_ms": duration_ms},
+            )  # fmt: skip
     finally:
         context.request_id.reset(rid_token)
         context.correlation_id.reset(cid_token)
@@ -165,6 +179,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 _DEMO_LEVELS = {"WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+_LEVEL_NAMES = {logging.WARNING: "WARN", logging.ERROR: "ERROR"}
 
 
 async def demo_logs(request: web.Request) -> web.Response:
@@ -174,10 +189,10 @@ async def demo_logs(request: web.Request) -> web.Response:
     if level is None:
         raise ValidationFailed(details={"level": ["must be WARN or ERROR"]})
     service = request.app[SERVICE]
-    message = f"demo {logging.getLevelName(level)} log line from {service}"
+    message = f"demo {_LEVEL_NAMES[level]} log line from {service}"
     logging.getLogger(f"microshop.demo.{service}").log(level, message, extra={"demo": True})
     return json_response(
-        {"logged": True, "level": logging.getLevelName(level), "service": service,
+        {"logged": True, "level": _LEVEL_NAMES[level], "service": service,
          "message": message, "correlation_id": context.correlation_id.get()},
         status=202,
     )  # fmt: skip
@@ -282,6 +297,7 @@ def make_app(
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[READY_CHECKS] = []
+    app.cleanup_ctx.append(log_shipping_context)  # first in, last out: ships shutdown lines
     app.cleanup_ctx.append(http_client_context)
     app.cleanup_ctx.append(verifier_context(token_keys))
     if database:

@@ -96,6 +96,15 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
 def _optional_int(raw: str) -> int | None:
     return int(raw) if raw else None
 
@@ -139,6 +148,9 @@ class Config:
     admin_email: str = _env("ADMIN_EMAIL", "admin@microshop.local")
     admin_password: str = _env("ADMIN_PASSWORD", "")
     log_retention_days: int = _env("LOG_RETENTION_DAYS", 14, _positive_int)
+    # Ship every log line to log-service over RabbitMQ (`{ns}.logs`) besides stderr.
+    log_shipping: bool = _env("LOG_SHIPPING", True, _bool)
+    log_buffer_lines: int = _env("LOG_BUFFER_LINES", 10_000, _positive_int)
     otel_exporter_otlp_endpoint: str = _env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 
     # Where services reach each other (empty: http://127.0.0.1:<its port>).

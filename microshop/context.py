@@ -6,12 +6,14 @@ import contextvars
 import re
 import uuid
 
-__all__ = ["correlation_id", "new_id", "request_id", "valid_id"]
+__all__ = ["correlation_id", "event_id", "new_id", "request_id", "valid_id"]
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+# The event a consumer is handling, for its log lines.
+event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

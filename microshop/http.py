@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import marshmallow
 import msgspec
@@ -12,7 +12,9 @@ from aiohttp import web
 
 from .errors import BadRequest, ValidationFailed
 
-__all__ = ["MAX_BODY", "json_response", "read_json"]
+__all__ = ["MAX_BODY", "json_response", "read_json", "read_query"]
+
+T = TypeVar("T")
 
 MAX_BODY = 1024 * 1024
 
@@ -52,5 +54,17 @@ async def read_json(request: web.Request, schema: marshmallow.Schema | None = No
     try:
         return schema.load(data)
     except marshmallow.ValidationError as exc:
-        details = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        raise ValidationFailed(details=details) from None
+        raise ValidationFailed(details=_details(exc)) from None
+
+
+def read_query(request: web.Request, schema: marshmallow.Schema, _: type[T]) -> T:
+    """The query string loaded by `schema` (into a `T`); 422 with per-field details."""
+    try:
+        loaded: T = schema.load(dict(request.query))
+    except marshmallow.ValidationError as exc:
+        raise ValidationFailed("the query string is invalid", details=_details(exc)) from None
+    return loaded
+
+
+def _details(exc: marshmallow.ValidationError) -> dict[str, Any]:
+    return exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}

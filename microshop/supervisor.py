@@ -16,7 +16,7 @@ from typing import TextIO
 __all__ = ["Supervisor"]
 
 _COLORS = ("36", "32", "35", "33", "34", "96", "92", "95", "93")
-_LEVEL_COLORS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "41"}
+_LEVEL_COLORS = {"WARN": "33", "WARNING": "33", "ERROR": "31", "FATAL": "41", "CRITICAL": "41"}
 
 
 class Child:

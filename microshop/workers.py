@@ -12,8 +12,9 @@ from aiohttp import web
 
 from eventstore import Consumer, Projection, ProjectionRunner, RetryPolicy
 from eventstore.checkpoints import lag
-from eventstore.consumer import Handler
+from eventstore.consumer import Handler, HandlerContext
 
+from . import context
 from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
 
 __all__ = ["CONSUMERS", "RUNNERS", "consumer_context", "projection_context"]
@@ -36,7 +37,7 @@ def consumer_context(
         config = app[CONFIG]
         consumer = Consumer(
             app[STORE], amqp_url=config.amqp_url, namespace=config.namespace, name=name,
-            bindings=bindings, handler=handler, retry=retry, prefetch=prefetch,
+            bindings=bindings, handler=in_event_context(handler), retry=retry, prefetch=prefetch,
         )  # fmt: skip
         app.setdefault(CONSUMERS, {})[name] = consumer
 
@@ -47,7 +48,7 @@ def consumer_context(
         app[READY_CHECKS].append(consuming)
         metrics = app[METRICS]
         counters = {
-            kind: metrics.gauge(f"consumer_{kind}_total", f"Events the consumer {kind}.")
+            kind: metrics.counter(f"consumer_{kind}_total", f"Events the consumer {kind}.")
             for kind in ("handled", "duplicates", "retried", "parked")
         }
 
@@ -60,6 +61,27 @@ def consumer_context(
             yield
 
     return context_
+
+
+def in_event_context(handler: Handler) -> Handler:
+    """`handler` running in the event's correlation: its log lines carry the event's
+    correlation id and event id, and the HTTP calls it makes pass the correlation on."""
+
+    async def handle(ctx: HandlerContext) -> None:
+        event = ctx.event
+        tokens = (
+            context.correlation_id.set(event.metadata.correlation_id),
+            context.event_id.set(str(event.event_id)),
+            context.request_id.set(None),
+        )
+        try:
+            await handler(ctx)
+        finally:
+            context.request_id.reset(tokens[2])
+            context.event_id.reset(tokens[1])
+            context.correlation_id.reset(tokens[0])
+
+    return handle
 
 
 def projection_context(projection: Projection, *, batch_size: int = 500) -> CleanupContext:

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import marshmallow
 from aiohttp import web
 
 from eventstore import Metadata
@@ -21,7 +20,7 @@ from microshop import context
 from microshop.appkeys import POOL, STORE
 from microshop.auth import Principal, require_admin
 from microshop.errors import Conflict, NotFound, ValidationFailed
-from microshop.http import json_response, read_json
+from microshop.http import json_response, read_json, read_query
 from microshop.workers import RUNNERS
 
 from . import handlers, queries
@@ -36,7 +35,7 @@ from .domain import (
 )
 from .images import default_image_url, render_svg
 from .projections import PRODUCTS
-from .schemas import ListQuerySchema, NewProductSchema, ProductChangesSchema
+from .schemas import ListQuery, ListQuerySchema, NewProductSchema, ProductChangesSchema
 
 __all__ = ["routes"]
 
@@ -120,10 +119,7 @@ async def settle(request: web.Request, outcome: handlers.Outcome) -> None:
 @routes.get("/api/products")
 async def list_products(request: web.Request) -> web.Response:
     """`?q=&limit=&offset=`: active products by name, `q` matching name or description."""
-    try:
-        query = ListQuerySchema().load(dict(request.query))
-    except marshmallow.ValidationError as exc:
-        raise ValidationFailed("the query string is invalid", details=_details(exc)) from None
+    query = read_query(request, ListQuerySchema(), ListQuery)
     page = await queries.list_products(
         request.app[POOL], q=query.q, limit=query.limit, offset=query.offset
     )
@@ -204,10 +200,6 @@ async def discontinue_product(request: web.Request) -> web.Response:
         )
     await settle(request, outcome)
     return web.Response(status=204)
-
-
-def _details(exc: marshmallow.ValidationError) -> dict[str, Any]:
-    return exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
 
 
 def _etags(header: str) -> set[str]:

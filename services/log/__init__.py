@@ -1,0 +1,1 @@
+"""log-service (port 8006): every service's JSON log lines, stored in Postgres, searchable."""

@@ -1,0 +1,68 @@
+"""The query string of GET /api/logs, loaded into a `LogQuery`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import marshmallow
+from marshmallow import fields, validate
+
+from microshop import context
+
+from .lines import normalize_level
+from .store import LogQuery
+
+__all__ = ["LEVEL_NAMES", "LogQuerySchema"]
+
+LEVEL_NAMES = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+MAX_LIMIT = 1000
+_SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+class _Id(fields.String):
+    """A request or correlation id: the characters the services accept and echo."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if context.valid_id(text) is None:
+            raise marshmallow.ValidationError("Not a valid id (letters, digits, . _ : -).")
+        return text
+
+
+class _Level(fields.String):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        level = normalize_level(super()._deserialize(value, attr, data, **kwargs))
+        if level not in LEVEL_NAMES:
+            raise marshmallow.ValidationError(f"Must be one of {', '.join(LEVEL_NAMES)}.")
+        return level
+
+
+class LogQuerySchema(marshmallow.Schema):
+    """`?service=&level=&correlation_id=&request_id=&since=&until=&q=&limit=`."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    service = fields.String(
+        load_default=None,
+        validate=validate.Regexp(_SERVICE, error="Not a service name (e.g. order-consumer)."),
+    )
+    level = _Level(load_default=None)
+    correlation_id = _Id(load_default=None)
+    request_id = _Id(load_default=None)
+    since = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
+    q = fields.String(load_default=None, validate=validate.Length(1, 200))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
+
+    @marshmallow.validates_schema
+    def window(self, data: dict[str, Any], **kwargs: Any) -> None:
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since >= until:
+            raise marshmallow.ValidationError("must be after since", "until")
+
+    @marshmallow.post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> LogQuery:
+        return LogQuery(**data)
