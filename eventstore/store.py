@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import time
 import uuid
-from collections.abc import AsyncGenerator, Collection, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -32,7 +34,12 @@ from .events import registry as default_registry
 from .pg import Conn, Pool
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
-__all__ = ["ANY", "NO_STREAM", "AppendResult", "EventStore"]
+__all__ = ["ANY", "NO_STREAM", "AppendObserver", "AppendResult", "EventStore"]
+
+log = logging.getLogger(__name__)
+
+AppendObserver = Callable[[str, int, float, str], None]
+"""Told of every append: stream id, events written, seconds taken, "ok" or "conflict"."""
 
 ANY: None = None
 """`expected_version` that accepts whatever version the stream is at."""
@@ -105,6 +112,8 @@ class EventStore:
         self.registry = registry
         self.dsn = dsn
         self.notifier = Notifier(pool, dsn=dsn, interval=notify_interval)
+        # Called after every append: (stream id, events written, seconds, "ok" | "conflict").
+        self.append_observers: list[AppendObserver] = []
 
     # -- writing -------------------------------------------------------------------------
 
@@ -130,6 +139,33 @@ class EventStore:
             raise ValueError("append needs at least one event")
         if event_ids is not None and len(event_ids) != len(events):
             raise ValueError("event_ids must match events one to one")
+        started = time.perf_counter()
+        try:
+            result = await self._append_checked(
+                stream_id, events, expected_version, metadata, event_ids, conn
+            )
+        except ConcurrencyError:
+            self._observe(stream_id, 0, time.perf_counter() - started, "conflict")
+            raise
+        self._observe(stream_id, len(events), time.perf_counter() - started, "ok")
+        return result
+
+    def _observe(self, stream_id: str, events: int, seconds: float, outcome: str) -> None:
+        for observer in self.append_observers:
+            try:
+                observer(stream_id, events, seconds, outcome)
+            except Exception:
+                log.exception("append observer %r failed", observer)
+
+    async def _append_checked(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | None,
+        metadata: Metadata | None,
+        event_ids: Sequence[uuid.UUID] | None,
+        conn: Conn | None,
+    ) -> AppendResult:
         ids = tuple(event_ids) if event_ids is not None else tuple(_new_id() for _ in events)
         meta = self.registry.encode(metadata or _EMPTY_METADATA)
         if expected_version is not None:

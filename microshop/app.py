@@ -27,7 +27,7 @@ from .config import Config
 from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
 from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
-from .metrics import Metrics, route_of
+from .metrics import Metrics, observe_appends, route_of
 
 __all__ = [
     "CONFIG",
@@ -213,6 +213,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[POOL] = pool
     app[STORE] = EventStore(pool, dsn=config.database_url)
+    observe_appends(app[METRICS], app[STORE])
     yield
     await app[STORE].close()
     await pool.close()

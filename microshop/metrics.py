@@ -10,7 +10,10 @@ from aiohttp import web
 from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
 from aioprometheus.renderer import render
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+from eventstore import EventStore
+from eventstore.events import category_of
+
+__all__ = ["LATENCY_BUCKETS", "Metrics", "observe_appends"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,24 @@ class Metrics:
             except Exception:
                 log.exception("metrics collector %r failed", collect)
         return render(self.registry, list(accept))
+
+
+def observe_appends(metrics: Metrics, store: EventStore) -> None:
+    """Event store metrics: appends by stream category and outcome, events, latency."""
+    appends = metrics.counter(
+        "eventstore_appends_total", "Appends by stream category and outcome (ok, conflict)."
+    )
+    events = metrics.counter("eventstore_appended_events_total", "Events appended by category.")
+    latency = metrics.histogram("eventstore_append_seconds", "Append latency by category.")
+
+    def observe(stream_id: str, count: int, seconds: float, outcome: str) -> None:
+        category = {"category": category_of(stream_id)}
+        appends.inc({**category, "outcome": outcome})
+        latency.add(category, seconds)
+        if count:
+            events.add(category, count)
+
+    store.append_observers.append(observe)
 
 
 def route_of(request: web.Request) -> str:

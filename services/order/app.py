@@ -10,6 +10,7 @@ from microshop.config import Config
 from microshop.workers import projection_context
 
 from . import events as _events  # noqa: F401  (registers the order events)
+from .metrics import order_metrics_context
 from .projections import ORDERS
 from .views import routes
 
@@ -18,6 +19,9 @@ __all__ = ["create_app"]
 
 def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
     return make_app(
-        config, "order", routes=routes, contexts=[projection_context(ORDERS)],
+        config,
+        "order",
+        routes=routes,
+        contexts=[projection_context(ORDERS), order_metrics_context],
         token_keys=token_keys,
-    )  # fmt: skip
+    )

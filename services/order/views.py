@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from typing import Any
@@ -20,10 +21,12 @@ from microshop.workers import RUNNERS
 from . import domain
 from .events import payment_stream_id, stream_id
 from .handlers import change_order, load_order, place_order
+from .metrics import ORDER_METRICS
 from .projections import ORDERS, order_json
 from .schemas import PaymentFailedSchema, PaymentSucceededSchema
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 
@@ -85,6 +88,10 @@ async def create_order(request: web.Request) -> web.Response:
     headers = {"Location": f"/api/orders/{placed.order_id}"}
     if placed.replayed:
         headers["Idempotency-Replayed"] = "true"
+    else:
+        request.app[ORDER_METRICS].placed.inc({})
+        log.info("order %s placed: %s %s", placed.order_id, row["total"], row["currency"],
+                 extra={"order_id": placed.order_id})  # fmt: skip
     return json_response(order_json(row), status=201, headers=headers)
 
 
@@ -132,7 +139,10 @@ async def _transition(request: web.Request, decide: Any, status: int) -> web.Res
                                          _metadata(principal, request))  # fmt: skip
     except domain.IllegalTransition as exc:
         raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
-    return json_response(order_json(await _settled(request, order_id, position)), status=status)
+    row = await _settled(request, order_id, position)
+    if position is not None and row["status"] in domain.FINAL:
+        request.app[ORDER_METRICS].settled(row)
+    return json_response(order_json(row), status=status)
 
 
 @routes.post("/api/orders/{id}/retry-payment")
@@ -173,7 +183,9 @@ async def _outcome(request: web.Request, decide: Any) -> web.Response:
     except domain.IllegalTransition as exc:
         raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
     if position is not None:
-        await request.app[RUNNERS][ORDERS.name].wait_for(position)
+        row = await _settled(request, order_id, position)
+        request.app[ORDER_METRICS].settled(row)
+        log.info("order %s is %s", order_id, order.status, extra={"order_id": order_id})
     return json_response({"order_id": order_id, "status": order.status,
                           "recorded": position is not None})  # fmt: skip
 

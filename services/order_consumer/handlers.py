@@ -11,6 +11,7 @@ second instance or a restart mid-way never charges twice.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,8 @@ from eventstore import HandlerContext, Reject, RetryLater
 from microshop.config import Config
 
 __all__ = ["EXTRA_DELIVERIES", "PaymentDriver"]
+
+log = logging.getLogger(__name__)
 
 EXTRA_DELIVERIES = 5
 """Deliveries beyond the payment attempts, spent only on reporting the outcome."""
@@ -94,6 +97,8 @@ class PaymentDriver:
         if ctx.attempt > self.attempts:  # the budget was spent; only the report is missing
             await self._report_failure(ctx, order_url, work, self.attempts)
             return
+        log.info("paying order %s: round %d attempt %d of %d", work.order_id, work.round,
+                 ctx.attempt, self.attempts, extra={"order_id": work.order_id})  # fmt: skip
         status, payment = await self._call(ctx, "POST",
             f"{self.config.url_of('payment')}/internal/payments",
             {"order_id": work.order_id, "round": work.round, "attempt": ctx.attempt,
@@ -106,6 +111,8 @@ class PaymentDriver:
         if payment["status"] in ("charged", "already_charged"):
             await self._report_success(ctx, order_url, work, payment)
         elif ctx.attempt >= self.attempts:
+            log.warning("order %s: payment declined %d times, giving up", work.order_id,
+                        ctx.attempt, extra={"order_id": work.order_id})  # fmt: skip
             await self._report_failure(ctx, order_url, work, ctx.attempt)
         else:
             raise RetryLater(f"attempt {ctx.attempt} declined: {payment.get('reason')}")

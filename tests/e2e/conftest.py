@@ -83,7 +83,7 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         INTERNAL_API_KEY=internal_key,
         ADMIN_EMAIL=admin_email,
         ADMIN_PASSWORD=admin_password,
-        LOG_LEVEL=os.environ.get("E2E_LOG_LEVEL", "WARNING"),
+        LOG_LEVEL=os.environ.get("E2E_LOG_LEVEL", "INFO"),  # observability tests need INFO
         PAYMENT_SUCCESS_RATE="1.0",
         ORDER_CONSUMER_RETRY_ATTEMPTS="3",
         ORDER_CONSUMER_BACKOFF_INITIAL="0.2",
