@@ -28,6 +28,7 @@ from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
 from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
+from .tracing import client_trace_config, tracing_context, tracing_middleware
 
 __all__ = [
     "CONFIG",
@@ -73,10 +74,13 @@ _HTTP_CODES = {
 async def context_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Adopt or mint the request and correlation ids; echo both on the response."""
+    """Adopt or mint the request and correlation ids (echoed on the response) and the W3C
+    trace context."""
     rid = context.valid_id(request.headers.get("X-Request-ID")) or context.new_id()
     cid = context.valid_id(request.headers.get("X-Correlation-ID")) or rid
+    trace = context.valid_traceparent(request.headers.get("traceparent"))
     rid_token, cid_token = context.request_id.set(rid), context.correlation_id.set(cid)
+    trace_token = context.traceparent.set(trace or context.new_traceparent())
     start = time.perf_counter()
     try:
         response = await handler(request)
@@ -91,6 +95,7 @@ async def context_middleware(
     finally:
         context.request_id.reset(rid_token)
         context.correlation_id.reset(cid_token)
+        context.traceparent.reset(trace_token)
     response.headers["X-Request-ID"] = rid
     response.headers["X-Correlation-ID"] = cid
     return response
@@ -223,7 +228,9 @@ async def http_client_context(app: web.Application) -> AsyncIterator[None]:
     """One HTTP client per app for calls to other services, with the upstream timeout."""
     timeout = aiohttp.ClientTimeout(total=app[CONFIG].upstream_timeout_seconds)
     connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=connector, trace_configs=[client_trace_config(app)]
+    ) as session:
         app[HTTP] = session
         yield
 
@@ -292,13 +299,20 @@ def make_app(
     """
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, metrics_middleware, error_middleware, *middlewares],
+        middlewares=[
+            context_middleware,
+            tracing_middleware,
+            metrics_middleware,
+            error_middleware,
+            *middlewares,
+        ],
     )
     app[CONFIG] = config
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[READY_CHECKS] = []
     app.cleanup_ctx.append(log_shipping_context)  # first in, last out: ships shutdown lines
+    app.cleanup_ctx.append(tracing_context)
     app.cleanup_ctx.append(http_client_context)
     app.cleanup_ctx.append(verifier_context(token_keys))
     if database:

@@ -16,6 +16,7 @@ from eventstore.consumer import Handler, HandlerContext
 
 from . import context
 from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
+from .tracing import TRACING
 
 __all__ = ["CONSUMERS", "RUNNERS", "consumer_context", "projection_context"]
 
@@ -37,7 +38,8 @@ def consumer_context(
         config = app[CONFIG]
         consumer = Consumer(
             app[STORE], amqp_url=config.amqp_url, namespace=config.namespace, name=name,
-            bindings=bindings, handler=in_event_context(handler), retry=retry, prefetch=prefetch,
+            bindings=bindings, handler=in_event_context(app, handler), retry=retry,
+            prefetch=prefetch,
         )  # fmt: skip
         app.setdefault(CONSUMERS, {})[name] = consumer
 
@@ -63,9 +65,10 @@ def consumer_context(
     return context_
 
 
-def in_event_context(handler: Handler) -> Handler:
-    """`handler` running in the event's correlation: its log lines carry the event's
-    correlation id and event id, and the HTTP calls it makes pass the correlation on."""
+def in_event_context(app: web.Application, handler: Handler) -> Handler:
+    """`handler` running in the event's correlation and trace: its log lines carry the
+    event's correlation id and event id, the calls it makes and the events it records pass
+    them on, and with tracing on it runs in a consumer span."""
 
     async def handle(ctx: HandlerContext) -> None:
         event = ctx.event
@@ -73,10 +76,19 @@ def in_event_context(handler: Handler) -> Handler:
             context.correlation_id.set(event.metadata.correlation_id),
             context.event_id.set(str(event.event_id)),
             context.request_id.set(None),
+            context.traceparent.set(context.valid_traceparent(event.metadata.traceparent)),
         )
         try:
-            await handler(ctx)
+            tracing = app.get(TRACING)
+            if tracing is None:
+                await handler(ctx)
+            else:
+                with tracing.span(f"handle {event.event_type}", tracing.kinds.CONSUMER,
+                                  **{"messaging.message.id": str(event.event_id),
+                                     "microshop.attempt": ctx.attempt}):  # fmt: skip
+                    await handler(ctx)
         finally:
+            context.traceparent.reset(tokens[3])
             context.request_id.reset(tokens[2])
             context.event_id.reset(tokens[1])
             context.correlation_id.reset(tokens[0])

@@ -8,7 +8,6 @@ import uuid
 import jwt
 from aiohttp import web
 
-from eventstore import Metadata
 from microshop import context
 from microshop.appkeys import CONFIG
 from microshop.auth import ALGORITHM, authenticate, client_address
@@ -30,7 +29,7 @@ CLIENT_FACTOR = 4
 async def register(request: web.Request) -> web.Response:
     body = await read_json(request, RegisterSchema())
     password_hash = await hash_password(body["password"])
-    meta = Metadata(correlation_id=context.correlation_id.get(), service="auth")
+    meta = context.event_metadata("auth")
     try:
         event = await request.app[ACCOUNTS].create(body["email"], password_hash, metadata=meta)
     except EmailTaken:

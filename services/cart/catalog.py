@@ -9,8 +9,6 @@ from __future__ import annotations
 import aiohttp
 import marshmallow
 
-from microshop import context
-
 from .schemas import Product, ProductSchema
 
 __all__ = [
@@ -50,12 +48,9 @@ async def fetch_product(
     `product_id` must be one safe path segment (the request schema makes sure of that). The
     answer's `id` is product-service's canonical spelling of it.
     """
-    headers = {}
-    if (correlation_id := context.correlation_id.get()) is not None:
-        headers["X-Correlation-ID"] = correlation_id
     url = f"{base_url}/api/products/{product_id}"
-    try:
-        async with session.get(url, headers=headers, allow_redirects=False) as resp:
+    try:  # the app's client adds the correlation id and trace context
+        async with session.get(url, allow_redirects=False) as resp:
             if resp.status in _NO_SUCH_PRODUCT:
                 return None
             if resp.status != 200:

@@ -28,6 +28,7 @@ from eventstore import (
     Reject,
 )
 from eventstore.pg import Conn
+from microshop import context
 
 from .domain import EMPTY, Cart, CartEvent, DomainError, check_out, fold
 from .projections import cart_of_row, stream_of
@@ -141,11 +142,12 @@ async def on_order_placed(ctx: HandlerContext) -> None:
     """
     placed = placed_order(ctx.event.data)
     store = ctx.consumer.store
-    metadata = Metadata(
+    metadata = Metadata(  # in the OrderPlaced's correlation and trace
         correlation_id=ctx.event.metadata.correlation_id,
         causation_id=str(ctx.event.event_id),
         actor=placed.user_id,
         service="cart",
+        traceparent=context.traceparent.get() or ctx.event.metadata.traceparent,
     )
     event_ids = [checkout_event_id(placed.order_id)]
     for attempt in range(MAX_ATTEMPTS):

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from eventstore import Metadata, Position
+from eventstore import Position
 from microshop import context
 from microshop.app import CONFIG, HTTP, POOL, STORE
 from microshop.auth import authenticate
@@ -66,7 +66,7 @@ def domain_errors() -> Iterator[None]:
 async def _write(request: web.Request, decide: Decision) -> Cart:
     """Run `decide` on the caller's cart, wait until the read model has it, return the cart."""
     user_id = (await authenticate(request)).user_id
-    metadata = Metadata(correlation_id=context.correlation_id.get(), actor=user_id, service="cart")
+    metadata = context.event_metadata("cart", actor=user_id)
     with domain_errors():
         outcome = await change_cart(request.app[STORE], user_id, decide, metadata=metadata)
     if outcome.position is not None:

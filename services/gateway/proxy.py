@@ -9,7 +9,6 @@ down, failing or slow into a 502/503/504 JSON error.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -23,7 +22,7 @@ from microshop.errors import BadGateway, GatewayTimeout
 
 from .routing import Access, Route
 
-__all__ = ["forward", "handler_for"]
+__all__ = ["forward", "handler_for", "identity_headers"]
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus those the proxy sets itself.
 _HOP_BY_HOP = frozenset(
@@ -48,29 +47,29 @@ def _connection_listed(headers: MultiMapping[str]) -> set[str]:
     return {name.strip().lower() for value in values for name in value.split(",")}
 
 
-def traceparent(incoming: str | None) -> str:
-    """The caller's W3C traceparent when well-formed, else the start of a new trace."""
-    if incoming:
-        parts = incoming.strip().split("-")
-        if (
-            len(parts) == 4
-            and parts[0] == "00"
-            and len(parts[1]) == 32
-            and len(parts[2]) == 16
-            and len(parts[3]) == 2
-            and all(c in "0123456789abcdef" for c in "".join(parts))
-            and parts[1] != "0" * 32
-            and parts[2] != "0" * 16
-        ):
-            return incoming.strip()
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
 async def _check_access(request: web.Request, access: Access) -> None:
     if access == "user":
         await authenticate(request)
     elif access == "admin":
         await require_admin(request)
+
+
+def identity_headers(request: web.Request) -> dict[str, str]:
+    """What the gateway adds to every call it makes for `request`: request and correlation
+    ids, `traceparent`, and the caller's address (vouched for with the internal key)."""
+    request_id = context.request_id.get() or context.new_id()
+    headers = {
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": context.correlation_id.get() or request_id,
+        # the caller's trace when well-formed, else a new one (the context middleware's)
+        "traceparent": context.traceparent.get() or context.new_traceparent(),
+        "X-Forwarded-For": request.remote or "unknown",
+        "X-Forwarded-Proto": request.scheme,
+    }
+    internal_key = request.app[CONFIG].internal_api_key
+    if internal_key:
+        headers["X-Internal-Api-Key"] = internal_key  # vouches for X-Forwarded-For
+    return headers
 
 
 async def forward(request: web.Request, service: str) -> web.Response:
@@ -80,13 +79,7 @@ async def forward(request: web.Request, service: str) -> web.Response:
         (k, v) for k, v in request.headers.items()
         if k.lower() not in _NOT_FORWARDED and k.lower() not in listed
     )  # fmt: skip
-    headers["X-Request-ID"] = context.request_id.get() or context.new_id()
-    headers["X-Correlation-ID"] = context.correlation_id.get() or headers["X-Request-ID"]
-    headers["traceparent"] = traceparent(request.headers.get("traceparent"))
-    headers["X-Forwarded-For"] = request.remote or "unknown"
-    headers["X-Forwarded-Proto"] = request.scheme
-    if config.internal_api_key:
-        headers["X-Internal-Api-Key"] = config.internal_api_key  # vouches for X-Forwarded-For
+    headers.update(identity_headers(request))
     body = await request.read() if request.can_read_body else None
     url = config.url_of(service) + str(request.rel_url)
     try:

@@ -32,12 +32,10 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 
 
 def _metadata(principal: Principal | None, request: web.Request) -> Metadata:
-    return Metadata(
-        correlation_id=context.correlation_id.get(),
-        causation_id=request.headers.get("X-Causation-ID"),
+    return context.event_metadata(
+        "order",
         actor=principal.user_id if principal else "internal",
-        service="order",
-        traceparent=request.headers.get("traceparent"),
+        causation_id=context.valid_id(request.headers.get("X-Causation-ID")),
     )
 
 
@@ -77,11 +75,7 @@ async def create_order(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
         raise ValidationFailed(details={"Idempotency-Key": ["1 to 200 printable characters"]})
-    cart_headers = {
-        "Authorization": request.headers["Authorization"],
-        "X-Correlation-ID": context.correlation_id.get() or "",
-        "X-Request-ID": context.request_id.get() or "",
-    }
+    cart_headers = {"Authorization": request.headers["Authorization"]}
     placed = await place_order(request.app, principal.user_id, cart_headers, key,
                                _metadata(principal, request))  # fmt: skip
     row = await _settled(request, placed.order_id, placed.position)

@@ -66,13 +66,9 @@ class PaymentDriver:
         self.attempts = config.order_consumer_retry_attempts
 
     def _headers(self, ctx: HandlerContext) -> dict[str, str]:
-        headers = {"X-Internal-Api-Key": self.config.internal_api_key,
-                   "X-Causation-ID": str(ctx.event.event_id)}  # fmt: skip
-        if ctx.event.metadata.correlation_id:
-            headers["X-Correlation-ID"] = ctx.event.metadata.correlation_id
-        if ctx.event.metadata.traceparent:
-            headers["traceparent"] = ctx.event.metadata.traceparent
-        return headers
+        # the event's correlation id and trace context: added by the app's client
+        return {"X-Internal-Api-Key": self.config.internal_api_key,
+                "X-Causation-ID": str(ctx.event.event_id)}  # fmt: skip
 
     async def _call(self, ctx: HandlerContext, method: str, url: str, body: Any = None) -> Any:
         """JSON of a 2xx answer; RetryLater for anything transient."""

@@ -13,8 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from microshop import context
-
 from .domain import PaymentResult
 
 __all__ = ["REPORT_TIMEOUT", "OrderService", "Report"]
@@ -56,9 +54,7 @@ class OrderService:
         url = f"{self._base_url}/internal/orders/{result.order_id}/payment-succeeded"
         body = {"round": result.round, "attempt": result.attempt,
                 "payment_id": str(result.payment_id)}  # fmt: skip
-        headers = {"X-Internal-Api-Key": self._api_key}
-        if (correlation_id := context.correlation_id.get()) is not None:
-            headers["X-Correlation-ID"] = correlation_id
+        headers = {"X-Internal-Api-Key": self._api_key}  # correlation: the client adds it
         if causation_id is not None:
             headers["X-Causation-ID"] = causation_id
         try:

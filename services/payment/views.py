@@ -40,11 +40,8 @@ routes = web.RouteTableDef()
 def metadata_for(request: web.Request) -> Metadata:
     """Who recorded the events: this service, in the caller's correlation, caused by the
     event the caller names in `X-Causation-ID` (e.g. the OrderPlaced it is acting on)."""
-    return Metadata(
-        correlation_id=context.correlation_id.get(),
-        causation_id=context.valid_id(request.headers.get("X-Causation-ID")),
-        actor=SERVICE,
-        service=SERVICE,
+    return context.event_metadata(
+        SERVICE, actor=SERVICE, causation_id=context.valid_id(request.headers.get("X-Causation-ID"))
     )
 
 

@@ -95,9 +95,7 @@ def domain_errors(product_id: uuid.UUID | None = None) -> Iterator[None]:
 
 
 def metadata_for(principal: Principal) -> Metadata:
-    return Metadata(
-        correlation_id=context.correlation_id.get(), actor=principal.user_id, service=SERVICE
-    )
+    return context.event_metadata(SERVICE, actor=principal.user_id)
 
 
 async def settle(request: web.Request, outcome: handlers.Outcome) -> None:

@@ -189,6 +189,9 @@ async def test_adding_captures_the_catalog_price_and_adds_to_the_line(
     assert await get_cart(cart, user) == body
 
 
+TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+
+
 async def test_events_carry_the_caller_and_the_correlation_id(
     cart: Client, catalog: Catalog, store: EventStore
 ) -> None:
@@ -197,13 +200,15 @@ async def test_events_carry_the_caller_and_the_correlation_id(
     resp = await cart.post(
         "/api/cart/items",
         json={"product_id": tee["id"], "quantity": 1},
-        headers={**bearer(mint(user_id)), "X-Correlation-ID": "corr-cart-1"},
+        headers={**bearer(mint(user_id)), "X-Correlation-ID": "corr-cart-1", "traceparent": TRACE},
     )
     assert resp.status == 200
     [event] = await store.read_stream(f"cart-{user_id}")
     assert event.event_type == "CartItemAdded"
     assert event.data.unit_price == Decimal("19.99")
-    assert event.metadata == Metadata(correlation_id="corr-cart-1", actor=user_id, service="cart")
+    assert event.metadata == Metadata(
+        correlation_id="corr-cart-1", actor=user_id, service="cart", traceparent=TRACE
+    )
 
 
 async def test_a_line_holds_at_most_99(
