@@ -182,7 +182,8 @@ class ProjectionRunner:
                         log.warning("projection %s: %s; retrying", self.projection.name, exc)
                         await asyncio.sleep(self.poll_interval)
                         continue
-                    await watcher.wait(seen)
+                    fenced = await self.store.behind_fence(self.position)
+                    await watcher.settle(seen, behind_fence=fenced)
         finally:
             self.store.forget(watcher)
 

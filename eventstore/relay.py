@@ -101,8 +101,10 @@ class Relay:
 
     async def run_once(self) -> int:
         """Publish everything up to the fence, then return how many events went out."""
+        published = self.stats.published
         async with self._leadership(wait=False) as lost, self._channel() as channel:
-            return await self._drain(channel, lost)
+            await self._drain(channel, lost)
+        return self.stats.published - published
 
     # -- internals -----------------------------------------------------------------------
 
@@ -142,17 +144,19 @@ class Relay:
             async with watcher, self._channel() as channel:
                 while True:
                     seen = watcher.generation
-                    await self._drain(channel, lost)
-                    await self._idle(watcher, seen, channel, lost)
+                    position = await self._drain(channel, lost)
+                    fenced = await self.store.behind_fence(position)
+                    await self._idle(watcher, seen, fenced, channel, lost)
         finally:
             self.store.forget(watcher)
 
     @staticmethod
     async def _idle(
-        watcher: LogWatcher, seen: int, channel: AbstractChannel, lost: asyncio.Event
-    ) -> None:
+        watcher: LogWatcher, seen: int, fenced: bool, channel: AbstractChannel,
+        lost: asyncio.Event,
+    ) -> None:  # fmt: skip
         """Until the log may have grown; raise at once if the broker or the lock goes away."""
-        woken = asyncio.ensure_future(watcher.wait(seen))
+        woken = asyncio.ensure_future(watcher.settle(seen, behind_fence=fenced))
         gone = asyncio.ensure_future(lost.wait())
         try:
             await asyncio.wait({woken, gone, channel.closing}, return_when=asyncio.FIRST_COMPLETED)
@@ -164,8 +168,8 @@ class Relay:
         if lost.is_set():
             raise ConnectionError("lost the leader lock's connection")
 
-    async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> int:
-        sent = 0
+    async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> Position:
+        """Publish everything up to the fence; the position reached."""
         position = await checkpoints.load(self.store.pool, self.name)
         batches = self.store.iter_raw(position, batch_size=self.batch_size)
         async with contextlib.aclosing(batches):
@@ -175,12 +179,11 @@ class Relay:
                 await self._publish(channel, rows)
                 position = Position(rows[-1][1], rows[-1][0])
                 await checkpoints.save(self.store.pool, self.name, position)
-                sent += len(rows)
                 self.stats.published += len(rows)
                 self.stats.batches += 1
                 self.stats.position = position
                 self.stats.last_published_at = time.time()
-        return sent
+        return position
 
     async def _publish(self, channel: AbstractChannel, rows: list[Any]) -> None:
         exchange = self.exchange

@@ -73,6 +73,10 @@ FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[])
 WHERE $2::int = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_version = $2::int)
 RETURNING global_position, tx_id"""
 
+# Committed events after a position, whether or not the fence lets readers see them yet.
+_BEHIND_FENCE = """
+SELECT EXISTS (SELECT FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint))"""
+
 _STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
 _READ_STREAM = f"""
@@ -338,6 +342,11 @@ class EventStore:
             async for rows in batches:
                 yield self.decode_rows(rows, categories)
 
+    async def behind_fence(self, after: Position) -> bool:
+        """Whether committed events follow `after` although a read up to the fence found
+        none: an open transaction holds them back (see `LogWatcher.settle`)."""
+        return bool(await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1]))
+
     async def follow(
         self,
         after: Position = START,
@@ -352,7 +361,7 @@ class EventStore:
                 async for batch in it:
                     yield batch
                     after = batch[-1].position
-            await watcher.wait(seen)
+            await watcher.settle(seen, behind_fence=await self.behind_fence(after))
 
     def watcher(self, *, poll_interval: float = 0.5) -> LogWatcher:
         """A wake-up source for global-log readers: NOTIFY from every process plus this one."""

@@ -36,6 +36,7 @@ class LogWatcher:
         self.poll_interval = poll_interval
         self.generation = 0
         self._changed = asyncio.Event()
+        self._fence_wait = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
@@ -51,6 +52,20 @@ class LogWatcher:
             async with asyncio.timeout(self.poll_interval if timeout is None else timeout):
                 await self._changed.wait()
         return self.generation != since
+
+    async def settle(self, since: int, *, behind_fence: bool) -> bool:
+        """Wait after a read that got everything up to the fence.
+
+        `behind_fence`: committed events wait behind a transaction still open. Its commit
+        may send no wake-up (any transaction that writes holds the fence, not only
+        appends), so then look again soon, a little later each time; otherwise wait for a
+        wake-up as usual.
+        """
+        if not behind_fence:
+            self._fence_wait = 0.0
+            return await self.wait(since)
+        self._fence_wait = min(max(self._fence_wait * 2, 0.001), self.poll_interval)
+        return await self.wait(since, timeout=self._fence_wait)
 
     async def start(self) -> None:
         if self._dsn is not None and self._task is None:

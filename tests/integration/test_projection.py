@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from eventstore import (
@@ -22,6 +23,7 @@ from eventstore import (
 from eventstore.checkpoints import load
 from eventstore.pg import Pool
 from eventstore.projection import running
+from tests.conftest import StackEnv
 from tests.samples import NOTES_DDL, Noted, Priced, notes_projection
 
 
@@ -73,6 +75,30 @@ async def test_runner_gives_read_your_writes(
             [row] = await table_rows(pool, notes)
             assert row["count"] == i + 1
             assert row["last_text"] == str(i)
+
+
+async def test_a_writer_that_appends_nothing_does_not_stall_readers(
+    store: EventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
+) -> None:
+    """An event held behind the fence by a transaction that appends nothing: that commit
+    sends no wake-up, so the runner must look again by itself, long before its poll."""
+    runner = ProjectionRunner(store, notes, poll_interval=600.0)
+    blocker = await asyncpg.connect(test_env.database_url)
+    try:
+        async with running(runner):
+            await runner.wait_for(await store.head(), timeout=30)
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.fetchval("SELECT pg_current_xact_id()")  # holds the fence
+            result = await store.append(f"note{uid}-fenced", [Noted("late", 1)], ANY)
+            await asyncio.sleep(0.2)  # the runner woke, read up to the fence, found nothing
+            assert runner.position < result.position
+            await tx.commit()  # no event, no NOTIFY
+            await runner.wait_for(result.position, timeout=30)  # not the 600 s poll
+    finally:
+        await blocker.close()
+    [row] = await table_rows(pool, notes)
+    assert row["last_text"] == "late"
 
 
 async def test_rebuild_matches_incremental_while_appends_continue(
