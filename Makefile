@@ -4,8 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
+NPM    ?= npm
+WEB    := web/frontend
+WEB_DEPS := $(WEB)/node_modules/.package-lock.json
+# `make up` builds the React app when it is there and npm is installed
+UP_WEB := $(if $(and $(wildcard $(WEB)/package.json),$(shell command -v $(NPM) 2>/dev/null)),frontend)
 
-.PHONY: help install up migrate test lint typecheck pytest bench bench-eventstore bench-orders clean
+.PHONY: help install up migrate test lint typecheck pytest frontend frontend-test screenshots \
+        bench bench-eventstore bench-orders clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,11 +29,11 @@ install: $(STAMP)  ## create .venv and install MicroShop with its test and dev t
 migrate: install  ## create the database if missing and apply migrations
 	$(BIN)/microshop migrate
 
-up: migrate  ## set everything up, then run every service (Ctrl-C stops them all)
+up: migrate $(UP_WEB)  ## set everything up, then run every service (Ctrl-C stops them all)
 	$(BIN)/microshop seed --if-empty
 	$(BIN)/microshop up --skip-migrate
 
-test: lint typecheck pytest  ## everything CI runs: ruff, mypy, the test suite
+test: lint typecheck frontend-test frontend pytest  ## everything CI runs: ruff, mypy, Vitest, the test suite
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,6 +45,19 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest $(ARGS)
 
+$(WEB_DEPS): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+frontend: $(WEB_DEPS)  ## build the React app into web/frontend/dist (served at /app/)
+	cd $(WEB) && $(NPM) run build
+
+frontend-test: $(WEB_DEPS)  ## the React app's Vitest suite
+	cd $(WEB) && $(NPM) test
+
+screenshots: install frontend  ## browser tests, saving their screenshots into docs/screenshots
+	MICROSHOP_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/e2e/test_browser.py
+
 bench: bench-eventstore bench-orders  ## every benchmark (ARGS=--quick for a short run)
 
 bench-eventstore: install  ## event store benchmark: appends, reads, rebuild, relay
@@ -47,5 +66,5 @@ bench-eventstore: install  ## event store benchmark: appends, reads, rebuild, re
 bench-orders: install  ## orders/s from POST to PAID through the gateway, with p50/p95/p99
 	$(BIN)/python -m bench.orders $(ARGS)
 
-clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+clean:  ## remove the virtualenv, caches, and the React app's node_modules and build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(WEB)/node_modules $(WEB)/dist

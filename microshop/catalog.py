@@ -1,7 +1,9 @@
-"""Load every event type and projection the services define (for the CLI and tools)."""
+"""Load every event type and projection the services define, and name every consumer
+queue (for the CLI and the operator pages)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 
@@ -9,7 +11,29 @@ from eventstore import Projection, projections
 
 from .services import SERVICES
 
-__all__ = ["load_projections"]
+__all__ = ["CONSUMERS", "ConsumerSpec", "load_projections"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    """A consumer some service runs: queue `{ns}.{name}` bound to `{ns}.events` by `bindings`."""
+
+    name: str
+    service: str
+    bindings: tuple[str, ...]
+
+
+CONSUMERS: dict[str, ConsumerSpec] = {
+    spec.name: spec
+    for spec in (
+        ConsumerSpec("cart-checkout", "cart", ("order.OrderPlaced",)),
+        ConsumerSpec(
+            "order-payments", "order-consumer", ("order.OrderPlaced", "order.PaymentRetryRequested")
+        ),
+    )
+}
+"""Every consumer queue of the system (`tests/integration/test_web_admin.py` checks that
+the services declare exactly these)."""
 
 
 def _import_if_present(module: str) -> None:

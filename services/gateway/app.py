@@ -12,6 +12,8 @@ from microshop.app import CONFIG, HTTP, READY_CHECKS, make_app
 from microshop.auth import KeySource
 from microshop.config import Config
 from microshop.services import available
+from web.pages import add_pages
+from web.spa import spa_routes
 
 from .edge import (
     RATE_LIMITER,
@@ -60,11 +62,12 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
     app = make_app(
         config,
         "gateway",
-        routes=[*proxy_routes(), *docs_routes()],
+        routes=[*proxy_routes(), *docs_routes(), *spa_routes()],
         contexts=[edge_context],
         database=False,
         middlewares=[cors_preflight_middleware, rate_limit_middleware],
         token_keys=token_keys,
     )
     app.on_response_prepare.append(add_cors_headers)
+    add_pages(app)
     return app

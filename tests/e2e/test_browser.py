@@ -1,0 +1,223 @@
+"""The web front ends in a real browser: headless Chromium (Debian's /usr/bin/chromium)
+driven by the playwright-core scripts in web/frontend/e2e/ against the whole stack.
+
+Each test runs one Node script with the gateway's URL (and whatever else it needs) in its
+environment; the script exits non-zero when its scenario fails, and the test shows its
+output. Screenshots go to a temporary directory, or to MICROSHOP_SCREENSHOTS when set
+(`make screenshots` refreshes docs/screenshots that way).
+
+The React app is built when web/frontend/dist is missing or older than its sources
+(`make test` builds it first with `make frontend`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services.product.seed import DEMO_PRODUCTS
+from tests.e2e.conftest import Stack
+from tests.tokens import bearer
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "web" / "frontend"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCRIPT_TIMEOUT = 240.0  # seconds (pytest-timeout is 300); a script waits up to 60 s for one thing
+
+pytestmark = pytest.mark.slow
+
+
+def _missing_tool() -> str | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node and npm"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def _stale(dist_index: Path) -> bool:
+    if not dist_index.is_file():
+        return True
+    built = dist_index.stat().st_mtime
+    sources = [FRONTEND / "index.html", FRONTEND / "vite.config.ts", FRONTEND / "package.json",
+               *(FRONTEND / "src").rglob("*"), *(FRONTEND / "public").rglob("*")]  # fmt: skip
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+
+def _npm(*args: str) -> None:
+    result = subprocess.run(["npm", *args], cwd=FRONTEND, capture_output=True, text=True,
+                            timeout=600, check=False)  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(f"npm {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def frontend() -> Path:
+    """web/frontend with its node_modules and a current build in dist."""
+    missing = _missing_tool()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need {missing}")
+        pytest.skip(f"browser tests need {missing}")
+    if not (FRONTEND / "node_modules" / ".package-lock.json").is_file():
+        _npm("ci", "--no-audit", "--no-fund")
+    if _stale(FRONTEND / "dist" / "index.html"):
+        _npm("run", "build")
+    return FRONTEND
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("MICROSHOP_SCREENSHOTS")
+    return Path(configured).resolve() if configured else tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=stack.url) as session:
+        yield session
+
+
+async def _admin(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
+    resp = await http.post(
+        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
+    )
+    assert resp.status == 200, await resp.text()
+    return bearer((await resp.json())["access_token"])
+
+
+@pytest.fixture
+async def catalog(http: aiohttp.ClientSession, stack: Stack) -> dict[str, dict[str, Any]]:
+    """The demo catalog (as `microshop seed` makes it, under fresh SKUs), by SKU prefix.
+
+    The stack lives for the whole e2e package: products already created by an earlier
+    test of this module are reused.
+    """
+    admin = await _admin(http, stack)
+    found: dict[str, dict[str, Any]] = {}
+    for demo in DEMO_PRODUCTS:
+        resp = await http.get("/api/products", params={"q": demo.name, "limit": "100"})
+        same = [p for p in (await resp.json())["items"] if p["sku"].startswith(f"{demo.sku}-B")]
+        if same:
+            found[demo.sku] = same[0]
+            continue
+        body = {
+            "sku": f"{demo.sku}-B{secrets.token_hex(3)}",
+            "name": demo.name,
+            "description": demo.description,
+            "price": demo.price,
+            "currency": demo.currency,
+        }
+        resp = await http.post("/api/products", json=body, headers=admin)
+        assert resp.status == 201, await resp.text()
+        found[demo.sku] = await resp.json()
+    return found
+
+
+async def _payments(stack: Stack, **settings: Any) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(f"{stack.service_url('payment')}/internal/settings", json=settings,
+                    headers={"X-Internal-Api-Key": stack.internal_api_key}) as resp,
+    ):  # fmt: skip
+        assert resp.status == 200, await resp.text()
+
+
+@pytest.fixture
+async def payments_restored(stack: Stack) -> AsyncIterator[None]:
+    """Payment settings are shared by every e2e test: put them back whatever happens."""
+    await _payments(stack, success_rate=1.0, latency_ms=0)
+    try:
+        yield
+    finally:
+        await _payments(stack, success_rate=1.0, latency_ms=0)
+
+
+async def run_script(
+    frontend: Path, script: str, stack: Stack, screenshots: Path, **extra: str
+) -> str:
+    """Run web/frontend/e2e/`script` with node; fail the test with its output unless it
+    exits 0. Returns its output."""
+    env = {
+        **os.environ,
+        "GATEWAY_URL": stack.url,
+        "PAYMENT_URL": stack.service_url("payment"),
+        "INTERNAL_API_KEY": stack.internal_api_key,
+        "SCREENSHOT_DIR": str(screenshots),
+        "CHROMIUM": CHROMIUM,
+        **extra,
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node", str(frontend / "e2e" / script), cwd=frontend, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(SCRIPT_TIMEOUT):
+            out, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        pytest.fail(f"{script} did not finish in {SCRIPT_TIMEOUT:.0f} s:\n{out.decode()}")
+    output = out.decode(errors="replace")
+    if process.returncode != 0:
+        pytest.fail(f"{script} exited with {process.returncode}:\n{output}", pytrace=False)
+    return output
+
+
+# -- the React app (web/frontend, at /app/) ----------------------------------------------------
+
+
+async def test_app_register_shop_check_out_until_paid(
+    frontend: Path, stack: Stack, screenshots: Path, catalog: dict[str, dict[str, Any]],
+    payments_restored: None,
+) -> None:  # fmt: skip
+    mug = catalog["MUG-CER-350"]
+    output = await run_script(frontend, "spa-checkout.mjs", stack, screenshots,
+                              PRODUCT_ID=mug["id"], PRODUCT_QUERY="Ceramic Coffee Mug")  # fmt: skip
+    assert "spa-checkout: passed" in output
+
+
+async def test_app_failed_payment_then_retry_until_paid(
+    frontend: Path, stack: Stack, screenshots: Path, catalog: dict[str, dict[str, Any]],
+    payments_restored: None,
+) -> None:  # fmt: skip
+    tea = catalog["TEA-SEN-100"]
+    output = await run_script(frontend, "spa-payment-retry.mjs", stack, screenshots,
+                              PRODUCT_ID=tea["id"], PRODUCT_QUERY="Sencha")  # fmt: skip
+    assert "spa-payment-retry: passed" in output
+
+
+async def test_app_is_served_with_fallback_and_caching(
+    frontend: Path, http: aiohttp.ClientSession
+) -> None:
+    async with http.get("/app/orders/00000000-0000-4000-8000-000000000000") as deep:
+        assert deep.status == 200
+        assert deep.headers["Cache-Control"] == "no-cache"
+        page = await deep.text()
+    assert '<div id="root">' in page
+    asset = page.split('src="', 1)[1].split('"', 1)[0]
+    assert asset.startswith("/app/assets/")
+    async with http.get(asset) as resp:
+        assert resp.status == 200
+        assert "immutable" in resp.headers["Cache-Control"]
+        await resp.read()
+    async with http.get("/app", allow_redirects=False) as bare:
+        assert (bare.status, bare.headers["Location"]) == (301, "/app/")
+        await bare.read()
+
+
+# -- the server-rendered Jinja pages (web/templates) -------------------------------------------
+# Their browser scenarios go here, one test each, as scripts web/frontend/e2e/jinja-*.mjs
+# run through run_script() (lib.mjs has the browser, screenshot and payment helpers), e.g.
+#
+#   async def test_pages_catalog(frontend, stack, screenshots, catalog, payments_restored):
+#       await run_script(frontend, "jinja-catalog.mjs", stack, screenshots, ...)

@@ -1,0 +1,197 @@
+"""Who is browsing: the access token in a cookie, verified on every request, and CSRF tokens.
+
+The session cookie holds the RS256 access token auth-service issued at login. It is never
+trusted as it stands: every request verifies its signature, `exp`, `iss` and `aud` through
+the app's `TokenVerifier` (the JWKS), exactly like a bearer token. The cookie is
+`HttpOnly; SameSite=Strict; Path=/` (and `Secure` over https), and lives as long as the token.
+
+CSRF: a signed double-submit cookie. The browser gets a random nonce in the `HttpOnly`
+cookie `microshop_csrf`; every form carries `HMAC(secret, nonce)`, and a POST passes only
+when the form's token matches the cookie's nonce (compared in constant time) and an
+`Origin` header, when sent, names this host. Someone who can plant a cookie still cannot
+mint the matching token without the secret. The secret is derived from `INTERNAL_API_KEY`
+(shared by every gateway of a stack) or, without one, random per process. Login rotates the
+nonce.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from microshop.auth import VERIFIER, Principal
+from microshop.errors import Unauthorized
+
+from .errors import PageError, Redirect
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_FIELD",
+    "CSRF_SECRET",
+    "SESSION_COOKIE",
+    "access_token",
+    "check_csrf",
+    "clear_session",
+    "csrf_secret_for",
+    "csrf_token",
+    "current_user",
+    "finish",
+    "login_url",
+    "require_admin",
+    "require_user",
+    "safe_next",
+    "start_session",
+]
+
+SESSION_COOKIE = "microshop_session"
+CSRF_COOKIE = "microshop_csrf"
+CSRF_FIELD = "csrf_token"
+
+CSRF_SECRET = web.AppKey("csrf_secret", bytes)
+_USER = web.RequestKey[Principal | None]("page_user")
+_TOKEN = web.RequestKey("page_token", str)
+_NEW_NONCE = web.RequestKey("csrf_new_nonce", str)
+_DROP_SESSION = web.RequestKey("drop_session", bool)
+
+
+def csrf_secret_for(internal_api_key: str) -> bytes:
+    """The CSRF signing key: derived from the internal key, or random without one."""
+    if not internal_api_key:
+        return secrets.token_bytes(32)
+    return hmac.new(internal_api_key.encode(), b"microshop web csrf v1", hashlib.sha256).digest()
+
+
+# -- the session -------------------------------------------------------------------------
+
+
+async def current_user(request: web.Request) -> Principal | None:
+    """The verified user of the session cookie, or None (no, expired or forged token)."""
+    if _USER in request:
+        return request[_USER]
+    token = request.cookies.get(SESSION_COOKIE)
+    principal: Principal | None = None
+    if token:
+        try:
+            principal = await request.app[VERIFIER].verify(token)
+        except Unauthorized:
+            request[_DROP_SESSION] = True  # expired or forged: forget it
+        else:
+            request[_TOKEN] = token
+    request[_USER] = principal
+    return principal
+
+
+def access_token(request: web.Request) -> str:
+    """The verified session token (call `current_user` first)."""
+    return request[_TOKEN]
+
+
+def login_url(request: web.Request) -> str:
+    return "/login?next=" + quote(request.path_qs, safe="/")
+
+
+async def require_user(request: web.Request) -> Principal:
+    """The logged-in user; anyone else is sent to the login page (and back afterwards)."""
+    user = await current_user(request)
+    if user is None:
+        raise Redirect(login_url(request), status=302)
+    return user
+
+
+async def require_admin(request: web.Request) -> Principal:
+    """The logged-in admin: not logged in → login page; logged in without the role → 403."""
+    user = await require_user(request)
+    if not user.is_admin:
+        raise PageError(403, "Admins only", "Your account does not have the admin role.")
+    return user
+
+
+def _cookie(
+    response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", httponly=True, samesite="Strict",
+        secure=request.secure,
+    )  # fmt: skip
+
+
+def start_session(
+    request: web.Request, response: web.StreamResponse, token: str, max_age: int
+) -> None:
+    """Log in: the token into the session cookie, and a fresh CSRF nonce."""
+    _cookie(response, request, SESSION_COOKIE, token, max_age)
+    _cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32), None)
+
+
+def clear_session(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/", secure=request.secure, httponly=True,
+                        samesite="Strict")  # fmt: skip
+
+
+def finish(request: web.Request, response: web.StreamResponse) -> None:
+    """Cookies a rendered page owes the browser: a new CSRF nonce, a dropped session."""
+    if _NEW_NONCE in request:
+        _cookie(response, request, CSRF_COOKIE, request[_NEW_NONCE], None)
+    if request.get(_DROP_SESSION):
+        clear_session(request, response)
+
+
+# -- CSRF --------------------------------------------------------------------------------
+
+
+def _sign(request: web.Request, nonce: str) -> str:
+    mac = hmac.new(request.app[CSRF_SECRET], nonce.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _nonce(request: web.Request) -> str | None:
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    return nonce if 20 <= len(nonce) <= 100 else None
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token forms of this page carry (a nonce cookie is set when the browser has none)."""
+    nonce = _nonce(request)
+    if nonce is None:
+        if _NEW_NONCE not in request:
+            request[_NEW_NONCE] = secrets.token_urlsafe(32)
+        nonce = request[_NEW_NONCE]
+    return _sign(request, nonce)
+
+
+async def check_csrf(request: web.Request) -> dict[str, str]:
+    """The POSTed form, once its CSRF token and origin check out (else a 403 page)."""
+    form = await request.post()
+    given = form.get(CSRF_FIELD)
+    nonce = _nonce(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise PageError(403, "Cross-site request refused",
+                        "This form was sent from another site.")  # fmt: skip
+    if (
+        nonce is None
+        or not isinstance(given, str)
+        or not hmac.compare_digest(given.encode(), _sign(request, nonce).encode())
+    ):
+        raise PageError(
+            403, "Form expired", "The form's security token is missing or stale: reload the "
+            "page and try again.",
+        )  # fmt: skip
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """`value` when it is a path on this site (never another host), else `default`."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return default
+    if "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
