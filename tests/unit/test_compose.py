@@ -30,6 +30,15 @@ IMAGE = "microshop:latest"
 # with its reason. Keep it empty: compose and the app read the same names (DESIGN §6).
 COMPOSE_ONLY_ENV: dict[str, str] = {}
 
+# Config variables whose compose default deliberately differs from Config's: name -> (the
+# compose default, why). Everything else defaults to what the app does outside compose.
+COMPOSE_DEFAULTS: dict[str, tuple[str, str]] = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": (
+        "http://jaeger:4318",
+        "the stack has Jaeger, so tracing is on in compose (off by default elsewhere)",
+    ),
+}
+
 # Config variables compose deliberately leaves unset in the containers: every service listens on
 # its default port, which the published ports, healthchecks and Prometheus targets spell out.
 UNSET_IN_CONTAINERS = frozenset(env for env, _ in SERVICE_PORTS.values())
@@ -228,6 +237,12 @@ def test_environment_interpolates_same_names_with_config_defaults(
                     "use one name per setting"
                 )
                 if "-" in (match.group("op") or ""):
+                    if name in COMPOSE_DEFAULTS:
+                        want, why = COMPOSE_DEFAULTS[name]
+                        assert match.group("arg") == want, (
+                            f"{key}: {name} should default to {want!r} in compose ({why})"
+                        )
+                        continue
                     parsed = Config.from_env({name: match.group("arg")})
                     assert parsed == default, (
                         f"{key}: the compose default of {name} ({match.group('arg')!r}) differs "
