@@ -18,29 +18,46 @@ async def load(executor: Executor, name: str) -> Position:
     return START if row is None else Position(row[0], row[1])
 
 
-async def lock(conn: Conn, name: str) -> Position:
+# The no-op update locks the row (created if missing) and returns what it holds: one trip.
+_LOCK = """
+INSERT INTO checkpoints (name) VALUES ($1)
+ON CONFLICT (name) DO UPDATE SET name = excluded.name
+RETURNING tx_id, position"""
+# `set_config(..., true)` is local to the transaction: its commit does not wait for the WAL
+# flush. A crash may then forget the last such commits, whole: rows and checkpoint together.
+_LOCK_ASYNC_COMMIT = _LOCK + ", set_config('synchronous_commit', 'off', true)"
+_SAVE = """
+INSERT INTO checkpoints (name, tx_id, position, updated_at)
+VALUES ($1, $2::xid8, $3, now())
+ON CONFLICT (name) DO UPDATE
+SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
+_SAVE_ASYNC_COMMIT = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+INSERT INTO checkpoints (name, tx_id, position, updated_at)
+SELECT $1, $2::xid8, $3, now() FROM relaxed
+ON CONFLICT (name) DO UPDATE
+SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
+
+
+async def lock(conn: Conn, name: str, *, synchronous_commit: bool = True) -> Position:
     """Inside a transaction: the checkpoint of `name`, its row locked until commit.
 
     Whoever moves this checkpoint (a runner's batch, a rebuild's swap) holds this lock, so
-    two writers of one read model never interleave.
+    two writers of one read model never interleave. `synchronous_commit=False` lets the
+    transaction commit without waiting for the disk: right for a read model, whose rows and
+    checkpoint are lost (and re-applied) together, never one without the other.
     """
-    await conn.execute(
-        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
-    )
-    row: Any = await conn.fetchrow(
-        "SELECT tx_id, position FROM checkpoints WHERE name = $1 FOR UPDATE", name
-    )
+    row: Any = await conn.fetchrow(_LOCK if synchronous_commit else _LOCK_ASYNC_COMMIT, name)
     return Position(row[0], row[1])
 
 
-async def save(executor: Executor, name: str, position: Position) -> None:
-    await executor.execute(
-        """INSERT INTO checkpoints (name, tx_id, position, updated_at)
-           VALUES ($1, $2::xid8, $3, now())
-           ON CONFLICT (name) DO UPDATE
-           SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()""",
-        name, position.tx_id, position.global_position,
-    )  # fmt: skip
+async def save(
+    executor: Executor, name: str, position: Position, *, synchronous_commit: bool = True
+) -> None:
+    """Store the checkpoint. `synchronous_commit=False` (outside a transaction) does not
+    wait for the disk: a crash may then move the reader back a little, never forward."""
+    sql = _SAVE if synchronous_commit else _SAVE_ASYNC_COMMIT
+    await executor.execute(sql, name, position.tx_id, position.global_position)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

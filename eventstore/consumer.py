@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 
 _TRANSIENT = BROKER_ERRORS
 
+_RECORD = "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+_RECORD_ASYNC_COMMIT = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+INSERT INTO inbox (consumer, event_id) SELECT $1, $2 FROM relaxed ON CONFLICT DO NOTHING"""
+
 
 class RetryLater(Exception):
     """Transient failure: handle this message again after the backoff."""
@@ -247,8 +252,10 @@ class Consumer:
                 raise AlreadyHandled(str(event.event_id))
             await self.handler(context)
             if not context.recorded:
+                # The handler's effects are outside this database transaction, so the
+                # record only spares a redelivery the work: no waiting for the disk.
                 async with self.store.pool.acquire() as conn:
-                    await self.record(conn, event)
+                    await self.record(conn, event, synchronous_commit=False)
         except AlreadyHandled:
             self.stats.duplicates += 1
             return
@@ -278,12 +285,12 @@ class Consumer:
             )
         )  # fmt: skip
 
-    async def record(self, conn: Conn, event: RecordedEvent) -> bool:
+    async def record(
+        self, conn: Conn, event: RecordedEvent, *, synchronous_commit: bool = True
+    ) -> bool:
         """Record `event` in the inbox on `conn`; False when it was there already."""
-        status = await conn.execute(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            self.name, event.event_id,
-        )  # fmt: skip
+        sql = _RECORD if synchronous_commit else _RECORD_ASYNC_COMMIT
+        status = await conn.execute(sql, self.name, event.event_id)
         return bool(status == "INSERT 0 1")
 
     # -- moving messages -----------------------------------------------------------------

@@ -155,10 +155,14 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.position = START
         self._advanced = asyncio.Condition()
+        self._watchers: dict[Any, set[asyncio.Future[None]]] = {}
 
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read."""
-        await self._moved_to(await checkpoints.load(self.store.pool, self.projection.name))
+        stored = await checkpoints.load(self.store.pool, self.projection.name)
+        if stored != self.position:  # a peer or a rebuild wrote meanwhile
+            await self._moved_to(stored)
+            self._changed(None)
         read = 0
         while True:
             batch = await self.store.read_all(
@@ -192,12 +196,40 @@ class ProjectionRunner:
         async with asyncio.timeout(timeout), self._advanced:
             await self._advanced.wait_for(lambda: self.position >= position)
 
+    def watch(self, key: Any) -> asyncio.Future[None]:
+        """A future done once this runner next writes the row `key` (or the read model
+        moves under it: a peer's batch, a rebuild). Register before reading the row, then
+        await: a change in between is not missed. Cancel it when giving up."""
+        future = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(key, set()).add(future)
+        future.add_done_callback(lambda f: self._unwatch(key, f))
+        return future
+
+    def _unwatch(self, key: Any, future: asyncio.Future[None]) -> None:
+        waiting = self._watchers.get(key)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self._watchers[key]
+
+    def _changed(self, keys: Iterable[Any] | None) -> None:
+        """Wake the watchers of `keys` (None: everyone's)."""
+        if not self._watchers:
+            return
+        targets = list(self._watchers) if keys is None else keys
+        for key in targets:
+            for future in list(self._watchers.get(key, ())):
+                if not future.done():
+                    future.set_result(None)
+
     async def _apply(self, batch: list[RecordedEvent]) -> None:
         projection, table = self.projection, self.projection.table
         async with self.store.pool.acquire() as conn, conn.transaction():
-            stored = await checkpoints.lock(conn, projection.name)
+            # a read model can be re-applied: no waiting for the disk at commit
+            stored = await checkpoints.lock(conn, projection.name, synchronous_commit=False)
             if stored != self.position:  # a peer or a rebuild moved it: re-read from there
                 await self._moved_to(stored)
+                self._changed(None)
                 batch = [e for e in batch if e.position > stored]
                 if not batch:
                     return
@@ -207,6 +239,7 @@ class ProjectionRunner:
             await _write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
         await self._moved_to(batch[-1].position)
+        self._changed(changed)
 
     async def _moved_to(self, position: Position) -> None:
         """Note the read model's position (ours, a peer's or a rebuild's) and wake waiters."""

@@ -178,7 +178,10 @@ class Relay:
                     raise ConnectionError("lost the leader lock's connection")
                 await self._publish(channel, rows)
                 position = Position(rows[-1][1], rows[-1][0])
-                await checkpoints.save(self.store.pool, self.name, position)
+                # at least once anyway: a crash that forgets this only republishes a little
+                await checkpoints.save(
+                    self.store.pool, self.name, position, synchronous_commit=False
+                )
                 self.stats.published += len(rows)
                 self.stats.batches += 1
                 self.stats.position = position

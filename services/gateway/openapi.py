@@ -204,7 +204,9 @@ OPERATIONS: dict[tuple[str, str], Doc] = {
         response=OrderSchema,
         errors=(401, 422),
     ),
-    ("/api/orders/{id}", "GET"): Doc("One order", response=OrderSchema, errors=(401, 404)),
+    ("/api/orders/{id}", "GET"): Doc(
+        "One order (optionally long-polled)", response=OrderSchema, errors=(401, 404, 422)
+    ),
     ("/api/orders/{id}/events", "GET"): Doc(
         "The order's event timeline", response=TimelineSchema, errors=(401, 404)
     ),
@@ -223,8 +225,16 @@ _QUERY = {
     ("/api/products", "GET"): [("q", "string", "words in the name or description"),
                                ("limit", "integer", "1..100, default 20"),
                                ("offset", "integer", ">= 0")],
-    ("/api/logs", "GET"): [("service", "string", ""), ("level", "string", ""),
-                           ("correlation_id", "string", ""), ("limit", "integer", "")],
+    ("/api/orders/{id}", "GET"): [
+        ("wait", "number", "long polling: up to this many seconds (max 25) for a change"),
+        ("while_status", "string", "answer once the status is no longer this one "
+                                   "(default PENDING_PAYMENT)")],
+    ("/api/logs", "GET"): [("service", "string", "e.g. order-consumer"),
+                           ("level", "string", "DEBUG, INFO, WARN, ERROR or FATAL"),
+                           ("correlation_id", "string", ""), ("request_id", "string", ""),
+                           ("since", "string", "ISO 8601 time"), ("until", "string", "ISO 8601"),
+                           ("q", "string", "words in the message"),
+                           ("limit", "integer", "1..1000, default 100; newest first")],
 }  # fmt: skip
 
 _STATUS_TEXT = {400: "Malformed JSON", 401: "No or bad token", 403: "Wrong role",

@@ -1,8 +1,40 @@
-"""Bodies of order-service's internal API (payment outcomes)."""
+"""Bodies of order-service's internal API (payment outcomes) and its query strings."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import marshmallow
 from marshmallow import Schema, fields, validate
+
+from .domain import CANCELLED, PAID, PAYMENT_FAILED, PENDING_PAYMENT
+
+MAX_WAIT = 25.0  # seconds a GET may hold on for a change (below the gateway's timeout)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderWait:
+    """`GET /api/orders/{id}?wait=S&while_status=X`: hold the answer up to S seconds while
+    the order's status is X (default PENDING_PAYMENT): long polling instead of hammering."""
+
+    wait: float
+    while_status: str
+
+
+class OrderWaitSchema(Schema):
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    wait = fields.Float(load_default=0.0, validate=validate.Range(0.0, MAX_WAIT))
+    while_status = fields.String(
+        load_default=PENDING_PAYMENT,
+        validate=validate.OneOf((PENDING_PAYMENT, PAYMENT_FAILED, PAID, CANCELLED)),
+    )
+
+    @marshmallow.post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> OrderWait:
+        return OrderWait(**data)
 
 
 class PaymentSucceededSchema(Schema):

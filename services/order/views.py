@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import uuid
@@ -12,10 +14,10 @@ from aiohttp import web
 
 from eventstore import Metadata, Position
 from microshop import context
-from microshop.appkeys import POOL, STORE
+from microshop.appkeys import CONFIG, POOL, STORE
 from microshop.auth import Principal, authenticate, require_internal
 from microshop.errors import Conflict, NotFound, ValidationFailed
-from microshop.http import json_response, read_json
+from microshop.http import json_response, read_json, read_query
 from microshop.workers import RUNNERS
 
 from . import domain
@@ -23,7 +25,7 @@ from .events import payment_stream_id, stream_id
 from .handlers import change_order, load_order, place_order
 from .metrics import ORDER_METRICS
 from .projections import ORDERS, order_json
-from .schemas import PaymentFailedSchema, PaymentSucceededSchema
+from .schemas import OrderWait, OrderWaitSchema, PaymentFailedSchema, PaymentSucceededSchema
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -101,8 +103,31 @@ async def list_orders(request: web.Request) -> web.Response:
 
 @routes.get("/api/orders/{id}")
 async def get_order(request: web.Request) -> web.Response:
+    """The order; with `?wait=S`, answered once its status is no longer `while_status`
+    (default PENDING_PAYMENT) or after S seconds, whichever comes first."""
     principal = await authenticate(request)
-    return json_response(order_json(await _visible_row(request, principal, owner_only=False)))
+    query = read_query(request, OrderWaitSchema(), OrderWait)
+    row = await _visible_row(request, principal, owner_only=False)
+    if query.wait > 0 and row["status"] == query.while_status:
+        row = await _changed_row(request, row, query)
+    return json_response(order_json(row))
+
+
+async def _changed_row(request: web.Request, row: Any, query: OrderWait) -> Any:
+    """The order's row once the read model changes its status, or after `query.wait`."""
+    runner = request.app[RUNNERS][ORDERS.name]
+    timeout = min(query.wait, request.app[CONFIG].upstream_timeout_seconds * 0.8)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while row["status"] == query.while_status:
+                changed = runner.watch(row["id"])
+                try:
+                    row = await _row(request, str(row["id"]))  # registered first: no gap
+                    if row["status"] == query.while_status:
+                        await changed
+                finally:
+                    changed.cancel()
+    return row
 
 
 @routes.get("/api/orders/{id}/events")

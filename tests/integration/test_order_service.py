@@ -100,6 +100,47 @@ async def test_payment_success_is_recorded_once(client: Client, store: EventStor
     assert (await resp.json())["error"]["code"] == "illegal_transition"
 
 
+async def test_a_long_poll_answers_when_the_status_changes(
+    client: Client, store: EventStore
+) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    waiting = asyncio.create_task(
+        client.get(f"/api/orders/{order_id}", params={"wait": "20"}, headers=bearer(mint(owner)))
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # held: the order is still PENDING_PAYMENT
+    report = {"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())}
+    url = f"/internal/orders/{order_id}/payment-succeeded"
+    assert (await client.post(url, json=report, headers=KEY)).status == 200
+    resp = await waiting
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "PAID"
+
+    # not the awaited status: answered at once; nothing changes: answered after the wait
+    body = await (await client.get(f"/api/orders/{order_id}", params={"wait": "20"},
+                                   headers=bearer(mint(owner)))).json()  # fmt: skip
+    assert body["status"] == "PAID"
+    other = await placed(store, client, owner)
+    resp = await client.get(f"/api/orders/{other}", params={"wait": "0.3"},
+                            headers=bearer(mint(owner)))  # fmt: skip
+    assert (resp.status, (await resp.json())["status"]) == (200, "PENDING_PAYMENT")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"wait": "-1"}, {"wait": "26"}, {"wait": "soon"}, {"wait": "1", "while_status": "NOPE"}],
+)
+async def test_bad_long_poll_parameters_are_422(
+    client: Client, store: EventStore, params: dict[str, str]
+) -> None:
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    resp = await client.get(f"/api/orders/{order_id}", params=params, headers=bearer(mint(owner)))
+    assert resp.status == 422
+    assert (await resp.json())["error"]["code"] == "validation_error"
+
+
 async def test_failure_retry_and_two_concurrent_retry_clicks(
     client: Client, store: EventStore
 ) -> None:

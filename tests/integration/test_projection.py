@@ -20,7 +20,8 @@ from eventstore import (
     rebuild,
     replay,
 )
-from eventstore.checkpoints import load
+from eventstore.checkpoints import load, lock, save
+from eventstore.events import START, Position
 from eventstore.pg import Pool
 from eventstore.projection import running
 from tests.conftest import StackEnv
@@ -224,3 +225,19 @@ async def test_an_undecodable_event_elsewhere_does_not_stop_a_projection(
     with pytest.raises(UpcastError):
         async for _ in store.iter_all():
             pass
+
+
+async def test_read_model_commits_do_not_wait_for_the_disk(pool: Pool, uid: str) -> None:
+    """Projection batches commit with synchronous_commit off, for their transaction only."""
+    name = f"cp-{uid}"
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            assert await lock(conn, name, synchronous_commit=False) == START
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        async with conn.transaction():
+            await lock(conn, name)
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    position = Position(5, 7)
+    await save(pool, name, position, synchronous_commit=False)
+    assert await load(pool, name) == position
