@@ -10,6 +10,7 @@ closed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import hmac
 import json
@@ -127,15 +128,41 @@ def keys_from_jwks(document: Any) -> dict[str, Any]:
 
 
 class TokenVerifier:
-    """Turns a bearer token into a `Principal`, or raises `Unauthorized`."""
+    """Turns a bearer token into a `Principal`, or raises `Unauthorized`.
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0) -> None:
+    A token that passed every check is remembered (up to `cache_size`, least recently used
+    out) until it expires, so the same token on the next request costs a dictionary lookup
+    instead of an RSA verification; an expired one is verified again, and refused.
+    """
+
+    def __init__(
+        self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0,
+        cache_size: int = 10_000,
+    ) -> None:  # fmt: skip
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.cache_size = cache_size
+        self._verified: collections.OrderedDict[str, tuple[Principal, float]] = (
+            collections.OrderedDict()
+        )
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires = known
+            if time.time() < expires:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -164,12 +191,13 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid token: roles", code="invalid_token")
         email = claims.get("email")
-        return Principal(
+        principal = Principal(
             user_id=str(claims["sub"]),
             roles=frozenset(roles),
             token_id=str(claims["jti"]),
             email=email if isinstance(email, str) else None,
         )
+        return principal, float(claims["exp"])
 
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -86,3 +87,41 @@ async def test_a_token_without_a_required_claim_is_refused(verifier: TokenVerifi
     token = jwt.encode(claims, PRIVATE_KEY, algorithm="RS256", headers={"kid": KID})
     with pytest.raises(Unauthorized):
         await verifier.verify(token)
+
+
+class CountingKeys:
+    """TEST_KEYS, counting lookups (one per real signature check)."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    async def public_key(self, kid: str) -> object | None:
+        self.lookups += 1
+        return await TEST_KEYS.public_key(kid)
+
+
+async def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    keys = CountingKeys()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway=0, cache_size=2)
+    token = mint("user-7", ttl=60)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first
+    assert keys.lookups == 1  # the second time: no RSA verification
+
+    with pytest.raises(Unauthorized):  # a forged variant is not the remembered token
+        await verifier.verify(_tamper(token))
+
+    others = [mint(), mint()]
+    for other in others:  # the cache holds two: the first token falls out
+        await verifier.verify(other)
+    lookups = keys.lookups
+    await verifier.verify(token)
+    assert keys.lookups == lookups + 1
+
+    brief = mint("user-8", ttl=1)
+    await verifier.verify(brief)
+    expires = jwt.decode(brief, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthorized) as refused:  # remembered, but not past its exp
+        await verifier.verify(brief)
+    assert refused.value.code == "token_expired"
