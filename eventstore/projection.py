@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
 
@@ -139,6 +140,11 @@ class ProjectionRunner:
     Several runners of one projection may run at once (one per service instance): the
     checkpoint row lock makes them take turns, and a runner that finds the checkpoint moved
     (by a peer or a rebuild) continues from there.
+
+    A batch with nothing for this read model costs no transaction: the runner only notes
+    how far it has read, and stores that progress at most every `save_interval` seconds
+    (or with its next real batch), so every reader of the log does not commit for every
+    event of every other category.
     """
 
     def __init__(
@@ -148,27 +154,31 @@ class ProjectionRunner:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.5,
+        save_interval: float = 0.5,
     ) -> None:
         self.store = store
         self.projection = projection
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.position = START
+        self.save_interval = save_interval
+        self.position = START  # applied (or found irrelevant) up to here
+        self._checkpoint = START  # what the checkpoint row held when we last wrote or read it
+        self._saved_at = 0.0
         self._advanced = asyncio.Condition()
         self._watchers: dict[Any, set[asyncio.Future[None]]] = {}
 
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read."""
         stored = await checkpoints.load(self.store.pool, self.projection.name)
-        if stored != self.position:  # a peer or a rebuild wrote meanwhile
-            await self._moved_to(stored)
-            self._changed(None)
+        if stored != self._checkpoint:  # a peer or a rebuild wrote meanwhile
+            await self._adopt(stored)
         read = 0
         while True:
             batch = await self.store.read_all(
                 self.position, limit=self.batch_size, categories=self.projection.categories
             )
             if not batch:
+                await self._save_progress()
                 return read
             read += len(batch)
             await self._apply(batch)
@@ -224,12 +234,14 @@ class ProjectionRunner:
 
     async def _apply(self, batch: list[RecordedEvent]) -> None:
         projection, table = self.projection, self.projection.table
+        if all(projection.key_of(e) is None for e in batch):  # nothing for this read model
+            await self._moved_to(batch[-1].position)
+            return
         async with self.store.pool.acquire() as conn, conn.transaction():
             # a read model can be re-applied: no waiting for the disk at commit
             stored = await checkpoints.lock(conn, projection.name, synchronous_commit=False)
-            if stored != self.position:  # a peer or a rebuild moved it: re-read from there
-                await self._moved_to(stored)
-                self._changed(None)
+            if stored != self._checkpoint:  # a peer or a rebuild moved it: re-read from there
+                await self._adopt(stored)
                 batch = [e for e in batch if e.position > stored]
                 if not batch:
                     return
@@ -238,8 +250,34 @@ class ProjectionRunner:
             changed = projection.fold(state, batch)
             await _write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
+        self._saved(batch[-1].position)
         await self._moved_to(batch[-1].position)
         self._changed(changed)
+
+    async def _save_progress(self) -> None:
+        """Store how far irrelevant events took us, unless it was stored a moment ago."""
+        if self.position == self._checkpoint:
+            return
+        if time.monotonic() - self._saved_at < self.save_interval:
+            return
+        position = self.position
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            stored = await checkpoints.lock(conn, self.projection.name, synchronous_commit=False)
+            if stored != self._checkpoint:  # moved under us: the next catch-up adopts it
+                return
+            await checkpoints.save(conn, self.projection.name, position)
+        self._saved(position)
+
+    def _saved(self, position: Position) -> None:
+        self._checkpoint = position
+        self._saved_at = time.monotonic()
+
+    async def _adopt(self, stored: Position) -> None:
+        """A peer or a rebuild moved the checkpoint: continue from there, and wake every
+        watcher (their rows may have changed)."""
+        self._checkpoint = stored
+        await self._moved_to(stored)
+        self._changed(None)
 
     async def _moved_to(self, position: Position) -> None:
         """Note the read model's position (ours, a peer's or a rebuild's) and wake waiters."""
