@@ -74,8 +74,10 @@ WHERE $2::int = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_
 RETURNING global_position, tx_id"""
 
 # Committed events after a position, whether or not the fence lets readers see them yet.
+# (Not `EXISTS (...)`: its generic plan is a sequential scan from the oldest event.)
 _BEHIND_FENCE = """
-SELECT EXISTS (SELECT FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint))"""
+SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
+ORDER BY tx_id, global_position LIMIT 1"""
 
 _STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
@@ -345,7 +347,7 @@ class EventStore:
     async def behind_fence(self, after: Position) -> bool:
         """Whether committed events follow `after` although a read up to the fence found
         none: an open transaction holds them back (see `LogWatcher.settle`)."""
-        return bool(await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1]))
+        return await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1]) is not None
 
     async def follow(
         self,
