@@ -216,8 +216,55 @@ async def test_app_is_served_with_fallback_and_caching(
 
 
 # -- the server-rendered Jinja pages (web/templates) -------------------------------------------
-# Their browser scenarios go here, one test each, as scripts web/frontend/e2e/jinja-*.mjs
-# run through run_script() (lib.mjs has the browser, screenshot and payment helpers), e.g.
-#
-#   async def test_pages_catalog(frontend, stack, screenshots, catalog, payments_restored):
-#       await run_script(frontend, "jinja-catalog.mjs", stack, screenshots, ...)
+
+
+async def test_pages_catalog_search_paging_and_product_without_javascript(
+    frontend: Path, stack: Stack, screenshots: Path, catalog: dict[str, dict[str, Any]]
+) -> None:
+    mug = catalog["MUG-CER-350"]
+    output = await run_script(
+        frontend, "jinja-catalog.mjs", stack, screenshots, PRODUCT_ID=mug["id"],
+        PRODUCT_QUERY="Ceramic Coffee Mug", PRODUCT_NAME=mug["name"],
+        PRODUCT_PRICE=f"{mug['price']} {mug['currency']}", PRODUCT_SKU=mug["sku"],
+    )  # fmt: skip
+    assert "jinja-catalog: passed" in output
+
+
+async def _customer(http: aiohttp.ClientSession) -> tuple[str, str, dict[str, str]]:
+    """A new account: email, password and its bearer header."""
+    email, password = f"pages-{secrets.token_hex(4)}@example.com", "pass-" + secrets.token_hex(6)
+    resp = await http.post("/api/auth/register", json={"email": email, "password": password})
+    assert resp.status == 201, await resp.text()
+    resp = await http.post("/api/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    return email, password, bearer((await resp.json())["access_token"])
+
+
+async def test_pages_admin_follows_a_paid_order_through_events_projections_and_logs(
+    frontend: Path, stack: Stack, screenshots: Path, http: aiohttp.ClientSession,
+    catalog: dict[str, dict[str, Any]], payments_restored: None,
+) -> None:  # fmt: skip
+    email, password, me = await _customer(http)
+    line = {"product_id": catalog["NTB-DOT-A5"]["id"], "quantity": 2}
+    resp = await http.post("/api/cart/items", json=line, headers=me)
+    assert resp.status == 200, await resp.text()
+    correlation = f"browser-{secrets.token_hex(6)}"
+    placing = {**me, "X-Correlation-ID": correlation, "Idempotency-Key": secrets.token_hex(8)}
+    resp = await http.post("/api/orders", headers=placing)
+    assert resp.status == 201, await resp.text()
+    order_id = (await resp.json())["id"]
+    async with asyncio.timeout(60):  # payments succeed (payments_restored): it gets PAID
+        while True:
+            resp = await http.get(f"/api/orders/{order_id}", headers=me)
+            status = (await resp.json())["status"]
+            if status != "PENDING_PAYMENT":
+                break
+            await asyncio.sleep(0.1)
+    assert status == "PAID"
+
+    output = await run_script(
+        frontend, "admin-events.mjs", stack, screenshots, ORDER_ID=order_id,
+        CORRELATION_ID=correlation, ADMIN_EMAIL=stack.admin_email,
+        ADMIN_PASSWORD=stack.admin_password, CUSTOMER_EMAIL=email, CUSTOMER_PASSWORD=password,
+    )  # fmt: skip
+    assert "admin-events: passed" in output

@@ -40,6 +40,8 @@ export function env(name, fallback) {
 
 export const gateway = () => env('GATEWAY_URL').replace(/\/+$/, '')
 export const appUrl = (path = '/') => `${gateway()}/app${path}`
+/** A server-rendered (Jinja) page of the gateway. */
+export const pageUrl = (path = '/') => `${gateway()}${path}`
 
 export function log(...args) {
   console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...args)
@@ -63,9 +65,12 @@ export class Session {
     this.pages = []
   }
 
-  async newPage({ viewport = DESKTOP } = {}) {
+  /** A page in a fresh context (no cookies); `javaScriptEnabled: false` for the pages that
+   * must work without scripts. */
+  async newPage({ viewport = DESKTOP, javaScriptEnabled = true } = {}) {
     const context = await this.browser.newContext({
       viewport,
+      javaScriptEnabled,
       deviceScaleFactor: 1,
       locale: 'en-GB',
       timezoneId: 'UTC',
@@ -203,4 +208,22 @@ export async function addToCartFromSearch(page, { query, productId, quantity }) 
 export async function waitForStatus(page, status) {
   await page.locator(`[data-testid="order-status"] [data-status="${status}"]`).waitFor()
   log(`order status ${status} on screen`)
+}
+
+/** Log in through the server-rendered /login form (the page we are on, or a fresh one);
+ * the form sends us on to its `next`, or to the catalog. */
+export async function logInToPages(page, email, password) {
+  if (!new URL(page.url(), 'http://x').pathname.startsWith('/login')) {
+    await page.goto(pageUrl('/login'))
+  }
+  await page.getByRole('heading', { name: 'Log in', exact: true }).waitFor()
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Log in', exact: true }).click()
+  await page.waitForLoadState()
+  const refused = page.locator('#login-error')
+  if (await refused.count()) throw new Error(`logging in as ${email}: ${await refused.innerText()}`)
+  // the header's log-out button names who is logged in
+  await page.getByRole('button', { name: `Log out ${email}` }).waitFor()
+  log(`logged in to the pages as ${email}`)
 }
