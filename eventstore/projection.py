@@ -164,14 +164,21 @@ class ProjectionRunner:
         self.position = START  # applied (or found irrelevant) up to here
         self._checkpoint = START  # what the checkpoint row held when we last wrote or read it
         self._saved_at = 0.0
+        self._loaded = False
         self._advanced = asyncio.Condition()
         self._watchers: dict[Any, set[asyncio.Future[None]]] = {}
 
     async def catch_up(self) -> int:
-        """Apply everything up to the fence; return how many events were read."""
-        stored = await checkpoints.load(self.store.pool, self.projection.name)
-        if stored != self._checkpoint:  # a peer or a rebuild wrote meanwhile
-            await self._adopt(stored)
+        """Apply everything up to the fence; return how many events were read.
+
+        The stored checkpoint is read on the first call only: afterwards a peer's or a
+        rebuild's move shows when this runner next locks it (to write or save progress).
+        """
+        if not self._loaded:
+            stored = await checkpoints.load(self.store.pool, self.projection.name)
+            self._loaded = True
+            if stored != self._checkpoint:  # a peer or a rebuild wrote meanwhile
+                await self._adopt(stored)
         read = 0
         while True:
             batch = await self.store.read_all(
@@ -185,18 +192,20 @@ class ProjectionRunner:
 
     async def run(self) -> None:
         """Follow the log forever (cancel to stop)."""
-        watcher = self.store.watcher(poll_interval=self.poll_interval)
+        categories = self.projection.categories
+        watcher = self.store.watcher(poll_interval=self.poll_interval, categories=categories)
         try:
             async with watcher:
                 while True:
                     seen = watcher.generation
                     try:
                         await self.catch_up()
+                        fenced = await self.store.behind_fence(self.position, categories)
                     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         log.warning("projection %s: %s; retrying", self.projection.name, exc)
+                        self._loaded = False
                         await asyncio.sleep(self.poll_interval)
                         continue
-                    fenced = await self.store.behind_fence(self.position)
                     await watcher.settle(seen, behind_fence=fenced)
         finally:
             self.store.forget(watcher)
@@ -263,9 +272,11 @@ class ProjectionRunner:
         position = self.position
         async with self.store.pool.acquire() as conn, conn.transaction():
             stored = await checkpoints.lock(conn, self.projection.name, synchronous_commit=False)
-            if stored != self._checkpoint:  # moved under us: the next catch-up adopts it
-                return
-            await checkpoints.save(conn, self.projection.name, position)
+            if stored == self._checkpoint:
+                await checkpoints.save(conn, self.projection.name, position)
+        if stored != self._checkpoint:  # a peer or a rebuild moved it: continue from there
+            await self._adopt(stored)
+            return
         self._saved(position)
 
     def _saved(self, position: Position) -> None:

@@ -103,7 +103,7 @@ class Relay:
         """Publish everything up to the fence, then return how many events went out."""
         published = self.stats.published
         async with self._leadership(wait=False) as lost, self._channel() as channel:
-            await self._drain(channel, lost)
+            await self._drain(channel, lost, await checkpoints.load(self.store.pool, self.name))
         return self.stats.published - published
 
     # -- internals -----------------------------------------------------------------------
@@ -142,9 +142,11 @@ class Relay:
         watcher = self.store.watcher(poll_interval=self.poll_interval)
         try:
             async with watcher, self._channel() as channel:
+                # the leader alone moves the checkpoint: read it once per leadership
+                position = await checkpoints.load(self.store.pool, self.name)
                 while True:
                     seen = watcher.generation
-                    position = await self._drain(channel, lost)
+                    position = await self._drain(channel, lost, position)
                     fenced = await self.store.behind_fence(position)
                     await self._idle(watcher, seen, fenced, channel, lost)
         finally:
@@ -168,9 +170,10 @@ class Relay:
         if lost.is_set():
             raise ConnectionError("lost the leader lock's connection")
 
-    async def _drain(self, channel: AbstractChannel, lost: asyncio.Event) -> Position:
-        """Publish everything up to the fence; the position reached."""
-        position = await checkpoints.load(self.store.pool, self.name)
+    async def _drain(
+        self, channel: AbstractChannel, lost: asyncio.Event, position: Position
+    ) -> Position:
+        """Publish everything after `position` up to the fence; the position reached."""
         batches = self.store.iter_raw(position, batch_size=self.batch_size)
         async with contextlib.aclosing(batches):
             async for rows in batches:

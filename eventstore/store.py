@@ -78,6 +78,10 @@ RETURNING global_position, tx_id"""
 _BEHIND_FENCE = """
 SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
 ORDER BY tx_id, global_position LIMIT 1"""
+_BEHIND_FENCE_IN = """
+SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
+  AND split_part(stream_id, '-', 1) = ANY($3::text[])
+ORDER BY tx_id, global_position LIMIT 1"""
 
 _STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
@@ -188,9 +192,9 @@ class EventStore:
                     if attempt == 9:
                         raise
         if conn is not None and conn.is_in_transaction():
-            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, category_of(stream_id))
         else:
-            self.notifier.poke()
+            self.notifier.poke(category_of(stream_id))
         return result
 
     async def _append(
@@ -344,10 +348,16 @@ class EventStore:
             async for rows in batches:
                 yield self.decode_rows(rows, categories)
 
-    async def behind_fence(self, after: Position) -> bool:
-        """Whether committed events follow `after` although a read up to the fence found
-        none: an open transaction holds them back (see `LogWatcher.settle`)."""
-        return await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1]) is not None
+    async def behind_fence(
+        self, after: Position, categories: Collection[str] | None = None
+    ) -> bool:
+        """Whether committed events (of `categories`) follow `after` although a read up to
+        the fence found none: an open transaction holds them back (`LogWatcher.settle`)."""
+        if categories is None:
+            found = await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1])
+        else:
+            found = await self.pool.fetchval(_BEHIND_FENCE_IN, after[0], after[1], list(categories))
+        return found is not None
 
     async def follow(
         self,
@@ -365,9 +375,12 @@ class EventStore:
                     after = batch[-1].position
             await watcher.settle(seen, behind_fence=await self.behind_fence(after))
 
-    def watcher(self, *, poll_interval: float = 0.5) -> LogWatcher:
-        """A wake-up source for global-log readers: NOTIFY from every process plus this one."""
-        watcher = LogWatcher(self.dsn, poll_interval=poll_interval)
+    def watcher(
+        self, *, poll_interval: float = 0.5, categories: frozenset[str] | None = None
+    ) -> LogWatcher:
+        """A wake-up source for global-log readers: NOTIFY from every process plus this
+        one; with `categories`, only appends to those wake it (polling still reads all)."""
+        watcher = LogWatcher(self.dsn, poll_interval=poll_interval, categories=categories)
         self.notifier.local.append(watcher)
         return watcher
 

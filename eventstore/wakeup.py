@@ -4,6 +4,9 @@ A NOTIFY inside the appending transaction would serialize every committing write
 Postgres' notification-queue lock, so autocommit appends only *poke* a `Notifier`, which
 sends one coalesced `pg_notify` per interval from a pool connection after the commit.
 Readers never depend on a notification arriving: they also poll.
+
+A notification names the stream categories appended to (`order,cart`), so a reader that
+follows some categories only (a projection of products) is not woken by the others.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -31,15 +35,26 @@ class LogWatcher:
     to `wait`, so a notification that lands between its read and its wait is never lost.
     """
 
-    def __init__(self, dsn: str | None, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, dsn: str | None, *, poll_interval: float = 0.5,
+        categories: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
         self._dsn = dsn
         self.poll_interval = poll_interval
+        self.categories = categories  # None: every append wakes it
         self.generation = 0
         self._changed = asyncio.Event()
         self._fence_wait = 0.0
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
+    def poke(self, categories: Iterable[str] | None = None) -> None:
+        """The log may have grown (in `categories`; None: anywhere)."""
+        if (
+            categories is not None
+            and self.categories is not None
+            and self.categories.isdisjoint(categories)
+        ):
+            return
         self.generation += 1
         self._changed.set()
 
@@ -85,8 +100,8 @@ class LogWatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _on_notify(self, *_: Any) -> None:
-        self.poke()
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        self.poke(payload.split(",") if isinstance(payload, str) and payload else None)
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -122,30 +137,35 @@ class Notifier:
         self._dsn = dsn
         self._interval = interval
         self._pending = False
+        self._categories: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self.local: list[LogWatcher] = []
 
-    def poke(self) -> None:
+    def poke(self, category: str) -> None:
+        """An append to `category` committed: wake local readers now, the others soon."""
         for watcher in self.local:
-            watcher.poke()
+            watcher.poke((category,))
+        self._categories.add(category)
         self._pending = True
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
-    async def _notify(self) -> None:
+    async def _notify(self, payload: str) -> None:
         if self._dsn is None:
-            await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+            await self._pool.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
             return
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     async def _run(self) -> None:
         while self._pending:
             self._pending = False
+            payload = ",".join(sorted(self._categories))
+            self._categories.clear()
             try:
-                await self._notify()
+                await self._notify(payload)
             except Exception as exc:  # best effort: readers poll anyway
                 log.debug("notify failed (%r); readers fall back to polling", exc)
                 if self._conn is not None:

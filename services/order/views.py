@@ -107,27 +107,22 @@ async def get_order(request: web.Request) -> web.Response:
     (default PENDING_PAYMENT) or after S seconds, whichever comes first."""
     principal = await authenticate(request)
     query = read_query(request, OrderWaitSchema(), OrderWait)
-    row = await _visible_row(request, principal, owner_only=False)
-    if query.wait > 0 and row["status"] == query.while_status:
-        row = await _changed_row(request, row, query)
-    return json_response(order_json(row))
-
-
-async def _changed_row(request: web.Request, row: Any, query: OrderWait) -> Any:
-    """The order's row once the read model changes its status, or after `query.wait`."""
+    if query.wait <= 0:
+        return json_response(order_json(await _visible_row(request, principal, owner_only=False)))
     runner = request.app[RUNNERS][ORDERS.name]
-    timeout = min(query.wait, request.app[CONFIG].upstream_timeout_seconds * 0.8)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while row["status"] == query.while_status:
-                changed = runner.watch(row["id"])
-                try:
-                    row = await _row(request, str(row["id"]))  # registered first: no gap
-                    if row["status"] == query.while_status:
-                        await changed
-                finally:
-                    changed.cancel()
-    return row
+    changed = runner.watch(uuid.UUID(_order_id(request)))  # before reading: no change missed
+    try:
+        row = await _visible_row(request, principal, owner_only=False)
+        timeout = min(query.wait, request.app[CONFIG].upstream_timeout_seconds * 0.8)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while row["status"] == query.while_status:
+                    await changed
+                    changed = runner.watch(row["id"])
+                    row = await _row(request, str(row["id"]))
+    finally:
+        changed.cancel()
+    return json_response(order_json(row))
 
 
 @routes.get("/api/orders/{id}/events")

@@ -1,0 +1,94 @@
+"""Wake-ups of global-log readers: which appends wake whom, across processes' connections,
+and how a reader tells that committed events wait behind the fence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from eventstore import ANY, EventStore, LogWatcher
+from eventstore.pg import create_pool
+from eventstore.wakeup import CHANNEL
+from tests.conftest import StackEnv
+from tests.samples import Noted
+
+
+def test_a_watcher_of_some_categories_ignores_the_others() -> None:
+    watcher = LogWatcher(None, categories=frozenset({"order"}))
+    watcher.poke(["cart", "payment"])
+    assert watcher.generation == 0
+    watcher.poke(["cart", "order"])
+    watcher.poke(None)  # unknown: could be anything
+    assert watcher.generation == 2
+    everything = LogWatcher(None)
+    everything.poke(["cart"])
+    assert everything.generation == 1
+
+
+@pytest.fixture
+async def other_store(test_env: StackEnv) -> AsyncIterator[EventStore]:
+    """Another process's event store: its own pool and notifier connection."""
+    pool = await create_pool(test_env.database_url, max_size=2)
+    store = EventStore(pool, dsn=test_env.database_url)
+    yield store
+    await store.close()
+    await pool.close()
+
+
+@pytest.fixture
+async def payloads(test_env: StackEnv) -> AsyncIterator[asyncio.Queue[str]]:
+    """The payloads of every wake-up notification, as another process would hear them."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(test_env.database_url)
+    await conn.add_listener(CHANNEL, lambda *args: received.put_nowait(args[3]))
+    yield received
+    await conn.close()
+
+
+async def next_payload_naming(payloads: asyncio.Queue[str], category: str) -> str:
+    async with asyncio.timeout(10):
+        while True:
+            payload = await payloads.get()
+            if category in payload.split(","):
+                return payload
+
+
+async def test_notifications_name_the_categories_appended_to(
+    other_store: EventStore, payloads: asyncio.Queue[str], uid: str
+) -> None:
+    category = f"cat{uid}"
+    await other_store.append(f"{category}-1", [Noted("x")], ANY)
+    payload = await next_payload_naming(payloads, category)
+    assert all(name and "-" not in name for name in payload.split(","))
+
+
+async def test_an_in_transaction_append_notifies_its_category_at_commit(
+    other_store: EventStore, payloads: asyncio.Queue[str], uid: str
+) -> None:
+    category = f"tx{uid}"
+    async with other_store.pool.acquire() as conn, conn.transaction():
+        await other_store.append(f"{category}-1", [Noted("in a transaction")], ANY, conn=conn)
+    assert await next_payload_naming(payloads, category) == category
+
+
+async def test_behind_fence_looks_at_the_categories_asked_for(
+    store: EventStore, test_env: StackEnv, uid: str
+) -> None:
+    held, other = f"held{uid}", f"free{uid}"
+    start = await store.head()
+    blocker = await asyncpg.connect(test_env.database_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.fetchval("SELECT pg_current_xact_id()")  # holds the fence
+        await store.append(f"{held}-1", [Noted("waits")], ANY)
+        assert await store.behind_fence(start)
+        assert await store.behind_fence(start, [held])
+        assert not await store.behind_fence(start, [other])
+        await tx.commit()
+    finally:
+        await blocker.close()
+    assert await store.read_all(start, limit=1000) != []
