@@ -63,7 +63,8 @@ def start_stack(dsn: str) -> tuple[subprocess.Popen[bytes], Path, str, dict[str,
         DATABASE_URL=dsn, AMQP_URL=amqp_url(), MICROSHOP_NAMESPACE=unique_name("bench"),
         INTERNAL_API_KEY=secrets.token_urlsafe(24), ADMIN_EMAIL=admin["email"],
         ADMIN_PASSWORD=admin["password"], PAYMENT_SUCCESS_RATE="1.0", PAYMENT_LATENCY_MS="0",
-        RATE_LIMIT_PER_MINUTE="10000000", LOG_LEVEL="WARNING", NO_COLOR="1",
+        RATE_LIMIT_PER_MINUTE="10000000", NO_COLOR="1",
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),  # INFO: every request logs
         **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
     )  # fmt: skip
     log = Path(tempfile.mkstemp(prefix="bench-orders-", suffix=".log")[1])

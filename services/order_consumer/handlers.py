@@ -102,6 +102,8 @@ class PaymentDriver:
         )  # fmt: skip
         if status != 200:
             raise Reject(f"payment-service refused the request: {payment}")
+        if payment["status"] == "charged" and payment.get("reported"):
+            return  # payment-service told order-service itself
         if payment["status"] == "already_charged":  # an earlier delivery charged it
             payment = await self._original_charge(ctx, work)
         if payment["status"] in ("charged", "already_charged"):

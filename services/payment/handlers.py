@@ -151,16 +151,24 @@ async def refund(
 
 async def report_charge(
     store: EventStore, orders: OrderService, paid: Paid, *, metadata: Metadata
-) -> bool:
+) -> tuple[Report, bool]:
     """Tell order-service about the charge `paid` names (best effort). When it says the
     order was cancelled meanwhile, refund the charge: the compensation of that race.
-    True when this call recorded the refund."""
+    (How order-service took the report, whether this call recorded the refund.)"""
     result = paid.result
     assert result.payment_id is not None, "only a charge is reported"
     causation_id = str(paid.charge_event_id) if paid.charge_event_id else None
     report = await orders.payment_succeeded(result, causation_id=causation_id)
     if report is not Report.ORDER_CANCELLED:
-        return False
+        return report, False
+    return report, await _refund_cancelled(store, paid, causation_id, metadata)
+
+
+async def _refund_cancelled(
+    store: EventStore, paid: Paid, causation_id: str | None, metadata: Metadata
+) -> bool:
+    result = paid.result
+    assert result.payment_id is not None
     try:
         refunded = await refund(
             store, result.order_id, result.payment_id, REFUND_REASON,

@@ -25,6 +25,7 @@ from microshop.http import json_response, read_json
 from . import handlers, queries
 from .app_keys import ORDERS, PAYMENT_METRICS, SIMULATOR
 from .domain import AttemptMismatch, InvalidValue, PaymentResult, PaymentStatus
+from .orders import Report
 from .schemas import PaymentRequestSchema, SettingsSchema
 from .simulator import Settings
 
@@ -96,10 +97,16 @@ async def create_payment(request: web.Request) -> web.Response:
     log.info("payment of order %s round %d attempt %d: %s%s",
              result.order_id, result.round, result.attempt, result.status.value,
              "" if paid.recorded else " (answered from the record)")  # fmt: skip
-    report = result.status is PaymentStatus.CHARGED and not paid.refunded
-    if report and await handlers.report_charge(app[STORE], app[ORDERS], paid, metadata=metadata):
-        app[PAYMENT_METRICS].refunds.inc({})
-    return json_response(present_result(result))
+    reported = False
+    if result.status is PaymentStatus.CHARGED and not paid.refunded:
+        report, refunded = await handlers.report_charge(
+            app[STORE], app[ORDERS], paid, metadata=metadata
+        )
+        reported = report is Report.ACCEPTED
+        if refunded:
+            app[PAYMENT_METRICS].refunds.inc({})
+    # `reported`: order-service has the charge already; the caller need not report it again
+    return json_response({**present_result(result), "reported": reported})
 
 
 @routes.get("/internal/payments/{order_id}")

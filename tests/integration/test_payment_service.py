@@ -41,7 +41,7 @@ MakePayment = Callable[..., Awaitable[Client]]
 
 KEY = "k"
 INTERNAL = {"X-Internal-Api-Key": KEY}
-RESULT_KEYS = {"status", "order_id", "round", "attempt", "payment_id", "reason"}
+RESULT_KEYS = {"status", "order_id", "round", "attempt", "payment_id", "reason", "reported"}
 
 
 # -- a stand-in for order-service ----------------------------------------------------------
@@ -283,7 +283,8 @@ async def test_rate_1_charges_records_and_reports_to_order_service(
     )  # fmt: skip
     payment_id = uuid.UUID(answer["payment_id"])
     assert answer == {"status": "charged", "order_id": str(order_id), "round": 3, "attempt": 2,
-                      "payment_id": str(payment_id), "reason": None}  # fmt: skip
+                      "payment_id": str(payment_id), "reason": None,
+                      "reported": True}  # fmt: skip
 
     recorded = await store.read_stream(f"payment-{order_id}")
     assert [e.data for e in recorded] == [
@@ -311,7 +312,8 @@ async def test_rate_0_declines_records_and_reports_nothing(
     order_id = uuid.uuid4()
     answer = await pay(client, payment(order_id))
     assert answer == {"status": "declined", "order_id": str(order_id), "round": 1, "attempt": 1,
-                      "payment_id": None, "reason": DECLINE_REASON}  # fmt: skip
+                      "payment_id": None, "reason": DECLINE_REASON,
+                      "reported": False}  # fmt: skip
     assert await stream_of(store, order_id) == [
         PaymentAttempted(order_id, 1, 1, Decimal("12.34"), "EUR"),
         PaymentAttemptFailed(order_id, 1, 1, DECLINE_REASON),
@@ -357,7 +359,8 @@ async def test_a_replay_reports_the_charge_again_and_a_new_attempt_is_already_ch
         answer = await pay(client, payment(order_id, attempt=attempt, round_=round_))
         assert answer == {"status": "already_charged", "order_id": str(order_id),
                           "round": round_, "attempt": attempt,
-                          "payment_id": charged["payment_id"], "reason": None}  # fmt: skip
+                          "payment_id": charged["payment_id"], "reason": None,
+                          "reported": False}  # fmt: skip
     assert len(await stream_of(store, order_id)) == 2
     assert len(orders.reports) == 2  # already_charged is not reported
 
@@ -577,6 +580,7 @@ async def test_a_charge_for_a_cancelled_order_is_refunded(
     answer = await pay(client, payment(order_id), **{"X-Correlation-ID": "corr-refund"})
     assert answer["status"] == "charged"  # the payment itself happened
     assert "refunded" not in answer
+    assert answer["reported"] is False  # order-service refused it: the caller must not rely on it
     payment_id = uuid.UUID(answer["payment_id"])
 
     recorded = await store.read_stream(f"payment-{order_id}")
@@ -628,7 +632,8 @@ async def test_an_unreachable_order_service_does_not_fail_the_payment(
 ) -> None:
     client = await make_payment(order_url=closed_port_url())
     order_id = uuid.uuid4()
-    assert (await pay(client, payment(order_id)))["status"] == "charged"
+    answer = await pay(client, payment(order_id))
+    assert (answer["status"], answer["reported"]) == ("charged", False)  # the consumer reports
     assert len(await stream_of(store, order_id)) == 2
 
 

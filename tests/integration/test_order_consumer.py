@@ -1,0 +1,139 @@
+"""order-consumer on the real broker and database, with order- and payment-service played by
+small aiohttp servers: who reports a charge to order-service.
+
+payment-service reports a charge itself and says so (`reported`); the consumer reports only
+when that did not happen, so a lost report is still repaired and a taken one is not sent
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import aiormq
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from eventstore import NO_STREAM, EventStore
+from eventstore.store import GLOBAL_LOG_SQL
+from eventstore.wire import encode_row
+from microshop.workers import CONSUMERS
+from services.order import domain
+from services.order import events as _order_events  # noqa: F401  (registers the types)
+from services.order_consumer.app import create_app
+from tests.conftest import StackEnv
+from tests.tokens import TEST_KEYS
+
+KEY = "consumer-test-key"
+
+
+@dataclasses.dataclass
+class Upstreams:
+    """order- and payment-service: the order is pending; payments charge, `reported` as set."""
+
+    reported: bool = True
+    url: str = ""
+    payments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reports: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    async def order(self, request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["id"], "status": "PENDING_PAYMENT",
+                                  "payment_round": 1})  # fmt: skip
+
+    async def pay(self, request: web.Request) -> web.Response:
+        assert request.headers["X-Internal-Api-Key"] == KEY
+        body = await request.json()
+        self.payments.append(body)
+        return web.json_response({"status": "charged", "order_id": body["order_id"],
+                                  "round": body["round"], "attempt": body["attempt"],
+                                  "payment_id": str(uuid.uuid4()), "reason": None,
+                                  "reported": self.reported})  # fmt: skip
+
+    async def succeeded(self, request: web.Request) -> web.Response:
+        self.reports.append(await request.json())
+        return web.json_response({"status": "PAID", "recorded": True})
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Upstreams]:
+    fake = Upstreams()
+    app = web.Application()
+    app.router.add_get("/internal/orders/{id}", fake.order)
+    app.router.add_post("/internal/orders/{id}/payment-succeeded", fake.succeeded)
+    app.router.add_post("/internal/payments", fake.pay)
+    server = TestServer(app)
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+async def consumer_app(
+    test_env: StackEnv, upstreams: Upstreams, uid: str
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    config = test_env.config(
+        namespace=f"oc-{uid}", internal_api_key=KEY, order_url=upstreams.url,
+        payment_url=upstreams.url, log_shipping=False,
+    )  # fmt: skip
+    client = TestClient(TestServer(create_app(config, token_keys=TEST_KEYS)))
+    await client.start_server()
+    consumer = client.app[CONSUMERS]["order-payments"]
+    await asyncio.wait_for(consumer.ready.wait(), 30)
+    yield client
+    await client.close()
+    async with aiormq.connect(test_env.amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(consumer.queue)
+        await channel.queue_delete(consumer.parking)
+
+
+async def place_and_publish(store: EventStore, env: StackEnv, uid: str) -> str:
+    order_id = str(uuid.uuid4())
+    lines = [domain.OrderLine("p1", "Mug", Decimal("9.50"), 1, Decimal("9.50"))]
+    start = await store.head()
+    await store.append(f"order-{order_id}", domain.place(order_id, "u1", lines, "EUR", 1),
+                       NO_STREAM)  # fmt: skip
+    rows = await store.pool.fetch(GLOBAL_LOG_SQL, start[0], start[1], 10_000)
+    [row] = [r for r in rows if r["stream_id"] == f"order-{order_id}"]
+    key, body, props = encode_row(row)
+    async with aiormq.connect(env.amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.basic_publish(body, exchange=f"oc-{uid}.events", routing_key=key,
+                                    properties=props)  # fmt: skip
+    return order_id
+
+
+async def handled(client: TestClient[web.Request, web.Application], count: int) -> None:
+    consumer = client.app[CONSUMERS]["order-payments"]
+    async with asyncio.timeout(30):
+        while consumer.stats.handled < count:
+            await asyncio.sleep(0.02)
+
+
+async def test_a_charge_payment_service_reported_is_not_reported_again(
+    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
+    store: EventStore, test_env: StackEnv, uid: str,
+) -> None:  # fmt: skip
+    order_id = await place_and_publish(store, test_env, uid)
+    await handled(consumer_app, 1)
+    assert [p["order_id"] for p in upstreams.payments] == [order_id]
+    assert upstreams.reports == []
+
+
+async def test_a_charge_payment_service_could_not_report_is_reported_by_the_consumer(
+    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
+    store: EventStore, test_env: StackEnv, uid: str,
+) -> None:  # fmt: skip
+    upstreams.reported = False
+    await place_and_publish(store, test_env, uid)
+    await handled(consumer_app, 1)
+    [report] = upstreams.reports
+    assert (report["round"], report["attempt"]) == (1, 1)
+    assert uuid.UUID(report["payment_id"])
