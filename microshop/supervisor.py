@@ -74,7 +74,10 @@ class Supervisor:
             return raw
         level = str(entry.pop("level", "INFO"))
         ts = str(entry.pop("ts", ""))[11:23]
-        for key in ("service", "logger", "request_id"):
+        if entry.pop("logger", None) == "microshop.access":  # the message says it all
+            for key in ("method", "route", "status", "duration_ms"):
+                entry.pop(key, None)
+        for key in ("service", "request_id"):
             entry.pop(key, None)
         extras = " ".join(f"{k}={v}" for k, v in entry.items() if v is not None)
         tag = level.ljust(7)

@@ -44,3 +44,14 @@ def test_supervisor_renders_json_and_passes_other_lines_through() -> None:
         "Traceback (most recent call last):"
     )
     assert supervisor.env["INTERNAL_API_KEY"]  # a random key when none is set
+
+
+def test_supervisor_renders_access_lines_without_repeating_their_fields() -> None:
+    supervisor = Supervisor(["gateway"], env={}, out=io.StringIO())
+    rendered = supervisor.render(json.dumps({
+        "ts": "2026-11-25T10:11:12.345Z", "service": "gateway", "level": "INFO",
+        "logger": "microshop.access", "message": "GET /api/products 200 2.4ms",
+        "request_id": "r", "correlation_id": "c", "method": "GET", "route": "/api/products",
+        "status": 200, "duration_ms": 2.36,
+    }))  # fmt: skip
+    assert rendered == "10:11:12.345 INFO    GET /api/products 200 2.4ms  correlation_id=c"
