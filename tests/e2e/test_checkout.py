@@ -191,19 +191,42 @@ async def charges(env: StackEnv, order_ids: list[str]) -> dict[str, tuple[int, i
     return {r["order_id"]: (r["charged"], r["succeeded"]) for r in rows}
 
 
+async def consumer_back(stack: Stack) -> None:
+    """Until the supervisor has restarted order-consumer and it is ready again."""
+    url = f"{stack.service_url('order-consumer')}/ready"
+    async with asyncio.timeout(60), aiohttp.ClientSession() as session:
+        while len(stack.pids("order-consumer")) < 2:
+            await asyncio.sleep(0.1)
+        while True:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+
+
 @pytest.mark.slow
 async def test_a_killed_consumer_restarts_and_every_order_is_charged_once(
     shop: Shop, stack: Stack, test_env: StackEnv
 ) -> None:
-    await shop.payments(success_rate=0.6, latency_ms=30)
+    # slow payments, so that attempts are in flight when the consumer dies
+    await shop.payments(success_rate=0.6, latency_ms=400)
     customers = [await shop.customer() for _ in range(12)]
     orders = await asyncio.gather(*(shop.order(me) for me in customers))
-    await asyncio.sleep(0.3)  # let payments get under way
+    await asyncio.sleep(0.6)  # let payments get under way
+    still_pending = [
+        o for me, o in zip(customers, orders, strict=True)
+        if (await (await shop.http.get(f"/api/orders/{o['id']}", headers=me)).json())["status"]
+        == "PENDING_PAYMENT"
+    ]  # fmt: skip
     os.kill(stack.pids("order-consumer")[-1], signal.SIGKILL)
+    assert still_pending, "every order was final before the consumer was killed"
 
     finals = await asyncio.gather(*(shop.until_final(me, o["id"], timeout=60)
                                     for me, o in zip(customers, orders, strict=True)))  # fmt: skip
-    assert len(stack.pids("order-consumer")) >= 2, "the supervisor did not restart it"
+    await consumer_back(stack)
     counted = await charges(test_env, [o["id"] for o in orders])
     for final in finals:
         charged, succeeded = counted.get(final["id"], (0, 0))
