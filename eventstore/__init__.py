@@ -13,6 +13,7 @@ from .errors import (
     ConcurrencyError,
     DuplicateEventError,
     EventStoreError,
+    RebuildInProgress,
     UnknownEventType,
     UpcastError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Position",
     "Projection",
     "ProjectionRunner",
+    "RebuildInProgress",
     "RecordedEvent",
     "Reject",
     "Relay",

@@ -6,6 +6,7 @@ __all__ = [
     "ConcurrencyError",
     "DuplicateEventError",
     "EventStoreError",
+    "RebuildInProgress",
     "UnknownEventType",
     "UpcastError",
 ]
@@ -40,6 +41,14 @@ class DuplicateEventError(EventStoreError):
 
 class UnknownEventType(EventStoreError):
     """An event class or name that was never registered."""
+
+
+class RebuildInProgress(EventStoreError):
+    """Another process is rebuilding the same projection: two would share a shadow table."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a rebuild of {name!r} is already running (another process)")
 
 
 class UpcastError(EventStoreError):

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import asyncpg
 
 from . import checkpoints
+from .errors import RebuildInProgress
 from .events import START, Position, RecordedEvent
 from .pg import Conn
 from .store import EventStore
@@ -317,44 +318,62 @@ async def rebuild(
     """Rebuild `projection` from the whole log into a shadow table, then swap it in.
 
     Reads of the live table keep working; a live runner pauses only for the final swap
-    (the checkpoint row lock) and continues from the rebuilt position.
+    (the checkpoint row lock) and continues from the rebuilt position. One rebuild of a
+    projection at a time, cluster-wide: a second one raises `RebuildInProgress`.
     """
+    async with store.pool.acquire() as conn:
+        if not await conn.fetchval(_REBUILD_LOCK, projection.name):
+            raise RebuildInProgress(projection.name)
+        try:
+            return await _rebuild(store, projection, conn, progress, batch_size)
+        finally:
+            await conn.execute(_REBUILD_UNLOCK, projection.name)
+
+
+_REBUILD_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:rebuild:' || $1, 0))"
+_REBUILD_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:rebuild:' || $1, 0))"
+
+
+async def _rebuild(
+    store: EventStore,
+    projection: Projection,
+    conn: Conn,
+    progress: Callable[[int], None] | None,
+    batch_size: int,
+) -> RebuildResult:
     table, shadow = projection.table, f"{projection.table}__rebuild"
     state: dict[Any, Row | None] = {}
     position, events = START, 0
-    async with store.pool.acquire() as conn:
-        log = store.iter_all(
-            START, batch_size=batch_size, conn=conn, categories=projection.categories
-        )
-        async with contextlib.aclosing(log):
-            async for batch in log:
-                projection.fold(state, batch)
-                position = batch[-1].position
-                events += len(batch)
-                if progress is not None:
-                    progress(len(batch))
-        await conn.execute(
-            f"DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)"
-        )
-        records = [tuple(r[c] for c in projection.columns) for r in state.values() if r is not None]
-        await conn.copy_records_to_table(shadow, records=records, columns=projection.columns)
-        # catch up with what was appended meanwhile, outside the lock while there is much
-        categories = projection.categories
-        while (
-            len(tail := await store.read_all(position, limit=batch_size, categories=categories))
-            == batch_size
-        ):
+    log = store.iter_all(START, batch_size=batch_size, conn=conn, categories=projection.categories)
+    async with contextlib.aclosing(log):
+        async for batch in log:
+            projection.fold(state, batch)
+            position = batch[-1].position
+            events += len(batch)
+            if progress is not None:
+                progress(len(batch))
+    await conn.execute(
+        f"DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)"
+    )
+    records = [tuple(r[c] for c in projection.columns) for r in state.values() if r is not None]
+    await conn.copy_records_to_table(shadow, records=records, columns=projection.columns)
+    # catch up with what was appended meanwhile, outside the lock while there is much
+    categories = projection.categories
+    while (
+        len(tail := await store.read_all(position, limit=batch_size, categories=categories))
+        == batch_size
+    ):
+        position, events = await _fold_into(conn, projection, shadow, state, tail, events)
+        if progress is not None:
+            progress(len(tail))
+    async with conn.transaction():
+        await checkpoints.lock(conn, projection.name)
+        while tail := await store.read_all(position, limit=batch_size, categories=categories):
             position, events = await _fold_into(conn, projection, shadow, state, tail, events)
             if progress is not None:
                 progress(len(tail))
-        async with conn.transaction():
-            await checkpoints.lock(conn, projection.name)
-            while tail := await store.read_all(position, limit=batch_size, categories=categories):
-                position, events = await _fold_into(conn, projection, shadow, state, tail, events)
-                if progress is not None:
-                    progress(len(tail))
-            await conn.execute(f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}")
-            await checkpoints.save(conn, projection.name, position)
+        await conn.execute(f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}")
+        await checkpoints.save(conn, projection.name, position)
     rows = sum(r is not None for r in state.values())
     return RebuildResult(events, rows, position)
 

@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from eventstore import EventStore, Projection, RecordedEvent, create_pool, rebuild, replay
+from eventstore import (
+    EventStore,
+    Projection,
+    RebuildInProgress,
+    RecordedEvent,
+    create_pool,
+    rebuild,
+    replay,
+)
 from eventstore.checkpoints import held_back, lag
 
 from .catalog import load_projections
@@ -259,9 +267,12 @@ def rebuild_command(name: str) -> None:
             )  # fmt: skip
             with Progress(*columns) as progress:
                 task = progress.add_task(f"rebuild {name}", total=total)
-                result = await rebuild(
-                    store, projection, progress=lambda n: progress.advance(task, n)
-                )
+                try:
+                    result = await rebuild(
+                        store, projection, progress=lambda n: progress.advance(task, n)
+                    )
+                except RebuildInProgress as exc:
+                    raise click.ClickException(f"{exc}; try again when it has finished") from None
                 progress.update(task, total=max(total, result.events), completed=result.events)
             seconds = time.perf_counter() - started
             click.echo(

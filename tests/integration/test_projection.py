@@ -16,6 +16,7 @@ from eventstore import (
     EventStore,
     Projection,
     ProjectionRunner,
+    RebuildInProgress,
     UpcastError,
     rebuild,
     replay,
@@ -264,3 +265,22 @@ async def test_events_of_other_categories_cost_no_commit_per_batch(
     await runner.catch_up()
     assert await load(pool, notes.name) == result.position
     assert [r["last_text"] for r in await table_rows(pool, notes)] == ["mine"]
+
+
+async def test_one_rebuild_of_a_projection_at_a_time(
+    store: EventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
+) -> None:
+    await store.append(f"note{uid}-r", [Noted("kept", 1)], ANY)
+    other = await asyncpg.connect(test_env.database_url)  # another process's rebuild
+    try:
+        key = f"microshop:rebuild:{notes.name}"
+        assert await other.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+        with pytest.raises(RebuildInProgress, match=notes.name):
+            await rebuild(store, notes)
+        await other.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+    finally:
+        await other.close()
+    result = await rebuild(store, notes)  # free again, and our lock was released after use
+    assert result.rows == 1
+    assert (await rebuild(store, notes)).rows == 1
+    assert [r["last_text"] for r in await table_rows(pool, notes)] == ["kept"]
