@@ -40,8 +40,6 @@ __all__ = [
     "setup_logging",
 ]
 
-log = logging.getLogger(__name__)
-
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
 # Attributes every LogRecord has; anything else passed in `extra=` goes into the line.
@@ -50,11 +48,9 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 # Python's level names, as the lines and `GET /api/logs?level=` spell them.
 LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
-# The logs queue is a quorum-free classic queue with a length cap, so an absent log-service
-# cannot fill the broker's disk: the oldest batches go first.
+# The logs queue has a length cap, so an absent log-service cannot fill the broker's disk:
+# past 100,000 batches the oldest go first.
 LOG_QUEUE_ARGUMENTS: dict[str, Any] = {"x-max-length": 100_000, "x-overflow": "drop-head"}
-
-_TRANSIENT = BROKER_ERRORS
 
 
 class JsonFormatter(logging.Formatter):
@@ -210,7 +206,7 @@ class LogShipper:
                     while True:
                         await self._lines_waiting()
                         await self._ship_one_batch()
-            except _TRANSIENT as exc:
+            except BROKER_ERRORS as exc:
                 self.failures += 1
                 # stderr only: a line about the broker being gone cannot travel through it
                 print(f"log shipping paused ({type(exc).__name__}: {exc}); retrying in "
@@ -220,7 +216,7 @@ class LogShipper:
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Best effort at shutdown: ship what is buffered within `timeout` seconds."""
-        with contextlib.suppress(*_TRANSIENT):
+        with contextlib.suppress(*BROKER_ERRORS):
             async with asyncio.timeout(timeout), self._connected():
                 while self.buffer.lines:
                     await self._ship_one_batch()

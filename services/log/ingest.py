@@ -28,7 +28,6 @@ __all__ = ["IngestStats", "Ingestor"]
 
 log = logging.getLogger(__name__)
 
-_BROKER_TROUBLE = BROKER_ERRORS
 _DATABASE_TROUBLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -61,7 +60,7 @@ class Ingestor:
         while True:
             try:
                 await self._consume()
-            except _BROKER_TROUBLE as exc:
+            except BROKER_ERRORS as exc:
                 self.ready.clear()
                 log.warning("log intake interrupted (%s: %s); reconnecting in %.1fs",
                             type(exc).__name__, exc, backoff)  # fmt: skip
@@ -93,7 +92,7 @@ class Ingestor:
                 raise ConnectionError("the log queue's channel closed")
             finally:
                 storing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_BROKER_TROUBLE):
+                with contextlib.suppress(asyncio.CancelledError, *BROKER_ERRORS):
                     await storing
         finally:
             self.ready.clear()
