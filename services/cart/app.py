@@ -6,6 +6,7 @@ from aiohttp import web
 
 from microshop.app import make_app
 from microshop.auth import KeySource
+from microshop.catalog import CONSUMERS
 from microshop.config import Config
 from microshop.workers import consumer_context, projection_context
 
@@ -16,6 +17,8 @@ from .views import routes
 
 __all__ = ["create_app"]
 
+CHECKOUT = CONSUMERS["cart-checkout"]  # queue and bindings: the system's consumer registry
+
 
 def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
     return make_app(
@@ -24,7 +27,7 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         routes=routes,
         contexts=[
             projection_context(CARTS),
-            consumer_context("cart-checkout", ["order.OrderPlaced"], on_order_placed),
+            consumer_context(CHECKOUT.name, CHECKOUT.bindings, on_order_placed),
         ],
         token_keys=token_keys,
     )

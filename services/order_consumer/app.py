@@ -9,6 +9,7 @@ from aiohttp import web
 from eventstore import HandlerContext, RetryPolicy
 from microshop.app import CONFIG, HTTP, make_app
 from microshop.auth import KeySource
+from microshop.catalog import CONSUMERS
 from microshop.config import Config
 from microshop.workers import consumer_context
 
@@ -36,8 +37,6 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         multiplier=config.order_consumer_backoff_multiplier,
     )
     app.cleanup_ctx.append(driver_context)
-    app.cleanup_ctx.append(consumer_context(
-        "order-payments", ["order.OrderPlaced", "order.PaymentRetryRequested"], drive,
-        retry=retry,
-    ))  # fmt: skip
+    payments = CONSUMERS["order-payments"]  # queue and bindings: the consumer registry
+    app.cleanup_ctx.append(consumer_context(payments.name, payments.bindings, drive, retry=retry))
     return app
