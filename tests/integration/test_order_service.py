@@ -110,6 +110,9 @@ async def test_a_long_poll_answers_when_the_status_changes(
     )
     await asyncio.sleep(0.2)
     assert not waiting.done()  # held: the order is still PENDING_PAYMENT
+    stranger = await client.get(f"/api/orders/{order_id}", params={"wait": "20"},
+                                headers=bearer(mint()))  # fmt: skip
+    assert stranger.status == 404  # someone else's order: no waiting, no hint it exists
     report = {"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())}
     url = f"/internal/orders/{order_id}/payment-succeeded"
     assert (await client.post(url, json=report, headers=KEY)).status == 200
