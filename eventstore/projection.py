@@ -172,8 +172,10 @@ class ProjectionRunner:
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read.
 
-        The stored checkpoint is read on the first call only: afterwards a peer's or a
-        rebuild's move shows when this runner next locks it (to write or save progress).
+        The stored checkpoint is read on the first call only: afterwards a move (a peer's,
+        a rebuild's, or back, after a crash forgot the last asynchronous commits) shows
+        when this runner next locks it to write or to save progress; a move back or past
+        our position makes it re-read from the stored checkpoint.
         """
         if not self._loaded:
             stored = await checkpoints.load(self.store.pool, self.projection.name)
@@ -247,14 +249,19 @@ class ProjectionRunner:
         if all(projection.key_of(e) is None for e in batch):  # nothing for this read model
             await self._moved_to(batch[-1].position)
             return
+        moved = False
         async with self.store.pool.acquire() as conn, conn.transaction():
             # a read model can be re-applied: no waiting for the disk at commit
             stored = await checkpoints.lock(conn, projection.name, synchronous_commit=False)
-            if stored != self._checkpoint:  # a peer or a rebuild moved it: re-read from there
-                await self._adopt(stored)
-                batch = [e for e in batch if e.position > stored]
-                if not batch:
+            if stored != self._checkpoint:
+                if not self._checkpoint < stored <= self.position:
+                    # Moved back (a crash forgot our last commits, a rebuild from an older
+                    # position) or a peer is ahead: re-read from there, this batch included.
+                    await self._adopt(stored)
                     return
+                # A peer or a rebuild moved it forward over events we read and found
+                # nothing in for this model: carry on from our position.
+                moved = True
             keys = {k for e in batch if (k := projection.key_of(e)) is not None}
             state = await _load_rows(conn, projection, table, list(keys)) if keys else {}
             changed = projection.fold(state, batch)
@@ -262,7 +269,7 @@ class ProjectionRunner:
             await checkpoints.save(conn, projection.name, batch[-1].position)
         self._saved(batch[-1].position)
         await self._moved_to(batch[-1].position)
-        self._changed(changed)
+        self._changed(None if moved else changed)
 
     async def _save_progress(self) -> None:
         """Store how far irrelevant events took us, unless it was stored a moment ago."""
@@ -273,9 +280,11 @@ class ProjectionRunner:
         position = self.position
         async with self.store.pool.acquire() as conn, conn.transaction():
             stored = await checkpoints.lock(conn, self.projection.name, synchronous_commit=False)
-            if stored == self._checkpoint:
+            # equal, or moved forward (by a peer's progress) within what we have read
+            ours = stored == self._checkpoint or self._checkpoint < stored <= position
+            if ours:
                 await checkpoints.save(conn, self.projection.name, position)
-        if stored != self._checkpoint:  # a peer or a rebuild moved it: continue from there
+        if not ours:  # moved back, or a peer is ahead: continue from there
             await self._adopt(stored)
             return
         self._saved(position)

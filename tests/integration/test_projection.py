@@ -284,3 +284,34 @@ async def test_one_rebuild_of_a_projection_at_a_time(
     assert result.rows == 1
     assert (await rebuild(store, notes)).rows == 1
     assert [r["last_text"] for r in await table_rows(pool, notes)] == ["kept"]
+
+
+async def test_a_checkpoint_moved_back_is_re_read_from(
+    store: EventStore, pool: Pool, notes: Projection, uid: str
+) -> None:
+    """A crash may forget a runner's last asynchronous commits (rows and checkpoint
+    together) while the runner keeps its place in memory: it must re-read from the
+    stored checkpoint, not skip what was forgotten."""
+    stream = f"note{uid}-crash"
+    runner = ProjectionRunner(store, notes)
+    await store.append(stream, [Noted("one", 1)], ANY)
+    await runner.catch_up()
+    before = await table_rows(pool, notes)
+    checkpoint = await load(pool, notes.name)
+    await store.append(stream, [Noted("two", 2)], ANY)
+    await runner.catch_up()
+    assert [r["count"] for r in await table_rows(pool, notes)] == [2]
+
+    # what a crash that lost the last commit leaves behind
+    [row] = before
+    await pool.execute(
+        f"UPDATE {notes.table} SET count = $2, total = $3, last_text = $4, version = $5"
+        " WHERE stream_id = $1",
+        row["stream_id"], row["count"], row["total"], row["last_text"], row["version"],
+    )  # fmt: skip
+    await save(pool, notes.name, checkpoint)
+
+    await store.append(stream, [Noted("three", 3)], ANY)
+    await runner.catch_up()
+    assert await table_rows(pool, notes) == await expected_rows(store, notes)
+    assert [r["count"] for r in await table_rows(pool, notes)] == [3]
