@@ -91,7 +91,12 @@ class PaymentDriver:
         if order["status"] != "PENDING_PAYMENT" or order["payment_round"] != work.round:
             return  # paid, cancelled, failed already, or a newer round runs: nothing to do
         if ctx.attempt > self.attempts:  # the budget was spent; only the report is missing
-            await self._report_failure(ctx, order_url, work, self.attempts)
+            # ...unless the last attempt charged and neither report got through
+            charge = await self._charge_of_round(ctx, work)
+            if charge is not None:
+                await self._report_success(ctx, order_url, work, charge)
+            else:
+                await self._report_failure(ctx, order_url, work, self.attempts)
             return
         log.info("paying order %s: round %d attempt %d of %d", work.order_id, work.round,
                  ctx.attempt, self.attempts, extra={"order_id": work.order_id})  # fmt: skip
@@ -123,6 +128,20 @@ class PaymentDriver:
         if status != 200 or not charged:
             raise RetryLater(f"no charge found for {work.order_id} although one was reported")
         return {"status": "charged", **charged[0]}
+
+    async def _charge_of_round(
+        self, ctx: HandlerContext, work: PaymentRound
+    ) -> dict[str, Any] | None:
+        """The attempt of this round that charged, if one did."""
+        url = f"{self.config.url_of('payment')}/internal/payments/{work.order_id}"
+        status, listing = await self._call(ctx, "GET", url)
+        if status == 404:  # no attempt at all
+            return None
+        if status != 200:
+            raise RetryLater(f"GET {url}: HTTP {status}")
+        charged = [a for a in listing.get("attempts", [])
+                   if a.get("status") == "charged" and a.get("round") == work.round]  # fmt: skip
+        return {"status": "charged", **charged[0]} if charged else None
 
     async def _report_success(self, ctx: HandlerContext, url: str, work: PaymentRound,
                               payment: dict[str, Any]) -> None:  # fmt: skip

@@ -41,6 +41,9 @@ class Upstreams:
     url: str = ""
     payments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reports: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    failures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # what GET /internal/payments/{id} lists (None: 404, no attempt at all)
+    history: list[dict[str, Any]] | None = None
 
     async def order(self, request: web.Request) -> web.Response:
         return web.json_response({"id": request.match_info["id"], "status": "PENDING_PAYMENT",
@@ -59,6 +62,17 @@ class Upstreams:
         self.reports.append(await request.json())
         return web.json_response({"status": "PAID", "recorded": True})
 
+    async def failed(self, request: web.Request) -> web.Response:
+        self.failures.append(await request.json())
+        return web.json_response({"status": "PAYMENT_FAILED", "recorded": True})
+
+    async def listing(self, request: web.Request) -> web.Response:
+        if self.history is None:
+            return web.json_response({"error": {"code": "not_found", "message": "none",
+                                                "details": {}}}, status=404)  # fmt: skip
+        return web.json_response({"order_id": request.match_info["id"],
+                                  "attempts": self.history})  # fmt: skip
+
 
 @pytest.fixture
 async def upstreams() -> AsyncIterator[Upstreams]:
@@ -66,7 +80,9 @@ async def upstreams() -> AsyncIterator[Upstreams]:
     app = web.Application()
     app.router.add_get("/internal/orders/{id}", fake.order)
     app.router.add_post("/internal/orders/{id}/payment-succeeded", fake.succeeded)
+    app.router.add_post("/internal/orders/{id}/payment-failed", fake.failed)
     app.router.add_post("/internal/payments", fake.pay)
+    app.router.add_get("/internal/payments/{id}", fake.listing)
     server = TestServer(app)
     await server.start_server()
     fake.url = str(server.make_url("")).rstrip("/")
@@ -94,7 +110,7 @@ async def consumer_app(
         await channel.queue_delete(consumer.parking)
 
 
-async def place_and_publish(store: EventStore, env: StackEnv, uid: str) -> str:
+async def place_and_publish(store: EventStore, env: StackEnv, uid: str, *, attempt: int = 1) -> str:
     order_id = str(uuid.uuid4())
     lines = [domain.OrderLine("p1", "Mug", Decimal("9.50"), 1, Decimal("9.50"))]
     start = await store.head()
@@ -103,6 +119,8 @@ async def place_and_publish(store: EventStore, env: StackEnv, uid: str) -> str:
     rows = await store.pool.fetch(GLOBAL_LOG_SQL, start[0], start[1], 10_000)
     [row] = [r for r in rows if r["stream_id"] == f"order-{order_id}"]
     key, body, props = encode_row(row)
+    if attempt > 1:  # a redelivery through the consumer's retry queues
+        props.headers = {**(props.headers or {}), "x-attempt": attempt}
     async with aiormq.connect(env.amqp_url) as connection:
         channel = await connection.channel()
         await channel.basic_publish(body, exchange=f"oc-{uid}.events", routing_key=key,
@@ -137,3 +155,36 @@ async def test_a_charge_payment_service_could_not_report_is_reported_by_the_cons
     [report] = upstreams.reports
     assert (report["round"], report["attempt"]) == (1, 1)
     assert uuid.UUID(report["payment_id"])
+
+
+async def test_past_the_budget_a_charge_whose_reports_were_lost_is_reported_as_paid(
+    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
+    store: EventStore, test_env: StackEnv, uid: str,
+) -> None:  # fmt: skip
+    """The last attempt charged, but neither payment-service nor the consumer could tell
+    order-service: the delivery after the budget must report the charge, not a failure."""
+    payment_id = str(uuid.uuid4())
+    upstreams.history = [
+        {"round": 1, "attempt": 1, "status": "declined", "payment_id": None},
+        {"round": 1, "attempt": 3, "status": "charged", "payment_id": payment_id},
+    ]
+    budget = test_env.config().order_consumer_retry_attempts
+    await place_and_publish(store, test_env, uid, attempt=budget + 1)
+    await handled(consumer_app, 1)
+    assert upstreams.payments == []  # no new attempt
+    assert upstreams.failures == []
+    assert [(r["round"], r["attempt"], r["payment_id"]) for r in upstreams.reports] == [
+        (1, 3, payment_id)
+    ]
+
+
+async def test_past_the_budget_without_a_charge_the_round_fails(
+    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
+    store: EventStore, test_env: StackEnv, uid: str,
+) -> None:  # fmt: skip
+    upstreams.history = [{"round": 1, "attempt": 3, "status": "declined", "payment_id": None}]
+    budget = test_env.config().order_consumer_retry_attempts
+    await place_and_publish(store, test_env, uid, attempt=budget + 1)
+    await handled(consumer_app, 1)
+    assert upstreams.reports == []
+    assert [(f["round"], f["attempts"]) for f in upstreams.failures] == [(1, budget)]
