@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiormq
 import uvloop
 
+from microshop.catalog import CONSUMERS
 from microshop.config import SERVICE_PORTS
 
 from ._common import amqp_url, info, scratch_database, unique_name
@@ -54,13 +56,28 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def start_stack(dsn: str) -> tuple[subprocess.Popen[bytes], Path, str, dict[str, str]]:
+async def remove_broker_objects(namespace: str) -> None:
+    """The exchanges and queues a stack declared in `namespace` (so runs leave none behind)."""
+    queues = [f"{namespace}.logs"]
+    for name in CONSUMERS:
+        queues += [f"{namespace}.{name}", f"{namespace}.{name}.parking"]
+    async with aiormq.connect(amqp_url()) as connection:
+        channel = await connection.channel()
+        for queue in queues:
+            await channel.queue_delete(queue)
+        for exchange in (f"{namespace}.events", f"{namespace}.logs"):
+            await channel.exchange_delete(exchange)
+
+
+def start_stack(
+    dsn: str, namespace: str
+) -> tuple[subprocess.Popen[bytes], Path, str, dict[str, str]]:
     """`microshop up` on free ports: (process, its log, the gateway URL, admin login)."""
     ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
     admin = {"email": "bench-admin@microshop.test", "password": secrets.token_urlsafe(12)}
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=dsn, AMQP_URL=amqp_url(), MICROSHOP_NAMESPACE=unique_name("bench"),
+        DATABASE_URL=dsn, AMQP_URL=amqp_url(), MICROSHOP_NAMESPACE=namespace,
         INTERNAL_API_KEY=secrets.token_urlsafe(24), ADMIN_EMAIL=admin["email"],
         ADMIN_PASSWORD=admin["password"], PAYMENT_SUCCESS_RATE="1.0", PAYMENT_LATENCY_MS="0",
         RATE_LIMIT_PER_MINUTE="10000000", NO_COLOR="1",
@@ -87,7 +104,8 @@ def stop_stack(process: subprocess.Popen[bytes]) -> None:
 @asynccontextmanager
 async def stack(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The running stack; yields the gateway URL and the admin credentials."""
-    process, log, url, admin = await asyncio.to_thread(start_stack, dsn)
+    namespace = unique_name("bench")
+    process, log, url, admin = await asyncio.to_thread(start_stack, dsn, namespace)
     try:
         async with aiohttp.ClientSession() as session, asyncio.timeout(90):
             while process.poll() is None:
@@ -104,6 +122,7 @@ async def stack(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
         yield url, admin
     finally:
         await asyncio.to_thread(stop_stack, process)
+        await remove_broker_objects(namespace)  # payments at rate 1.0: no retry queues
 
 
 async def json_of(resp: aiohttp.ClientResponse, status: int) -> Any:

@@ -11,8 +11,11 @@ Topology of a consumer named `N` in namespace `ns`:
   poison (undecodable, or the handler raised `Reject`). It can be listed and replayed.
 
 Every move (retry, park) is confirmed by the broker before the original is acked, so a
-crash at any point redelivers rather than loses. Handlers are idempotent through the
-inbox: the `event_id` is recorded in the same transaction as the handler's effects.
+crash at any point redelivers rather than loses. Handlers whose effects are in this
+database are idempotent through the inbox (`HandlerContext.transaction`): the `event_id` is
+recorded in the same transaction as those effects. A handler whose effects are elsewhere
+(HTTP calls) must be idempotent itself: its inbox record, written after it returns and
+without waiting for the disk, only spares most redeliveries the work.
 """
 
 from __future__ import annotations

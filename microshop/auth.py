@@ -131,19 +131,22 @@ class TokenVerifier:
     """Turns a bearer token into a `Principal`, or raises `Unauthorized`.
 
     A token that passed every check is remembered (up to `cache_size`, least recently used
-    out) until it expires, so the same token on the next request costs a dictionary lookup
-    instead of an RSA verification; an expired one is verified again, and refused.
+    out) until it expires, but at most `cache_seconds` (the JWKS refresh interval, so a key
+    withdrawn from the JWKS stops being honoured as soon as without the cache), so the
+    same token on the next request costs a dictionary lookup instead of an RSA
+    verification; an expired one is verified again, and refused.
     """
 
     def __init__(
         self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0,
-        cache_size: int = 10_000,
+        cache_size: int = 10_000, cache_seconds: float = 300.0,
     ) -> None:  # fmt: skip
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.cache_size = cache_size
+        self.cache_seconds = cache_seconds
         self._verified: collections.OrderedDict[str, tuple[Principal, float]] = (
             collections.OrderedDict()
         )
@@ -157,7 +160,7 @@ class TokenVerifier:
                 return principal
             del self._verified[token]
         principal, expires = await self._verify(token)
-        self._verified[token] = (principal, expires)
+        self._verified[token] = (principal, min(expires, time.time() + self.cache_seconds))
         if len(self._verified) > self.cache_size:
             self._verified.popitem(last=False)
         return principal

@@ -48,9 +48,13 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 # Python's level names, as the lines and `GET /api/logs?level=` spell them.
 LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
-# The logs queue has a length cap, so an absent log-service cannot fill the broker's disk:
-# past 100,000 batches the oldest go first.
-LOG_QUEUE_ARGUMENTS: dict[str, Any] = {"x-max-length": 100_000, "x-overflow": "drop-head"}
+# The logs queue has a size cap, so an absent log-service cannot fill the broker's disk:
+# past 256 MiB (or 100,000 batches) the oldest batches go first.
+LOG_QUEUE_ARGUMENTS: dict[str, Any] = {
+    "x-max-length": 100_000,
+    "x-max-length-bytes": 256 * 1024 * 1024,
+    "x-overflow": "drop-head",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -125,3 +125,15 @@ async def test_a_verified_token_is_remembered_until_it_expires() -> None:
     with pytest.raises(Unauthorized) as refused:  # remembered, but not past its exp
         await verifier.verify(brief)
     assert refused.value.code == "token_expired"
+
+
+async def test_a_remembered_token_is_checked_again_after_cache_seconds() -> None:
+    keys = CountingKeys()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, cache_seconds=0.05)
+    token = mint(ttl=600)
+    await verifier.verify(token)
+    await verifier.verify(token)
+    assert keys.lookups == 1
+    await asyncio.sleep(0.1)  # a key withdrawn from the JWKS would be noticed from here on
+    await verifier.verify(token)
+    assert keys.lookups == 2
