@@ -3,8 +3,8 @@ driven by the playwright-core scripts in web/frontend/e2e/ against the whole sta
 
 Each test runs one Node script with the gateway's URL (and whatever else it needs) in its
 environment; the script exits non-zero when its scenario fails, and the test shows its
-output. Screenshots go to a temporary directory, or to MICROSHOP_SCREENSHOTS when set
-(`make screenshots` refreshes docs/screenshots that way).
+output. Screenshots go to docs/screenshots/latest (gitignored), or to MICROSHOP_SCREENSHOTS
+when set (`make screenshots` refreshes docs/screenshots that way).
 
 The React app is built when web/frontend/dist is missing or older than its sources
 (`make test` builds it first with `make frontend`).
@@ -75,10 +75,20 @@ def frontend() -> Path:
     return FRONTEND
 
 
+LATEST_SCREENSHOTS = ROOT / "docs" / "screenshots" / "latest"  # gitignored
+
+
 @pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def screenshots() -> Path:
+    """Where this run's screenshots go: docs/screenshots/latest (the README links it), or
+    MICROSHOP_SCREENSHOTS (`make screenshots` refreshes the committed ones that way)."""
     configured = os.environ.get("MICROSHOP_SCREENSHOTS")
-    return Path(configured).resolve() if configured else tmp_path_factory.mktemp("screenshots")
+    if configured:
+        return Path(configured).resolve()
+    LATEST_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in LATEST_SCREENSHOTS.glob("*.png"):  # only this run's pictures count
+        old.unlink()
+    return LATEST_SCREENSHOTS
 
 
 @pytest.fixture
@@ -173,6 +183,13 @@ async def run_script(
     return output
 
 
+def assert_screenshots(folder: Path, *names: str) -> None:
+    """The scenario left a fresh picture of each page it was to photograph."""
+    for name in names:
+        picture = folder / f"{name}.png"
+        assert picture.is_file() and picture.stat().st_size > 1000, picture
+
+
 # -- the React app (web/frontend, at /app/) ----------------------------------------------------
 
 
@@ -184,6 +201,7 @@ async def test_app_register_shop_check_out_until_paid(
     output = await run_script(frontend, "spa-checkout.mjs", stack, screenshots,
                               PRODUCT_ID=mug["id"], PRODUCT_QUERY="Ceramic Coffee Mug")  # fmt: skip
     assert "spa-checkout: passed" in output
+    assert_screenshots(screenshots, "catalog", "product", "cart", "cart-phone", "order-paid")
 
 
 async def test_app_failed_payment_then_retry_until_paid(
@@ -194,6 +212,7 @@ async def test_app_failed_payment_then_retry_until_paid(
     output = await run_script(frontend, "spa-payment-retry.mjs", stack, screenshots,
                               PRODUCT_ID=tea["id"], PRODUCT_QUERY="Sencha")  # fmt: skip
     assert "spa-payment-retry: passed" in output
+    assert_screenshots(screenshots, "order-payment-failed", "timeline")
 
 
 async def test_app_is_served_with_fallback_and_caching(
@@ -228,6 +247,7 @@ async def test_pages_catalog_search_paging_and_product_without_javascript(
         PRODUCT_PRICE=f"{mug['price']} {mug['currency']}", PRODUCT_SKU=mug["sku"],
     )  # fmt: skip
     assert "jinja-catalog: passed" in output
+    assert_screenshots(screenshots, "jinja-catalog", "jinja-product")
 
 
 async def _customer(http: aiohttp.ClientSession) -> tuple[str, str, dict[str, str]]:
@@ -268,3 +288,6 @@ async def test_pages_admin_follows_a_paid_order_through_events_projections_and_l
         ADMIN_PASSWORD=stack.admin_password, CUSTOMER_EMAIL=email, CUSTOMER_PASSWORD=password,
     )  # fmt: skip
     assert "admin-events: passed" in output
+    assert_screenshots(
+        screenshots, "admin-events", "admin-event-chain", "admin-projections", "admin-logs"
+    )
