@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .events import START, Position
-from .pg import Conn, Executor
+from .pg import RELAXED, Conn, Executor
 
 __all__ = ["FenceHolder", "Lag", "held_back", "lag", "load", "lock", "save"]
 
@@ -31,8 +31,8 @@ INSERT INTO checkpoints (name, tx_id, position, updated_at)
 VALUES ($1, $2::xid8, $3, now())
 ON CONFLICT (name) DO UPDATE
 SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
-_SAVE_ASYNC_COMMIT = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+_SAVE_ASYNC_COMMIT = f"""
+{RELAXED}
 INSERT INTO checkpoints (name, tx_id, position, updated_at)
 SELECT $1, $2::xid8, $3, now() FROM relaxed
 ON CONFLICT (name) DO UPDATE

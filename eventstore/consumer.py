@@ -35,7 +35,7 @@ from pamqp.commands import Basic
 from .amqp import BROKER_ERRORS, connect_amqp
 from .errors import UpcastError
 from .events import RecordedEvent
-from .pg import Conn
+from .pg import RELAXED, Conn
 from .store import EventStore
 from .wire import decode_message
 
@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 _TRANSIENT = BROKER_ERRORS
 
 _RECORD = "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-_RECORD_ASYNC_COMMIT = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+_RECORD_ASYNC_COMMIT = f"""
+{RELAXED}
 INSERT INTO inbox (consumer, event_id) SELECT $1, $2 FROM relaxed ON CONFLICT DO NOTHING"""
 
 

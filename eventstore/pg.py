@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Conn", "Executor", "Pool", "create_pool", "init_connection"]
+__all__ = ["RELAXED", "Conn", "Executor", "Pool", "create_pool", "init_connection"]
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """A connection, whether opened directly or acquired from a pool."""
@@ -27,6 +27,10 @@ Executor: TypeAlias = "Pool | Conn"
 """Anything that runs a statement: a pool or a connection."""
 
 _encode = msgspec.json.Encoder(decimal_format="string").encode
+
+RELAXED = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+"""Prefix of a single-statement write (`... SELECT ... FROM relaxed`) whose commit need not
+wait for the WAL flush: the setting is local to that statement's own transaction."""
 
 
 def _encode_jsonb(value: Any) -> bytes:

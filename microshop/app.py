@@ -81,17 +81,8 @@ async def context_middleware(
     trace = context.valid_traceparent(request.headers.get("traceparent"))
     rid_token, cid_token = context.request_id.set(rid), context.correlation_id.set(cid)
     trace_token = context.traceparent.set(trace or context.new_traceparent())
-    start = time.perf_counter()
     try:
         response = await handler(request)
-        if request.path not in _QUIET_PATHS and access_log.isEnabledFor(logging.INFO):
-            route, status = route_of(request), response.status
-            duration_ms = round((time.perf_counter() - start) * 1000, 2)
-            access_log.info(
-                "%s %s %d %.1fms", request.method, route, status, duration_ms,
-                extra={"method": request.method, "route": route, "status": status,
-                       "duration_ms": duration_ms},
-            )  # fmt: skip
     finally:
         context.request_id.reset(rid_token)
         context.correlation_id.reset(cid_token)
@@ -105,16 +96,24 @@ async def context_middleware(
 async def metrics_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Count and time every request by route template, and log an access line for it."""
     start = time.perf_counter()
-    status = 500
+    status, answered = 500, False
     try:
         response = await handler(request)
-        status = response.status
+        status, answered = response.status, True
         return response
     finally:
-        request.app[METRICS].observe_request(
-            request.method, route_of(request), status, time.perf_counter() - start
-        )
+        seconds, route = time.perf_counter() - start, route_of(request)
+        request.app[METRICS].observe_request(request.method, route, status, seconds)
+        quiet = request.path in _QUIET_PATHS or not access_log.isEnabledFor(logging.INFO)
+        if answered and not quiet:
+            duration_ms = round(seconds * 1000, 2)
+            access_log.info(
+                "%s %s %d %.1fms", request.method, route, status, duration_ms,
+                extra={"method": request.method, "route": route, "status": status,
+                       "duration_ms": duration_ms},
+            )  # fmt: skip
 
 
 def error_response(error: ApiError) -> web.Response:

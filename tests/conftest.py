@@ -9,9 +9,11 @@ runs never collide with each other or with a developer's `make up` stack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from eventstore import EventStore, create_pool
 from eventstore.pg import Pool
@@ -117,3 +121,23 @@ async def store(pool: Pool, test_env: StackEnv) -> AsyncIterator[EventStore]:
 def uid() -> str:
     """A short random id for stream ids, names and categories private to one test."""
     return secrets.token_hex(6)
+
+
+@contextlib.asynccontextmanager
+async def stand_in(app: web.Application) -> AsyncIterator[str]:
+    """`app` (a stand-in for another service) served on a free local port while the block
+    runs: its base URL, without a trailing slash."""
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+def closed_port_url() -> str:
+    """The URL of a local port nothing listens on (a service that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

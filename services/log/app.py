@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from microshop.app import CONFIG, METRICS, POOL, READY_CHECKS, make_app, running_task
+from microshop.app import (
+    CONFIG,
+    METRICS,
+    POOL,
+    READY_CHECKS,
+    background,
+    make_app,
+    running_task,
+)
 from microshop.auth import KeySource
 from microshop.config import Config
 
@@ -68,13 +76,6 @@ async def retain(app: web.Application) -> None:
         await asyncio.sleep(RETENTION_INTERVAL)
 
 
-async def retention_context(app: web.Application) -> AsyncIterator[None]:
-    async with running_task(app, "log-retention", lambda: retain(app)):
-        yield
-
-
 def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
-    return make_app(
-        config, "log", routes=routes, contexts=[ingest_context, retention_context],
-        token_keys=token_keys,
-    )  # fmt: skip
+    contexts = [ingest_context, background("log-retention", retain)]
+    return make_app(config, "log", routes=routes, contexts=contexts, token_keys=token_keys)

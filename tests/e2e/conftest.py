@@ -16,13 +16,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from microshop.config import SERVICE_PORTS
 from tests.conftest import StackEnv
+from tests.tokens import bearer
+
+from .client import Shop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,3 +112,33 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client of the stack's gateway."""
+    async with aiohttp.ClientSession(base_url=stack.url) as session:
+        yield session
+
+
+@pytest.fixture
+async def admin(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
+    """The Authorization header of the stack's admin."""
+    resp = await http.post(
+        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
+    )
+    assert resp.status == 200, await resp.text()
+    return bearer((await resp.json())["access_token"])
+
+
+@pytest.fixture
+async def shop(
+    http: aiohttp.ClientSession, stack: Stack, admin: dict[str, str]
+) -> AsyncIterator[Shop]:
+    """A product to order, payments always succeeding (and put back so afterwards)."""
+    body = {"sku": f"CO-{secrets.token_hex(4)}", "name": "Checkout mug", "price": "12.50"}
+    product = await (await http.post("/api/products", json=body, headers=admin)).json()
+    shop = Shop(http, stack, product["id"])
+    await shop.payments(success_rate=1.0, latency_ms=0)
+    yield shop
+    await shop.payments(success_rate=1.0, latency_ms=0)

@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import StackEnv
+from tests.e2e.client import signup
 from tests.e2e.conftest import Stack
-from tests.e2e.test_gateway import signup
 from tests.tokens import bearer
 
 

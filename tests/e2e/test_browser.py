@@ -92,27 +92,14 @@ def screenshots() -> Path:
 
 
 @pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=stack.url) as session:
-        yield session
-
-
-async def _admin(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
-    resp = await http.post(
-        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
-    )
-    assert resp.status == 200, await resp.text()
-    return bearer((await resp.json())["access_token"])
-
-
-@pytest.fixture
-async def catalog(http: aiohttp.ClientSession, stack: Stack) -> dict[str, dict[str, Any]]:
+async def catalog(
+    http: aiohttp.ClientSession, stack: Stack, admin: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     """The demo catalog (as `microshop seed` makes it, under fresh SKUs), by SKU prefix.
 
     The stack lives for the whole e2e package: products already created by an earlier
     test of this module are reused.
     """
-    admin = await _admin(http, stack)
     found: dict[str, dict[str, Any]] = {}
     for demo in DEMO_PRODUCTS:
         resp = await http.get("/api/products", params={"q": demo.name, "limit": "100"})

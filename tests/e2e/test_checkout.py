@@ -11,79 +11,15 @@ import itertools
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
 from tests.conftest import StackEnv
+from tests.e2e.client import Shop, assert_error
 from tests.e2e.conftest import Stack
-from tests.e2e.test_gateway import assert_error, signup
-from tests.tokens import bearer
-
-FINAL = {"PAID", "PAYMENT_FAILED", "CANCELLED"}
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=stack.url) as session:
-        yield session
-
-
-@pytest.fixture
-async def shop(http: aiohttp.ClientSession, stack: Stack) -> AsyncIterator[Shop]:
-    resp = await http.post(
-        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
-    )
-    admin = bearer((await resp.json())["access_token"])
-    body = {"sku": f"CO-{secrets.token_hex(4)}", "name": "Checkout mug", "price": "12.50"}
-    product = await (await http.post("/api/products", json=body, headers=admin)).json()
-    shop = Shop(http, stack, product["id"])
-    await shop.payments(success_rate=1.0, latency_ms=0)
-    yield shop
-    await shop.payments(success_rate=1.0, latency_ms=0)
-
-
-class Shop:
-    def __init__(self, http: aiohttp.ClientSession, stack: Stack, product_id: str) -> None:
-        self.http, self.stack, self.product_id = http, stack, product_id
-
-    async def payments(self, **settings: Any) -> None:
-        async with aiohttp.ClientSession() as session:
-            resp = await session.put(
-                f"{self.stack.service_url('payment')}/internal/settings", json=settings,
-                headers={"X-Internal-Api-Key": self.stack.internal_api_key},
-            )  # fmt: skip
-            assert resp.status == 200, await resp.text()
-
-    async def customer(self) -> dict[str, str]:
-        _, token = await signup(self.http)
-        return bearer(token)
-
-    async def order(
-        self, me: dict[str, str], quantity: int = 2, headers: dict[str, str] | None = None
-    ) -> Any:
-        line = {"product_id": self.product_id, "quantity": quantity}
-        await self.http.post("/api/cart/items", json=line, headers=me)
-        resp = await self.http.post("/api/orders", headers={**me, **(headers or {})})
-        assert resp.status == 201, await resp.text()
-        return await resp.json()
-
-    async def until_final(self, me: dict[str, str], order_id: str, timeout: float = 30) -> Any:
-        async with asyncio.timeout(timeout):
-            while True:
-                order = await (await self.http.get(f"/api/orders/{order_id}", headers=me)).json()
-                if order["status"] in FINAL:
-                    return order
-                await asyncio.sleep(0.05)
-
-    async def timeline(self, me: dict[str, str], order_id: str) -> list[dict[str, Any]]:
-        resp = await self.http.get(f"/api/orders/{order_id}/events", headers=me)
-        items: list[dict[str, Any]] = (await resp.json())["items"]
-        return items
 
 
 async def test_happy_path_to_paid(shop: Shop) -> None:

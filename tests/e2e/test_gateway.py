@@ -5,40 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.e2e.client import assert_error, signup
 from tests.e2e.conftest import Stack
 from tests.tokens import bearer, mint
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=stack.url) as session:
-        yield session
-
-
-async def assert_error(resp: aiohttp.ClientResponse, status: int, code: str | None = None) -> Any:
-    body = await resp.json()
-    assert resp.status == status, body
-    assert set(body) == {"error"} and {"code", "message", "details"} <= set(body["error"])
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body
-
-
-async def signup(http: aiohttp.ClientSession) -> tuple[str, str]:
-    """A new account's (id, token)."""
-    email, password = f"u-{secrets.token_hex(4)}@example.com", "pass-" + secrets.token_hex(4)
-    resp = await http.post("/api/auth/register", json={"email": email, "password": password})
-    assert resp.status == 201, await resp.text()
-    user_id = (await resp.json())["id"]
-    resp = await http.post("/api/auth/login", json={"email": email, "password": password})
-    assert resp.status == 200, await resp.text()
-    return user_id, (await resp.json())["access_token"]
 
 
 async def test_auth_flow_through_the_gateway(http: aiohttp.ClientSession) -> None:

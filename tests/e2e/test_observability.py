@@ -15,14 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.client import Shop
 from tests.e2e.conftest import Stack
-from tests.e2e.test_checkout import Shop
-from tests.e2e.test_checkout import http as http  # noqa: PLC0414  (fixtures)
-from tests.e2e.test_checkout import shop as shop  # noqa: PLC0414
-from tests.tokens import bearer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -52,14 +48,6 @@ async def scrape(stack: Stack) -> dict[str, Samples]:
                 return name, parse(await resp.text())
 
         return dict(await asyncio.gather(*map(one, stack.ports)))
-
-
-@pytest.fixture
-async def admin(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
-    resp = await http.post(
-        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
-    )
-    return bearer((await resp.json())["access_token"])
 
 
 async def logs_of(

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
+from tests.e2e.client import signup
 from tests.e2e.conftest import Stack
-from tests.e2e.test_gateway import signup
 from tests.pages import csrf_of, text_of
 from tests.tokens import bearer
 from web.session import CSRF_COOKIE, SESSION_COOKIE
@@ -22,20 +20,6 @@ from web.session import CSRF_COOKIE, SESSION_COOKIE
 def browser(stack: Stack) -> aiohttp.ClientSession:
     """A client that keeps cookies for 127.0.0.1, like a browser does."""
     return aiohttp.ClientSession(base_url=stack.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=stack.url) as session:
-        yield session
-
-
-@pytest.fixture
-async def admin_api(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
-    resp = await http.post(
-        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
-    )
-    return bearer((await resp.json())["access_token"])
 
 
 async def log_in(session: aiohttp.ClientSession, email: str, password: str, next_: str = "") -> Any:
@@ -56,11 +40,11 @@ async def new_product(http: aiohttp.ClientSession, admin: dict[str, str], name: 
 
 
 async def test_catalog_lists_searches_and_pages_without_javascript(
-    http: aiohttp.ClientSession, admin_api: dict[str, str]
+    http: aiohttp.ClientSession, admin: dict[str, str]
 ) -> None:
     word = f"zq{secrets.token_hex(3)}"
-    mugs = [await new_product(http, admin_api, f"{word} mug {i}") for i in range(14)]
-    other = await new_product(http, admin_api, f"plain teapot {secrets.token_hex(3)}")
+    mugs = [await new_product(http, admin, f"{word} mug {i}") for i in range(14)]
+    other = await new_product(http, admin, f"plain teapot {secrets.token_hex(3)}")
 
     first = await http.get("/", params={"q": word})
     assert first.status == 200 and first.content_type == "text/html"
@@ -81,10 +65,8 @@ async def test_catalog_lists_searches_and_pages_without_javascript(
     assert "No products match your search." in text_of(nothing)
 
 
-async def test_product_page_and_its_404(
-    http: aiohttp.ClientSession, admin_api: dict[str, str]
-) -> None:
-    product = await new_product(http, admin_api, f"Page <b>test</b> kettle {secrets.token_hex(2)}")
+async def test_product_page_and_its_404(http: aiohttp.ClientSession, admin: dict[str, str]) -> None:
+    product = await new_product(http, admin, f"Page <b>test</b> kettle {secrets.token_hex(2)}")
     resp = await http.get(f"/products/{product['id']}")
     assert resp.status == 200
     page = await resp.text()
@@ -155,9 +137,9 @@ async def test_customers_are_not_admins(stack: Stack, http: aiohttp.ClientSessio
 
 
 async def place_order(
-    http: aiohttp.ClientSession, admin_api: dict[str, str], me: dict[str, str], correlation: str
+    http: aiohttp.ClientSession, admin: dict[str, str], me: dict[str, str], correlation: str
 ) -> Any:
-    product = await new_product(http, admin_api, f"Order page lamp {secrets.token_hex(2)}")
+    product = await new_product(http, admin, f"Order page lamp {secrets.token_hex(2)}")
     line = {"product_id": product["id"], "quantity": 3}
     assert (await http.post("/api/cart/items", json=line, headers=me)).status == 200
     resp = await http.post("/api/orders", headers={**me, "X-Correlation-ID": correlation})
@@ -166,14 +148,14 @@ async def place_order(
 
 
 async def test_order_status_page_for_its_owner_and_admins_only(
-    stack: Stack, http: aiohttp.ClientSession, admin_api: dict[str, str]
+    stack: Stack, http: aiohttp.ClientSession, admin: dict[str, str]
 ) -> None:
     email, password = f"o-{secrets.token_hex(4)}@example.com", "pass-" + secrets.token_hex(4)
     await http.post("/api/auth/register", json={"email": email, "password": password})
     login = await http.post("/api/auth/login", json={"email": email, "password": password})
     me = bearer((await login.json())["access_token"])
     correlation = f"pages-{secrets.token_hex(6)}"
-    order = await place_order(http, admin_api, me, correlation)
+    order = await place_order(http, admin, me, correlation)
     path = f"/orders/{order['id']}"
 
     async with browser(stack) as owner:
@@ -204,29 +186,29 @@ async def test_order_status_page_for_its_owner_and_admins_only(
         assert resp.status == 404
         assert "No such order" in text_of(await resp.text())
 
-    async with browser(stack) as admin:
-        await log_in(admin, stack.admin_email, stack.admin_password)
-        seen = await admin.get(path)
+    async with browser(stack) as operator:
+        await log_in(operator, stack.admin_email, stack.admin_password)
+        seen = await operator.get(path)
         assert seen.status == 200
         assert f'href="/admin/events?correlation_id={correlation}"' in await seen.text()
 
 
 async def test_an_admin_follows_an_order_through_the_event_log(
-    stack: Stack, http: aiohttp.ClientSession, admin_api: dict[str, str]
+    stack: Stack, http: aiohttp.ClientSession, admin: dict[str, str]
 ) -> None:
     _, token = await signup(http)
     me = bearer(token)
     correlation = f"chain-{secrets.token_hex(6)}"
-    order = await place_order(http, admin_api, me, correlation)
+    order = await place_order(http, admin, me, correlation)
     async with asyncio.timeout(30):
         while (await (await http.get(f"/api/orders/{order['id']}", headers=me)).json())[
             "status"
         ] != "PAID":
             await asyncio.sleep(0.05)
 
-    async with browser(stack) as admin:
-        await log_in(admin, stack.admin_email, stack.admin_password)
-        stream = await admin.get(f"/admin/events/stream/order-{order['id']}")
+    async with browser(stack) as operator:
+        await log_in(operator, stack.admin_email, stack.admin_password)
+        stream = await operator.get(f"/admin/events/stream/order-{order['id']}")
         assert stream.status == 200
         page = await stream.text()
         assert "OrderPlaced" in page and "PaymentSucceeded" in page
@@ -234,7 +216,7 @@ async def test_an_admin_follows_an_order_through_the_event_log(
         placed = re.search(r'<a href="/admin/events/([0-9a-f-]{36})">OrderPlaced</a>', page)
         assert placed is not None
 
-        detail = await (await admin.get(f"/admin/events/{placed.group(1)}")).text()
+        detail = await (await operator.get(f"/admin/events/{placed.group(1)}")).text()
         assert f"<code>{correlation}</code>" in detail
         chain = detail[detail.index("Correlation chain") :]
         order_of = [chain.index(f"<strong>{t}</strong>")
@@ -246,16 +228,16 @@ async def test_an_admin_follows_an_order_through_the_event_log(
         assert "caused by" in succeeded.split("</li>")[0]  # the charge caused it
         assert 'aria-current="true"' in chain  # the event shown is marked
 
-        events = await (await admin.get("/admin/events", params={"category": "order"})).text()
+        events = await (await operator.get("/admin/events", params={"category": "order"})).text()
         assert f"order-{order['id']}" in events
-        projections = await admin.get("/admin/projections")
+        projections = await operator.get("/admin/projections")
         body = await projections.text()
         assert projections.status == 200
         for name in ("orders", "carts", "products", "streams", "relay"):
             assert f'<tr id="{name}">' in body
-        dead = await admin.get("/admin/dead-letters")
+        dead = await operator.get("/admin/dead-letters")
         assert dead.status == 200
         assert "order-payments" in await dead.text()
-        logs = await admin.get("/admin/logs", params={"correlation_id": correlation})
+        logs = await operator.get("/admin/logs", params={"correlation_id": correlation})
         assert logs.status in (200, 502, 503, 504)  # log-service may not be built yet
         assert "<h1>Logs</h1>" in await logs.text()

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import Stack
-from tests.e2e.test_gateway import assert_error, signup
+from tests.e2e.client import assert_error, signup
 from tests.tokens import bearer
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=stack.url) as session:
-        yield session
-
-
-@pytest.fixture
-async def admin(http: aiohttp.ClientSession, stack: Stack) -> dict[str, str]:
-    resp = await http.post(
-        "/api/auth/login", json={"email": stack.admin_email, "password": stack.admin_password}
-    )
-    return bearer((await resp.json())["access_token"])
 
 
 async def new_product(

@@ -7,16 +7,15 @@ purpose): the only way to see the proxy's own work (header hygiene, timeouts, fa
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from services.gateway.app import create_app
-from tests.conftest import StackEnv
+from tests.conftest import StackEnv, closed_port_url, stand_in
 from tests.tokens import TEST_KEYS, admin_token, bearer, mint
 
 Client = TestClient[web.Request, web.Application]
@@ -40,17 +39,8 @@ async def echo(request: web.Request) -> web.Response:
 async def upstream() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", echo)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    async with stand_in(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from microshop.workers import CONSUMERS
 from services.order import domain
 from services.order import events as _order_events  # noqa: F401  (registers the types)
 from services.order_consumer.app import create_app
-from tests.conftest import StackEnv
+from tests.conftest import StackEnv, stand_in
 from tests.tokens import TEST_KEYS
 
 KEY = "consumer-test-key"
@@ -83,11 +83,8 @@ async def upstreams() -> AsyncIterator[Upstreams]:
     app.router.add_post("/internal/orders/{id}/payment-failed", fake.failed)
     app.router.add_post("/internal/payments", fake.pay)
     app.router.add_get("/internal/payments/{id}", fake.listing)
-    server = TestServer(app)
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with stand_in(app) as fake.url:
+        yield fake
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from eventstore import EventStore
 from microshop.appkeys import METRICS
@@ -33,7 +32,7 @@ from services.payment.domain import (
 )
 from services.payment.handlers import REFUND_REASON
 from services.payment.simulator import DECLINE_REASON
-from tests.conftest import StackEnv
+from tests.conftest import StackEnv, closed_port_url, stand_in
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -80,18 +79,8 @@ async def orders() -> AsyncIterator[OrderUpstream]:
     upstream = OrderUpstream()
     app = web.Application()
     app.router.add_post("/internal/orders/{id}/payment-succeeded", upstream.payment_succeeded)
-    server = TestServer(app)
-    await server.start_server()
-    upstream.url = str(server.make_url("")).rstrip("/")
-    yield upstream
-    await server.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    async with stand_in(app) as upstream.url:
+        yield upstream
 
 
 # -- the service under test ----------------------------------------------------------------

@@ -24,7 +24,7 @@ from microshop import context
 from microshop.app import HTTP, make_app
 from microshop.http import json_response
 from microshop.workers import in_event_context
-from tests.conftest import StackEnv
+from tests.conftest import StackEnv, stand_in
 from tests.tokens import TEST_KEYS
 
 Client = TestClient[web.Request, web.Application]
@@ -64,11 +64,8 @@ async def collector() -> AsyncIterator[Collector]:
     collector = Collector()
     app = web.Application()
     app.router.add_post("/v1/traces", collector.export)
-    server = TestServer(app)
-    await server.start_server()
-    collector.url = str(server.make_url("")).rstrip("/")
-    yield collector
-    await server.close()
+    async with stand_in(app) as collector.url:
+        yield collector
 
 
 def back_app(config: Any, seen: dict[str, Any]) -> web.Application:

@@ -10,17 +10,16 @@ what reached it.
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from microshop.auth import ROLE_ADMIN, ROLE_USER
 from services.gateway.app import create_app
-from tests.conftest import StackEnv
+from tests.conftest import StackEnv, closed_port_url, stand_in
 from tests.pages import csrf_of, text_of
 from tests.tokens import TEST_KEYS, admin_token, mint
 from web.session import CSRF_COOKIE, SESSION_COOKIE, safe_next
@@ -31,13 +30,6 @@ MakeClient = Callable[[web.Application], Awaitable[Client]]
 ADMIN_PAGES = ["/admin", "/admin/events", "/admin/projections", "/admin/logs",
                "/admin/dead-letters", "/admin/events/stream/order-1",
                "/admin/events/00000000-0000-4000-8000-000000000000"]  # fmt: skip
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 class LogService:
@@ -66,10 +58,8 @@ async def log_service() -> AsyncIterator[tuple[LogService, str]]:
     service = LogService()
     app = web.Application()
     app.router.add_get("/api/logs", service.logs)
-    server = TestServer(app)
-    await server.start_server()
-    yield service, str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with stand_in(app) as url:
+        yield service, url
 
 
 def config_for(test_env: StackEnv, **urls: str) -> Any:
