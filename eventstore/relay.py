@@ -160,11 +160,15 @@ class Relay:
         """Until the log may have grown; raise at once if the broker or the lock goes away."""
         woken = asyncio.ensure_future(watcher.settle(seen, behind_fence=fenced))
         gone = asyncio.ensure_future(lost.wait())
+        # every read of `channel.closing` registers a new observer on the channel, kept
+        # until that observer is done: cancel it, or each wake-up leaks one for good
+        closing = channel.closing
         try:
-            await asyncio.wait({woken, gone, channel.closing}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({woken, gone, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
             gone.cancel()
+            closing.cancel()
         if channel.is_closed:
             raise ConnectionError("the broker closed the relay's channel")
         if lost.is_set():
