@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -69,10 +70,23 @@ async def remove_broker_objects(namespace: str) -> None:
             await channel.exchange_delete(exchange)
 
 
-def start_stack(
-    dsn: str, namespace: str
-) -> tuple[subprocess.Popen[bytes], Path, str, dict[str, str]]:
-    """`microshop up` on free ports: (process, its log, the gateway URL, admin login)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stack:
+    """A running `microshop up`: its supervisor process, log, ports, gateway and admin."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    ports: dict[str, int]
+    admin: dict[str, str]
+    database_url: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+
+def start_stack(dsn: str, namespace: str) -> Stack:
+    """`microshop up` on free ports over `dsn`, in its own broker `namespace`."""
     ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
     admin = {"email": "bench-admin@microshop.test", "password": secrets.token_urlsafe(12)}
     env = dict(os.environ)
@@ -90,7 +104,7 @@ def start_stack(
             [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    return process, log, f"http://127.0.0.1:{ports['gateway']}", admin
+    return Stack(process, log, ports, admin, dsn)
 
 
 def stop_stack(process: subprocess.Popen[bytes]) -> None:
@@ -102,10 +116,11 @@ def stop_stack(process: subprocess.Popen[bytes]) -> None:
 
 
 @asynccontextmanager
-async def stack(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
-    """The running stack; yields the gateway URL and the admin credentials."""
+async def stack(dsn: str) -> AsyncIterator[Stack]:
+    """The whole stack, running and ready, over the database `dsn`."""
     namespace = unique_name("bench")
-    process, log, url, admin = await asyncio.to_thread(start_stack, dsn, namespace)
+    running = await asyncio.to_thread(start_stack, dsn, namespace)
+    process, url = running.process, running.url
     try:
         async with aiohttp.ClientSession() as session, asyncio.timeout(90):
             while process.poll() is None:
@@ -117,9 +132,9 @@ async def stack(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
                     pass
                 await asyncio.sleep(0.2)
             else:
-                raise RuntimeError(f"microshop up exited early; see {log}")
-        info(f"stack ready at {url} (log: {log})")
-        yield url, admin
+                raise RuntimeError(f"microshop up exited early; see {running.log}")
+        info(f"stack ready at {url} (log: {running.log})")
+        yield running
     finally:
         await asyncio.to_thread(stop_stack, process)
         await remove_broker_objects(namespace)  # payments at rate 1.0: no retry queues
@@ -137,6 +152,17 @@ async def customer(session: aiohttp.ClientSession) -> dict[str, str]:
     await json_of(await session.post("/api/auth/register", json=login), 201)
     token = await json_of(await session.post("/api/auth/login", json=login), 200)
     return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def shop(
+    session: aiohttp.ClientSession, admin: dict[str, str], clients: int
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A product to buy and `clients` logged-in customers (their auth headers)."""
+    login = await json_of(await session.post("/api/auth/login", json=admin), 200)
+    boss = {"Authorization": f"Bearer {login['access_token']}"}
+    product = {"sku": f"BENCH-{secrets.token_hex(3)}", "name": "Benchmark mug", "price": "9.99"}
+    created = await json_of(await session.post("/api/products", headers=boss, json=product), 201)
+    return created, [await customer(session) for _ in range(clients)]
 
 
 async def one_order(session: aiohttp.ClientSession, me: dict[str, str], product: str) -> float:
@@ -166,14 +192,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    async with scratch_database("microshop_bench_orders") as dsn, stack(dsn) as (url, admin):
+    async with scratch_database("microshop_bench_orders") as dsn, stack(dsn) as running:
         connector = aiohttp.TCPConnector(limit=clients * 2)
-        async with aiohttp.ClientSession(base_url=url, connector=connector) as session:
-            login = await json_of(await session.post("/api/auth/login", json=admin), 200)
-            boss = {"Authorization": f"Bearer {login['access_token']}"}
-            product = await json_of(await session.post("/api/products", headers=boss, json={
-                "sku": "BENCH-1", "name": "Benchmark mug", "price": "9.99"}), 201)  # fmt: skip
-            customers = [await customer(session) for _ in range(clients)]
+        async with aiohttp.ClientSession(base_url=running.url, connector=connector) as session:
+            product, customers = await shop(session, running.admin, clients)
             info(f"warming up, then {clients} clients for {seconds:.0f} s")
             await asyncio.gather(*(one_order(session, me, product["id"]) for me in customers))
             times: list[float] = []

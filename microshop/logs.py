@@ -112,17 +112,30 @@ def setup_logging(service: str, level: str = "INFO") -> None:
 
 
 class LogBuffer(logging.Handler):
-    """Formats records into a bounded in-memory buffer; when full, new lines are dropped
-    and counted (`dropped`), so logging never waits on the network."""
+    """Formats records into a bounded in-memory buffer (`capacity` lines, `max_bytes` of
+    text); when full, new lines are dropped and counted (`dropped`), so logging never
+    waits on the network and a burst of tracebacks cannot take the process's memory."""
 
-    def __init__(self, service: str, *, capacity: int = 10_000, level: int | str = 0) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        capacity: int = 10_000,
+        max_bytes: int = 16 * 2**20,
+        level: int | str = 0,
+    ) -> None:
         super().__init__(level)
         self.setFormatter(JsonFormatter(service))
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.lines: collections.deque[str] = collections.deque()
+        self.size = 0  # characters buffered
         self.dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived = asyncio.Event()
+
+    def _fits(self, line: str) -> bool:
+        return len(self.lines) < self.capacity and self.size + len(line) <= self.max_bytes
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("aiormq"):  # the shipper's own transport: no feedback loop
@@ -132,10 +145,11 @@ class LogBuffer(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if len(self.lines) >= self.capacity:
+        if not self._fits(line):
             self.dropped += 1
             return
         self.lines.append(line)
+        self.size += len(line)
         loop = self._loop
         if loop is not None and not self._arrived.is_set():
             if _running_loop() is loop:
@@ -153,12 +167,18 @@ class LogBuffer(logging.Handler):
     def take(self, limit: int) -> list[str]:
         """Up to `limit` of the oldest lines, removed from the buffer."""
         lines = self.lines
-        return [lines.popleft() for _ in range(min(limit, len(lines)))]
+        batch = [lines.popleft() for _ in range(min(limit, len(lines)))]
+        self.size -= sum(map(len, batch))
+        return batch
 
     def put_back(self, batch: list[str]) -> None:
         """Return an unshipped batch to the front, dropping (and counting) what no longer fits."""
-        room = max(0, self.capacity - len(self.lines))
-        keep = batch[:room]
+        keep: list[str] = []
+        for line in batch:
+            if not self._fits(line):
+                break
+            keep.append(line)
+            self.size += len(line)
         self.dropped += len(batch) - len(keep)
         self.lines.extendleft(reversed(keep))
 
@@ -210,11 +230,14 @@ class LogShipper:
                     while True:
                         await self._lines_waiting()
                         await self._ship_one_batch()
-            except BROKER_ERRORS as exc:
+            except Exception as exc:  # a broker error, or a bug: never stop shipping
                 self.failures += 1
                 # stderr only: a line about the broker being gone cannot travel through it
-                print(f"log shipping paused ({type(exc).__name__}: {exc}); retrying in "
-                      f"{backoff:.1f}s", file=sys.stderr)  # fmt: skip
+                print(
+                    f"log shipping paused ({type(exc).__name__}: {exc}); retrying in "
+                    f"{backoff:.1f}s",
+                    file=sys.stderr,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

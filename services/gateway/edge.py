@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -24,32 +25,43 @@ _UNLIMITED = frozenset({"/health", "/ready", "/metrics"})
 
 
 class RateLimiter:
-    """A token bucket per client: `per_minute` requests of burst, refilled evenly."""
+    """A token bucket per client: `per_minute` requests of burst, refilled evenly.
+
+    Buckets are kept least recently used first. A bucket untouched for a whole refill
+    period is full again, the same as no bucket, so it is forgotten; past `max_clients`
+    the least recently used go too. Each request does O(1) bookkeeping, however many
+    clients there are.
+    """
 
     def __init__(self, per_minute: int, *, max_clients: int = 100_000) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.refill_seconds = self.capacity / self.rate
         self.max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = (
+            collections.OrderedDict()
+        )  # client -> (tokens, at), least recently used first
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def take(self, client: str, now: float | None = None) -> float:
         """0 when the request may pass, else the seconds until it would."""
         now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.get(client, (self.capacity, now))
+        tokens, at = self._buckets.pop(client, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[client] = (tokens - 1.0, now)
-            if len(self._buckets) > self.max_clients:
-                self._forget_idle(now)
-            return 0.0
-        self._buckets[client] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        passes = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if passes else tokens, now)
+        self._forget_idle(now)
+        return 0.0 if passes else (1.0 - tokens) / self.rate
 
     def _forget_idle(self, now: float) -> None:
-        full = [c for c, (t, at) in self._buckets.items()
-                if t + (now - at) * self.rate >= self.capacity]  # fmt: skip
-        for client in full:
-            del self._buckets[client]
+        buckets = self._buckets
+        while buckets:
+            _, (_, at) = next(iter(buckets.items()))
+            if len(buckets) <= self.max_clients and now - at < self.refill_seconds:
+                return
+            buckets.popitem(last=False)
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

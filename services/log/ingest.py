@@ -85,12 +85,14 @@ class Ingestor:
             await channel.basic_consume(queue, on_message, no_ack=False)
             self.ready.set()
             storing = asyncio.create_task(self._store_arrivals(channel, pending, arrived))
+            closing = channel.closing  # an observer registered on the channel: cancel it
             try:
-                await asyncio.wait({storing, channel.closing}, return_when="FIRST_COMPLETED")
+                await asyncio.wait({storing, closing}, return_when="FIRST_COMPLETED")
                 if storing.done():
                     storing.result()
                 raise ConnectionError("the log queue's channel closed")
             finally:
+                closing.cancel()
                 storing.cancel()
                 with contextlib.suppress(asyncio.CancelledError, *BROKER_ERRORS):
                     await storing

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import marshmallow
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from eventstore import ConcurrencyError
 from microshop.app import METRICS, POOL, make_app
@@ -165,6 +169,37 @@ async def test_metrics_count_requests_by_route_template(client: Client) -> None:
     assert 'route="/items/{id}"' in text
     assert "/items/1" not in text  # raw paths never become labels
     assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_metrics_labels_stay_bounded_whatever_the_method(client: Client) -> None:
+    metrics = client.app[METRICS]
+    for n in range(50):  # aiohttp's pure-Python parser lets any token through as a method
+        metrics.observe_request(f"X{n}", "unmatched", 405, 0.001)
+    assert (
+        metrics.http_requests.get({"method": "other", "route": "unmatched", "status": "405"}) == 50
+    )
+    text = await (await client.get("/metrics")).text()
+    assert 'method="X1"' not in text
+
+
+def _resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_metrics_show_the_process_as_prometheus_clients_name_it(client: Client) -> None:
+    """Resident memory, open fds, CPU and asyncio tasks: the lines a slow leak shows in."""
+    resident = _resident_bytes()
+    text = await (await client.get("/metrics")).text()
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert abs(found["process_resident_memory_bytes"] - resident) < 50 * 2**20
+    assert found["process_open_fds"] >= 3  # stdio at least, plus the pool's sockets
+    assert found["process_open_fds"] == pytest.approx(len(os.listdir("/proc/self/fd")), abs=20)
+    assert 0 < found["process_cpu_seconds_total"] <= time.process_time()
+    assert found["python_asyncio_tasks"] >= 1  # the request being served, at least
 
 
 async def test_demo_logs_emit_a_line_at_the_level(

@@ -221,6 +221,20 @@ async def test_a_full_buffer_drops_and_counts_instead_of_blocking(uid: str) -> N
     ]  # fmt: skip
 
 
+async def test_the_buffer_is_capped_in_bytes_too(uid: str) -> None:
+    """10,000 tracebacks of 5 kB would be 50 MB: the byte cap holds them to `max_bytes`."""
+    buffer = LogBuffer(f"bytes-{uid}", capacity=10_000, max_bytes=20_000)
+    with shipping_logger(f"bytes-{uid}", buffer) as logger:
+        for n in range(100):
+            logger.warning("line %d %s", n, "x" * 5_000)
+    assert 3 <= len(buffer.lines) <= 4 and buffer.dropped == 100 - len(buffer.lines)
+    assert buffer.size == sum(map(len, buffer.lines)) <= 20_000
+    batch = buffer.take(10)
+    assert buffer.size == 0 and not buffer.lines
+    buffer.put_back(batch)
+    assert buffer.size == sum(map(len, batch)) and list(buffer.lines) == batch
+
+
 async def test_an_unreachable_broker_keeps_lines_buffered(uid: str) -> None:
     buffer = LogBuffer(f"nobroker-{uid}", capacity=100)
     shipper = LogShipper(
