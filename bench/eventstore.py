@@ -7,14 +7,14 @@ work with the bare driver; the pair runs in the same round, in alternating order
 several rounds (see `bench._common`), and the medians are reported with every round's
 numbers under `rounds`.
 
-- `append_single` vs `raw_insert_single`: `EventStore.append` of one `ItemAdded` per call,
+- `append_single` vs `raw_insert_single`: `PostgresEventStore.append` of one `ItemAdded` per call,
   expected version given, through a pool of one connection (which the store's notifier
   shares, as in a service with a pool of one); against an autocommit `INSERT` of the same
   row (same columns, JSON already encoded to text) on one plain connection into
   `raw_events`, a `LIKE events INCLUDING ALL` copy (same indexes, defaults and constraints).
 - `append_concurrent_16` vs `raw_insert_concurrent_16`: the same with 16 writers at once,
   each on its own streams: one 16-connection pool, or 16 plain connections.
-- `read_decode` vs `raw_read`: the whole global log through `EventStore.iter_all` (typed
+- `read_decode` vs `raw_read`: the whole global log through `PostgresEventStore.iter_all` (typed
   events: a dataclass with a `Decimal`, decoded `Metadata`); against a cursor (prefetch
   1000, in a transaction, row by row) over the same query: `GLOBAL_LOG_SQL`, limit NULL.
 - `rebuild`: `eventstore.projection.rebuild` of the `streams` projection over the whole log.
@@ -61,7 +61,7 @@ from eventstore.events import EventRegistry, Metadata, Position
 from eventstore.pg import create_pool
 from eventstore.projection import rebuild
 from eventstore.relay import Relay
-from eventstore.store import GLOBAL_LOG_SQL, EventStore
+from eventstore.store import GLOBAL_LOG_SQL, PostgresEventStore
 from eventstore.streams import StreamsProjection
 from eventstore.wire import encode_row
 
@@ -188,7 +188,7 @@ def plan_writes(tag: str, count: int, per_stream: int) -> list[Write]:
     return writes
 
 
-async def append_each(store: EventStore, writes: Sequence[Write]) -> int:
+async def append_each(store: PostgresEventStore, writes: Sequence[Write]) -> int:
     for w in writes:
         await store.append(w.stream_id, (w.event,), w.version - 1, metadata=w.metadata)
     return len(writes)
@@ -206,15 +206,15 @@ async def in_parallel(runs: Iterable[Awaitable[int]]) -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Writers:
-    one: EventStore  # on a pool of one connection
-    many: EventStore  # on a pool of WRITERS connections
+    one: PostgresEventStore  # on a pool of one connection
+    many: PostgresEventStore  # on a pool of WRITERS connections
     raw: list[asyncpg.Connection]  # WRITERS plain connections; the first one writes alone
 
 
-async def open_store(stack: contextlib.AsyncExitStack, dsn: str, size: int) -> EventStore:
+async def open_store(stack: contextlib.AsyncExitStack, dsn: str, size: int) -> PostgresEventStore:
     pool = await create_pool(dsn, min_size=size, max_size=size, application_name="bench")
     stack.push_async_callback(pool.close)
-    store = EventStore(pool, registry=REGISTRY, dsn=dsn)
+    store = PostgresEventStore(pool, registry=REGISTRY, dsn=dsn)
     stack.push_async_callback(store.close)
     return store
 
@@ -346,19 +346,19 @@ async def cursor_read(conn: asyncpg.Connection) -> int:
     return count
 
 
-async def decode_read(store: EventStore) -> int:
+async def decode_read(store: PostgresEventStore) -> int:
     count = 0
     async for batch in store.iter_all():
         count += len(batch)
     return count
 
 
-async def rebuild_streams(store: EventStore) -> int:
+async def rebuild_streams(store: PostgresEventStore) -> int:
     return (await rebuild(store, StreamsProjection())).events
 
 
 async def measure_reads(
-    store: EventStore, conn: asyncpg.Connection, sizes: Sizes, results: Results
+    store: PostgresEventStore, conn: asyncpg.Connection, sizes: Sizes, results: Results
 ) -> None:
     info("reads: global log decoded, raw cursor, streams rebuild")
     trials = [
@@ -463,7 +463,7 @@ async def relay_tail(conn: asyncpg.Connection, sizes: Sizes) -> tuple[Position, 
 
 
 def relay_trials(
-    store: EventStore, broker: Broker, name: str, messages: Sequence[Message]
+    store: PostgresEventStore, broker: Broker, name: str, messages: Sequence[Message]
 ) -> list[Trial]:
     relay = Relay(store, broker.url, broker.exchange, name=name, batch_size=PUBLISH_WINDOW)
     count = len(messages)
@@ -477,7 +477,7 @@ def relay_trials(
     ]
 
 
-async def idle_relay_ms(store: EventStore, broker: Broker, head: Position) -> float:
+async def idle_relay_ms(store: PostgresEventStore, broker: Broker, head: Position) -> float:
     """What a `run_once` with nothing to publish costs (connections, lock, declare)."""
     await checkpoints.save(store.pool, "bench-relay-idle", head)
     relay = Relay(store, broker.url, broker.exchange, name="bench-relay-idle")
@@ -496,7 +496,7 @@ def position_of(row: Any) -> Position:
 
 
 async def warm_up_relay(
-    store: EventStore, broker: Broker, rows: Sequence[Any], messages: Sequence[Message]
+    store: PostgresEventStore, broker: Broker, rows: Sequence[Any], messages: Sequence[Message]
 ) -> None:
     """One small untimed run of each side: connections, prepared statements, the queue."""
     count = min(PUBLISH_WINDOW, len(rows) - 1)
@@ -507,7 +507,11 @@ async def warm_up_relay(
 
 
 async def measure_relay(
-    store: EventStore, conn: asyncpg.Connection, broker: Broker, sizes: Sizes, results: Results
+    store: PostgresEventStore,
+    conn: asyncpg.Connection,
+    broker: Broker,
+    sizes: Sizes,
+    results: Results,
 ) -> dict[str, float]:
     info(f"relay: the last {sizes.relay:,} events, to {broker.exchange}")
     start, rows = await relay_tail(conn, sizes)
@@ -522,12 +526,12 @@ async def measure_relay(
 
 
 @contextlib.asynccontextmanager
-async def log_readers(dsn: str) -> AsyncIterator[tuple[EventStore, asyncpg.Connection]]:
+async def log_readers(dsn: str) -> AsyncIterator[tuple[PostgresEventStore, asyncpg.Connection]]:
     """A store on a small pool, and a plain connection for the baselines."""
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(dsn, min_size=2, max_size=4, application_name="bench")
         stack.push_async_callback(pool.close)
-        store = EventStore(pool, registry=REGISTRY, dsn=dsn)
+        store = PostgresEventStore(pool, registry=REGISTRY, dsn=dsn)
         stack.push_async_callback(store.close)
         conn = await asyncpg.connect(dsn)
         stack.push_async_callback(conn.close)

@@ -1,6 +1,12 @@
 """MicroShop's event store: one Postgres table of event streams, a relay to RabbitMQ,
-consumers with retries and an inbox, and rebuildable projections."""
+consumers with retries and an inbox, and rebuildable projections.
 
+`EventStore` is the port (`port.py`); `PostgresEventStore` and `InMemoryEventStore` keep
+it. `execute` / `Aggregate` (`command.py`) is the one write path; `Category` names streams.
+"""
+
+from .category import Category
+from .command import Aggregate, Executed, Loaded, Retry, execute, load
 from .consumer import (
     AlreadyHandled,
     Consumer,
@@ -18,7 +24,9 @@ from .errors import (
     UpcastError,
 )
 from .events import START, EventRegistry, Metadata, Position, RecordedEvent, registry
+from .memory import InMemoryEventStore
 from .pg import create_pool
+from .port import ANY, NO_STREAM, AppendResult, EventStore
 from .projection import (
     Projection,
     ProjectionRunner,
@@ -29,37 +37,46 @@ from .projection import (
     replay,
 )
 from .relay import Relay
-from .store import ANY, NO_STREAM, AppendResult, EventStore
+from .store import PostgresEventStore
 from .wakeup import LogWatcher
 
 __all__ = [
     "ANY",
     "NO_STREAM",
     "START",
+    "Aggregate",
     "AlreadyHandled",
     "AppendResult",
+    "Category",
     "ConcurrencyError",
     "Consumer",
     "DuplicateEventError",
     "EventRegistry",
     "EventStore",
     "EventStoreError",
+    "Executed",
     "HandlerContext",
+    "InMemoryEventStore",
+    "Loaded",
     "LogWatcher",
     "Metadata",
     "Position",
+    "PostgresEventStore",
     "Projection",
     "ProjectionRunner",
     "RebuildInProgress",
     "RecordedEvent",
     "Reject",
     "Relay",
+    "Retry",
     "RetryLater",
     "RetryPolicy",
     "Row",
     "UnknownEventType",
     "UpcastError",
     "create_pool",
+    "execute",
+    "load",
     "projections",
     "rebuild",
     "register_projection",

@@ -36,7 +36,7 @@ from .amqp import BROKER_ERRORS, connect_amqp
 from .errors import UpcastError
 from .events import RecordedEvent
 from .pg import RELAXED, Conn
-from .store import EventStore
+from .store import PostgresEventStore
 from .wire import decode_message
 
 __all__ = [
@@ -147,7 +147,7 @@ class Consumer:
 
     def __init__(
         self,
-        store: EventStore,
+        store: PostgresEventStore,
         *,
         amqp_url: str,
         namespace: str,

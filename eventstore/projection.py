@@ -27,7 +27,7 @@ from . import checkpoints
 from .errors import RebuildInProgress
 from .events import START, Position, RecordedEvent
 from .pg import Conn
-from .store import EventStore
+from .store import PostgresEventStore
 
 __all__ = [
     "Projection",
@@ -150,7 +150,7 @@ class ProjectionRunner:
 
     def __init__(
         self,
-        store: EventStore,
+        store: PostgresEventStore,
         projection: Projection,
         *,
         batch_size: int = 500,
@@ -318,7 +318,7 @@ class RebuildResult:
 
 
 async def rebuild(
-    store: EventStore,
+    store: PostgresEventStore,
     projection: Projection,
     *,
     progress: Callable[[int], None] | None = None,
@@ -344,7 +344,7 @@ _REBUILD_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:rebuild
 
 
 async def _rebuild(
-    store: EventStore,
+    store: PostgresEventStore,
     projection: Projection,
     conn: Conn,
     progress: Callable[[int], None] | None,
@@ -404,7 +404,7 @@ async def _fold_into(
 
 
 async def replay(
-    store: EventStore,
+    store: PostgresEventStore,
     projection: Projection,
     *,
     stream: str | None = None,

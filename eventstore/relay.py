@@ -25,7 +25,7 @@ from pamqp.commands import Basic
 from . import checkpoints
 from .amqp import BROKER_ERRORS, connect_amqp
 from .events import START, Position
-from .store import EventStore
+from .store import PostgresEventStore
 from .wakeup import LogWatcher
 from .wire import encode_row
 
@@ -62,7 +62,7 @@ class Relay:
 
     def __init__(
         self,
-        store: EventStore,
+        store: PostgresEventStore,
         amqp_url: str,
         exchange: str,
         *,

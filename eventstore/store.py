@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
-import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
-from typing import Any, NamedTuple
+from collections.abc import AsyncGenerator, Collection, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -32,19 +29,10 @@ from .events import (
 )
 from .events import registry as default_registry
 from .pg import Conn, Pool
+from .port import AppendResult, EventStore
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
-__all__ = ["ANY", "NO_STREAM", "AppendObserver", "AppendResult", "EventStore"]
-
-log = logging.getLogger(__name__)
-
-AppendObserver = Callable[[str, int, float, str], None]
-"""Told of every append: stream id, events written, seconds taken, "ok" or "conflict"."""
-
-ANY: None = None
-"""`expected_version` that accepts whatever version the stream is at."""
-NO_STREAM = 0
-"""`expected_version` of a stream that must not exist yet."""
+__all__ = ["GLOBAL_LOG_SQL", "PostgresEventStore"]
 
 _COLUMNS = (
     "global_position, tx_id, stream_id, stream_version, event_id, event_type, "
@@ -91,23 +79,8 @@ WHERE stream_id = $1 AND stream_version > $2
 ORDER BY stream_version
 LIMIT $3"""
 
-_EMPTY_METADATA = Metadata()
 
-
-def _new_id() -> uuid.UUID:
-    """A random (version 4) UUID; event ids need uniqueness, not secrecy, so no os.urandom."""
-    return uuid.UUID(int=random.getrandbits(128), version=4)
-
-
-class AppendResult(NamedTuple):
-    """What an append wrote: the stream's new version and the last event's log position."""
-
-    version: int
-    position: Position
-    event_ids: tuple[uuid.UUID, ...]
-
-
-class EventStore:
+class PostgresEventStore(EventStore):
     """Append-only store of event streams in one Postgres table (`migrations/0001`)."""
 
     def __init__(
@@ -118,75 +91,32 @@ class EventStore:
         dsn: str | None = None,
         notify_interval: float = 0.005,
     ) -> None:
+        super().__init__(registry)
         self.pool = pool
-        self.registry = registry
         self.dsn = dsn
         self.notifier = Notifier(pool, dsn=dsn, interval=notify_interval)
-        # Called after every append: (stream id, events written, seconds, "ok" | "conflict").
-        self.append_observers: list[AppendObserver] = []
 
     # -- writing -------------------------------------------------------------------------
 
-    async def append(
+    async def _append(
         self,
         stream_id: str,
         events: Sequence[object],
         expected_version: int | None,
-        *,
-        metadata: Metadata | None = None,
-        event_ids: Sequence[uuid.UUID] | None = None,
-        conn: Conn | None = None,
-    ) -> AppendResult:
-        """Append `events` to `stream_id` atomically.
-
-        `expected_version` is the version the caller decided on (`NO_STREAM` for a new
-        stream) or `ANY`. A different version raises `ConcurrencyError`; an `event_id`
-        stored before raises `DuplicateEventError`. Pass `conn` to append inside the
-        caller's transaction: the wake-up of readers is then sent at its commit, and a lost
-        race leaves that transaction usable (the insert runs in a savepoint).
-        """
-        if not events:
-            raise ValueError("append needs at least one event")
-        if event_ids is not None and len(event_ids) != len(events):
-            raise ValueError("event_ids must match events one to one")
-        started = time.perf_counter()
-        try:
-            result = await self._append_checked(
-                stream_id, events, expected_version, metadata, event_ids, conn
-            )
-        except ConcurrencyError:
-            self._observe(stream_id, 0, time.perf_counter() - started, "conflict")
-            raise
-        self._observe(stream_id, len(events), time.perf_counter() - started, "ok")
-        return result
-
-    def _observe(self, stream_id: str, events: int, seconds: float, outcome: str) -> None:
-        for observer in self.append_observers:
-            try:
-                observer(stream_id, events, seconds, outcome)
-            except Exception:
-                log.exception("append observer %r failed", observer)
-
-    async def _append_checked(
-        self,
-        stream_id: str,
-        events: Sequence[object],
-        expected_version: int | None,
-        metadata: Metadata | None,
-        event_ids: Sequence[uuid.UUID] | None,
+        metadata: Metadata,
+        event_ids: tuple[uuid.UUID, ...],
         conn: Conn | None,
     ) -> AppendResult:
-        ids = tuple(event_ids) if event_ids is not None else tuple(_new_id() for _ in events)
-        meta = self.registry.encode(metadata or _EMPTY_METADATA)
+        """One INSERT; inside the caller's transaction (`conn`) the wake-up of readers is
+        sent at its commit, and a lost race leaves that transaction usable (savepoint)."""
+        meta = self.registry.encode(metadata)
         if expected_version is not None:
-            if expected_version < 0:
-                raise ValueError("expected_version is >= 0 (or ANY)")
-            result = await self._append(stream_id, events, expected_version, ids, meta, conn)
+            result = await self._insert(stream_id, events, expected_version, event_ids, meta, conn)
         else:
             for attempt in range(10):  # ANY: retry lost races for the next version
                 version = await self._current_version(stream_id, conn)
                 try:
-                    result = await self._append(stream_id, events, version, ids, meta, conn)
+                    result = await self._insert(stream_id, events, version, event_ids, meta, conn)
                     break
                 except ConcurrencyError:
                     if attempt == 9:
@@ -197,7 +127,7 @@ class EventStore:
             self.notifier.poke(category_of(stream_id))
         return result
 
-    async def _append(
+    async def _insert(
         self,
         stream_id: str,
         events: Sequence[object],

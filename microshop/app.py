@@ -18,13 +18,22 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from eventstore import ConcurrencyError, EventStore, create_pool
+from eventstore import ConcurrencyError, PostgresEventStore, create_pool
 
 from . import context
 from .appkeys import CONFIG, HTTP, METRICS, POOL, READY_CHECKS, SERVICE, STORE, ReadyCheck
 from .auth import KeySource, verifier_context
+from .client import UpstreamError
 from .config import Config
-from .errors import ApiError, Conflict, PayloadTooLarge, ValidationFailed
+from .domain import DomainError
+from .errors import (
+    ApiError,
+    Conflict,
+    PayloadTooLarge,
+    ValidationFailed,
+    api_error,
+    upstream_error,
+)
 from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
@@ -132,6 +141,10 @@ async def error_middleware(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)
+    except DomainError as exc:
+        return error_response(api_error(exc))
+    except UpstreamError as exc:
+        return error_response(upstream_error(exc))
     except ConcurrencyError as exc:
         return error_response(Conflict(str(exc), code="concurrency_conflict"))
     except web.HTTPException as exc:
@@ -216,7 +229,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
     )
     app[POOL] = pool
-    app[STORE] = EventStore(pool, dsn=config.database_url)
+    app[STORE] = PostgresEventStore(pool, dsn=config.database_url)
     observe_appends(app[METRICS], app[STORE])
     yield
     await app[STORE].close()

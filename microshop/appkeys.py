@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from eventstore import EventStore
+from eventstore import PostgresEventStore
 from eventstore.pg import Pool
 
 from .config import Config
@@ -22,6 +22,6 @@ CONFIG = web.AppKey("config", Config)
 SERVICE = web.AppKey("service", str)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", Pool)
-STORE = web.AppKey("store", EventStore)
+STORE = web.AppKey("store", PostgresEventStore)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])

@@ -110,7 +110,7 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
     Safe to run again: what exists is kept. Without ADMIN_PASSWORD a password is
     generated and printed once.
     """
-    from eventstore import EventStore, create_pool
+    from eventstore import PostgresEventStore, create_pool
 
     from .seeding import has_events
     from .seeding import reset as wipe
@@ -125,7 +125,7 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
 
     async def run() -> None:
         pool = await create_pool(config.database_url, application_name="microshop-seed")
-        store = EventStore(pool, dsn=config.database_url)
+        store = PostgresEventStore(pool, dsn=config.database_url)
         try:
             if if_empty and await has_events(pool):
                 click.echo("the database has events already: not seeding")

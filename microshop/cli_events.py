@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eventstore import (
-    EventStore,
+    PostgresEventStore,
     Projection,
     RebuildInProgress,
     RecordedEvent,
@@ -43,7 +43,7 @@ def _json(value: Any, limit: int | None = None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_store() -> AsyncIterator[EventStore]:
+async def open_store() -> AsyncIterator[PostgresEventStore]:
     config = load_config()
     try:
         pool = await create_pool(config.database_url, application_name="microshop-cli", max_size=4)
@@ -52,7 +52,7 @@ async def open_store() -> AsyncIterator[EventStore]:
             f"cannot reach the database at DATABASE_URL={config.database_url}: {exc}"
             "\n(is Postgres running, and did you run `microshop migrate`?)"
         ) from None
-    store = EventStore(pool, dsn=config.database_url)
+    store = PostgresEventStore(pool, dsn=config.database_url)
     try:
         yield store
     except asyncpg.UndefinedTableError as exc:
@@ -114,7 +114,7 @@ def tail(category: tuple[str, ...], from_start: bool, last: int, no_follow: bool
         run_async(run())
 
 
-async def _tail_start(store: EventStore, last: int) -> Any:
+async def _tail_start(store: PostgresEventStore, last: int) -> Any:
     from eventstore import START, Position
 
     if last <= 0:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .domain import DomainError, Kind
+
+if TYPE_CHECKING:
+    from .client import UpstreamError
 
 __all__ = [
     "ApiError",
@@ -17,6 +22,8 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "ValidationFailed",
+    "api_error",
+    "upstream_error",
 ]
 
 
@@ -89,3 +96,24 @@ class ServiceUnavailable(ApiError):
 
 class GatewayTimeout(ApiError):
     status, code, default_message = 504, "gateway_timeout", "an upstream service timed out"
+
+
+_STATUS_OF_KIND = {
+    Kind.NOT_FOUND: NotFound,
+    Kind.CONFLICT: Conflict,
+    Kind.INVALID: ValidationFailed,
+    Kind.UNAVAILABLE: ServiceUnavailable,
+}
+
+
+def api_error(refusal: DomainError) -> ApiError:
+    """The HTTP answer to a domain's refusal: its status by kind; the code, message and
+    details as the domain gave them."""
+    error_type = _STATUS_OF_KIND[refusal.kind]
+    return error_type(refusal.message, code=refusal.code, details=refusal.details)
+
+
+def upstream_error(error: UpstreamError) -> ApiError:
+    """The HTTP answer when another service could not help: 503, 504 or 502."""
+    error_type = {503: ServiceUnavailable, 504: GatewayTimeout}.get(error.status, BadGateway)
+    return error_type(error.message, code=error.code, details={"service": error.service})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 
-from eventstore import EventStore
+from eventstore import PostgresEventStore
 from eventstore.pg import Pool
 
 from .config import Config
@@ -44,7 +44,7 @@ async def reset(pool: Pool) -> list[str]:
     return tables
 
 
-async def seed(config: Config, store: EventStore) -> SeedResult:
+async def seed(config: Config, store: PostgresEventStore) -> SeedResult:
     """Create the admin (ADMIN_EMAIL/ADMIN_PASSWORD) and the missing demo products."""
     from services.auth import events as _auth_events  # noqa: F401  (registers its events)
     from services.auth.accounts import Accounts

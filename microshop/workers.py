@@ -6,11 +6,12 @@ Each helper returns a cleanup context that starts the worker with the app, repor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from eventstore import Consumer, Projection, ProjectionRunner, RetryPolicy
+from eventstore import Consumer, Position, Projection, ProjectionRunner, RetryPolicy
 from eventstore.checkpoints import lag
 from eventstore.consumer import Handler, HandlerContext
 
@@ -18,7 +19,18 @@ from . import context
 from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
 from .tracing import TRACING
 
-__all__ = ["CONSUMERS", "RUNNERS", "consumer_context", "projection_context"]
+__all__ = [
+    "CONSUMERS",
+    "RUNNERS",
+    "consumer_context",
+    "projection_context",
+    "read_your_writes",
+]
+
+log = logging.getLogger(__name__)
+
+READ_YOUR_WRITES_TIMEOUT = 5.0
+"""Seconds a write waits for its read model before answering without it."""
 
 CONSUMERS = web.AppKey("consumers", dict[str, Consumer])
 RUNNERS = web.AppKey("runners", dict[str, ProjectionRunner])
@@ -119,3 +131,24 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
             yield
 
     return context_
+
+
+async def read_your_writes(
+    app: web.Application,
+    projection: str,
+    position: Position | None,
+    *,
+    timeout: float = READ_YOUR_WRITES_TIMEOUT,
+) -> bool:
+    """Wait until this app's runner of `projection` has applied `position`, so a read right
+    after a write sees it. True when it has (or there was nothing to wait for); False after
+    `timeout`, logged: the write is committed either way, so the caller answers from what
+    the write itself returned, never with an error."""
+    if position is None:
+        return True
+    try:
+        await app[RUNNERS][projection].wait_for(position, timeout=timeout)
+    except TimeoutError:
+        log.warning("%s read model is not at %s after %.1fs", projection, position, timeout)
+        return False
+    return True

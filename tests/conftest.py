@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from eventstore import EventStore, create_pool
+from eventstore import PostgresEventStore, create_pool
 from eventstore.pg import Pool
 from microshop.config import Config
 from microshop.migrate import migrate
@@ -111,8 +111,8 @@ async def pool(test_env: StackEnv) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture
-async def store(pool: Pool, test_env: StackEnv) -> AsyncIterator[EventStore]:
-    store = EventStore(pool, dsn=test_env.database_url)
+async def store(pool: Pool, test_env: StackEnv) -> AsyncIterator[PostgresEventStore]:
+    store = PostgresEventStore(pool, dsn=test_env.database_url)
     yield store
     await store.close()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from eventstore import EventStore, Metadata
+from eventstore import Metadata, PostgresEventStore
 
 from .domain import UserRegistered, normalize_email, register
 
@@ -32,7 +32,7 @@ def _account(row: Any) -> Account:
 
 
 class Accounts:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: PostgresEventStore) -> None:
         self.store = store
         self.pool = store.pool
 

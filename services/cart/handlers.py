@@ -21,10 +21,10 @@ import msgspec
 from eventstore import (
     ConcurrencyError,
     DuplicateEventError,
-    EventStore,
     HandlerContext,
     Metadata,
     Position,
+    PostgresEventStore,
     Reject,
 )
 from eventstore.pg import Conn
@@ -63,7 +63,7 @@ class Outcome:
     position: Position | None
 
 
-async def load_cart(store: EventStore, user_id: str, *, conn: Conn | None = None) -> Cart:
+async def load_cart(store: PostgresEventStore, user_id: str, *, conn: Conn | None = None) -> Cart:
     """`user_id`'s current cart: the read model's row as a snapshot, then the stream's events
     after it (the row may lag; the tail makes it exact). A long-lived cart costs the same
     to load as a new one."""
@@ -82,7 +82,7 @@ async def _backoff(attempt: int) -> None:
 
 
 async def change_cart(
-    store: EventStore, user_id: str, decide: Decision, *, metadata: Metadata
+    store: PostgresEventStore, user_id: str, decide: Decision, *, metadata: Metadata
 ) -> Outcome:
     """Apply `decide` to `user_id`'s current cart and append what it records.
 

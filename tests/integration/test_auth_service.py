@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from eventstore import EventStore
+from eventstore import PostgresEventStore
 from microshop.auth import TokenVerifier, keys_from_jwks
 from microshop.config import Config
 from services.auth.app import create_app
@@ -52,7 +52,7 @@ async def login(client: Client, email: str, password: str, **headers: str) -> An
 
 
 async def test_register_login_me_and_verify_through_the_jwks(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     email = f"Ada.{uid}@Example.com"
     account = await register(client, email)

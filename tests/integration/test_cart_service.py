@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpRawServer
 
-from eventstore import EventStore, Metadata, Reject, rebuild, replay
+from eventstore import Metadata, PostgresEventStore, Reject, rebuild, replay
 from eventstore.pg import Pool
 from eventstore.store import GLOBAL_LOG_SQL
 from eventstore.wire import encode_row
@@ -193,7 +193,7 @@ TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
 
 
 async def test_events_carry_the_caller_and_the_correlation_id(
-    cart: Client, catalog: Catalog, store: EventStore
+    cart: Client, catalog: Catalog, store: PostgresEventStore
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     tee = await catalog.product()
@@ -387,7 +387,7 @@ async def test_delete_removes_a_line_and_404s_when_it_is_not_there(
 
 
 async def test_clearing_is_204_and_an_empty_cart_records_nothing(
-    cart: Client, catalog: Catalog, store: EventStore
+    cart: Client, catalog: Catalog, store: PostgresEventStore
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     user = bearer(mint(user_id))
@@ -430,7 +430,7 @@ async def test_the_token_chooses_the_cart(
 
 
 async def test_concurrent_adds_lose_nothing(
-    cart: Client, catalog: Catalog, store: EventStore
+    cart: Client, catalog: Catalog, store: PostgresEventStore
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     user = bearer(mint(user_id))
@@ -461,7 +461,7 @@ class Orders:
     """Publishes `OrderPlaced` as order-service and the relay would: a row in `events`, sent
     in the wire format to this test's `{namespace}.events` exchange."""
 
-    def __init__(self, store: EventStore, amqp_url: str, config: Config) -> None:
+    def __init__(self, store: PostgresEventStore, amqp_url: str, config: Config) -> None:
         self.store, self.amqp_url, self.config = store, amqp_url, config
 
     async def place(self, data: dict[str, Any], *, order_id: str | None = None) -> Any:
@@ -518,12 +518,12 @@ def order_placed(user_id: str, *items: tuple[dict[str, Any], int]) -> dict[str, 
 
 
 @pytest.fixture
-def orders(store: EventStore, test_env: StackEnv, config: Config) -> Orders:
+def orders(store: PostgresEventStore, test_env: StackEnv, config: Config) -> Orders:
     return Orders(store, test_env.amqp_url, config)
 
 
 async def test_order_placed_takes_the_ordered_quantities_out_exactly_once(
-    cart: Client, catalog: Catalog, orders: Orders, store: EventStore, pool: Pool
+    cart: Client, catalog: Catalog, orders: Orders, store: PostgresEventStore, pool: Pool
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     user = bearer(mint(user_id))
@@ -577,7 +577,7 @@ async def test_order_placed_takes_the_ordered_quantities_out_exactly_once(
 
 
 async def test_a_checkout_racing_with_adds_loses_neither(
-    cart: Client, catalog: Catalog, orders: Orders, store: EventStore
+    cart: Client, catalog: Catalog, orders: Orders, store: PostgresEventStore
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     user = bearer(mint(user_id))
@@ -647,7 +647,7 @@ async def stored_carts(pool: Pool) -> dict[str, Any]:
     return {row["user_id"]: msgspec.to_builtins(dict(row)) for row in rows}
 
 
-async def replayed_carts(store: EventStore) -> dict[str, Any]:
+async def replayed_carts(store: PostgresEventStore) -> dict[str, Any]:
     """The `carts` rows the projection folds from the whole log, in the same JSON form."""
     state: dict[str, Any] = {}
     async with contextlib.aclosing(replay(store, CARTS)) as each:
@@ -657,7 +657,7 @@ async def replayed_carts(store: EventStore) -> dict[str, Any]:
 
 
 async def test_rebuild_equals_the_incremental_read_model(
-    cart: Client, catalog: Catalog, store: EventStore, pool: Pool
+    cart: Client, catalog: Catalog, store: PostgresEventStore, pool: Pool
 ) -> None:
     user = bearer(mint(f"user-{uuid.uuid4()}"))
     tee, mug = await catalog.product("3.10"), await catalog.product("7.00")
@@ -675,7 +675,7 @@ async def test_rebuild_equals_the_incremental_read_model(
 
 
 async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
-    cart: Client, catalog: Catalog, orders: Orders, store: EventStore
+    cart: Client, catalog: Catalog, orders: Orders, store: PostgresEventStore
 ) -> None:
     user_id = f"user-{uuid.uuid4()}"
     tee = await catalog.product()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from eventstore import ANY, EventStore, Metadata, create_pool
+from eventstore import ANY, Metadata, PostgresEventStore, create_pool
 from tests.conftest import StackEnv
 from tests.samples import Noted
 
@@ -27,7 +27,7 @@ def microshop(env: StackEnv, *args: str, **extra_env: str) -> subprocess.Complet
 async def _append(env: StackEnv, stream: str, texts: list[str]) -> None:
     pool = await create_pool(env.database_url)
     try:
-        store = EventStore(pool)
+        store = PostgresEventStore(pool)
         for text in texts:
             meta = Metadata(correlation_id=f"corr-{text}", actor="tester")
             await store.append(stream, [Noted(text)], ANY, metadata=meta)

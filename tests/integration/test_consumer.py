@@ -14,8 +14,8 @@ import pytest
 from eventstore import (
     ANY,
     Consumer,
-    EventStore,
     HandlerContext,
+    PostgresEventStore,
     Reject,
     RetryLater,
     RetryPolicy,
@@ -30,7 +30,7 @@ from tests.samples import Noted
 class Harness:
     """A consumer in its own namespace plus a way to publish events to it."""
 
-    def __init__(self, store: EventStore, env: StackEnv, uid: str) -> None:
+    def __init__(self, store: PostgresEventStore, env: StackEnv, uid: str) -> None:
         self.store, self.env, self.uid = store, env, uid
         self.namespace = f"{env.namespace}-{uid}"
         self.calls: list[tuple[str, int, float]] = []
@@ -90,7 +90,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @pytest.fixture
-def harness(store: EventStore, test_env: StackEnv, uid: str) -> Harness:
+def harness(store: PostgresEventStore, test_env: StackEnv, uid: str) -> Harness:
     return Harness(store, test_env, uid)
 
 

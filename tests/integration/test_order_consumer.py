@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from eventstore import NO_STREAM, EventStore
+from eventstore import NO_STREAM, PostgresEventStore
 from eventstore.store import GLOBAL_LOG_SQL
 from eventstore.wire import encode_row
 from microshop.workers import CONSUMERS
@@ -107,7 +107,9 @@ async def consumer_app(
         await channel.queue_delete(consumer.parking)
 
 
-async def place_and_publish(store: EventStore, env: StackEnv, uid: str, *, attempt: int = 1) -> str:
+async def place_and_publish(
+    store: PostgresEventStore, env: StackEnv, uid: str, *, attempt: int = 1
+) -> str:
     order_id = str(uuid.uuid4())
     lines = [domain.OrderLine("p1", "Mug", Decimal("9.50"), 1, Decimal("9.50"))]
     start = await store.head()
@@ -134,7 +136,7 @@ async def handled(client: TestClient[web.Request, web.Application], count: int) 
 
 async def test_a_charge_payment_service_reported_is_not_reported_again(
     consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: EventStore, test_env: StackEnv, uid: str,
+    store: PostgresEventStore, test_env: StackEnv, uid: str,
 ) -> None:  # fmt: skip
     order_id = await place_and_publish(store, test_env, uid)
     await handled(consumer_app, 1)
@@ -144,7 +146,7 @@ async def test_a_charge_payment_service_reported_is_not_reported_again(
 
 async def test_a_charge_payment_service_could_not_report_is_reported_by_the_consumer(
     consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: EventStore, test_env: StackEnv, uid: str,
+    store: PostgresEventStore, test_env: StackEnv, uid: str,
 ) -> None:  # fmt: skip
     upstreams.reported = False
     await place_and_publish(store, test_env, uid)
@@ -156,7 +158,7 @@ async def test_a_charge_payment_service_could_not_report_is_reported_by_the_cons
 
 async def test_past_the_budget_a_charge_whose_reports_were_lost_is_reported_as_paid(
     consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: EventStore, test_env: StackEnv, uid: str,
+    store: PostgresEventStore, test_env: StackEnv, uid: str,
 ) -> None:  # fmt: skip
     """The last attempt charged, but neither payment-service nor the consumer could tell
     order-service: the delivery after the budget must report the charge, not a failure."""
@@ -177,7 +179,7 @@ async def test_past_the_budget_a_charge_whose_reports_were_lost_is_reported_as_p
 
 async def test_past_the_budget_without_a_charge_the_round_fails(
     consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: EventStore, test_env: StackEnv, uid: str,
+    store: PostgresEventStore, test_env: StackEnv, uid: str,
 ) -> None:  # fmt: skip
     upstreams.history = [{"round": 1, "attempt": 3, "status": "declined", "payment_id": None}]
     budget = test_env.config().order_consumer_retry_attempts

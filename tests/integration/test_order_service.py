@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from eventstore import NO_STREAM, EventStore, rebuild
+from eventstore import NO_STREAM, PostgresEventStore, rebuild
 from eventstore.pg import Pool
 from microshop.workers import RUNNERS
 from services.order import domain
@@ -37,7 +37,7 @@ async def client(aiohttp_client: MakeClient, test_env: StackEnv) -> Client:
     return await aiohttp_client(create_app(config, token_keys=TEST_KEYS))
 
 
-async def placed(store: EventStore, client: Client, user_id: str) -> str:
+async def placed(store: PostgresEventStore, client: Client, user_id: str) -> str:
     order_id = str(uuid.uuid4())
     lines = [domain.OrderLine("p1", "Mug", Decimal("12.90"), 2, Decimal("25.80"))]
     events = domain.place(order_id, user_id, lines, "EUR", 1)
@@ -52,7 +52,7 @@ async def get_order(client: Client, order_id: str, token: str) -> Any:
 
 
 async def test_owner_and_admin_see_an_order_others_get_404(
-    client: Client, store: EventStore
+    client: Client, store: PostgresEventStore
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
@@ -72,7 +72,7 @@ async def test_owner_and_admin_see_an_order_others_get_404(
     assert (await client.get(f"/api/orders/{order_id}")).status == 401
 
 
-async def test_own_orders_newest_first(client: Client, store: EventStore) -> None:
+async def test_own_orders_newest_first(client: Client, store: PostgresEventStore) -> None:
     owner = str(uuid.uuid4())
     first = await placed(store, client, owner)
     second = await placed(store, client, owner)
@@ -81,7 +81,7 @@ async def test_own_orders_newest_first(client: Client, store: EventStore) -> Non
     assert [o["id"] for o in body["items"]] == [second, first]
 
 
-async def test_payment_success_is_recorded_once(client: Client, store: EventStore) -> None:
+async def test_payment_success_is_recorded_once(client: Client, store: PostgresEventStore) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
     report = {"round": 1, "attempt": 2, "payment_id": str(uuid.uuid4())}
@@ -101,7 +101,7 @@ async def test_payment_success_is_recorded_once(client: Client, store: EventStor
 
 
 async def test_a_long_poll_answers_when_the_status_changes(
-    client: Client, store: EventStore
+    client: Client, store: PostgresEventStore
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
@@ -135,7 +135,7 @@ async def test_a_long_poll_answers_when_the_status_changes(
     [{"wait": "-1"}, {"wait": "26"}, {"wait": "soon"}, {"wait": "1", "while_status": "NOPE"}],
 )
 async def test_bad_long_poll_parameters_are_422(
-    client: Client, store: EventStore, params: dict[str, str]
+    client: Client, store: PostgresEventStore, params: dict[str, str]
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
@@ -145,7 +145,7 @@ async def test_bad_long_poll_parameters_are_422(
 
 
 async def test_failure_retry_and_two_concurrent_retry_clicks(
-    client: Client, store: EventStore
+    client: Client, store: PostgresEventStore
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
@@ -170,7 +170,9 @@ async def test_failure_retry_and_two_concurrent_retry_clicks(
                                     "recorded": False}  # fmt: skip
 
 
-async def test_cancel_and_a_payment_arriving_after_it(client: Client, store: EventStore) -> None:
+async def test_cancel_and_a_payment_arriving_after_it(
+    client: Client, store: PostgresEventStore
+) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
     resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
@@ -185,7 +187,7 @@ async def test_cancel_and_a_payment_arriving_after_it(client: Client, store: Eve
 
 
 async def test_timeline_lists_the_events_with_their_correlation(
-    client: Client, store: EventStore
+    client: Client, store: PostgresEventStore
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
@@ -218,7 +220,7 @@ async def test_internal_api_needs_the_key(
 
 
 async def test_orders_projection_rebuild_reproduces_the_rows(
-    client: Client, store: EventStore, pool: Pool
+    client: Client, store: PostgresEventStore, pool: Pool
 ) -> None:
     owner = str(uuid.uuid4())
     paid, failed, cancelled = [await placed(store, client, owner) for _ in range(3)]

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from eventstore import EventStore
+from eventstore import PostgresEventStore
 from microshop.appkeys import METRICS
 from services.payment.app import create_app
 from services.payment.app_keys import PAYMENT_METRICS, SIMULATOR
@@ -145,7 +145,7 @@ async def put_settings(client: Client, body: Any) -> dict[str, Any]:
     return found
 
 
-async def stream_of(store: EventStore, order_id: uuid.UUID) -> list[object]:
+async def stream_of(store: PostgresEventStore, order_id: uuid.UUID) -> list[object]:
     return [e.data for e in await store.read_stream(f"payment-{order_id}")]
 
 
@@ -224,7 +224,7 @@ async def test_the_key_is_checked_before_the_body(client: Client) -> None:
     ],
 )
 async def test_invalid_payment_requests_are_422_per_field(
-    client: Client, store: EventStore, changes: dict[str, Any], field: str
+    client: Client, store: PostgresEventStore, changes: dict[str, Any], field: str
 ) -> None:
     order_id = uuid.uuid4()
     resp = await client.post(
@@ -263,7 +263,7 @@ async def test_a_body_that_is_not_an_object_is_422(client: Client) -> None:
 
 
 async def test_rate_1_charges_records_and_reports_to_order_service(
-    client: Client, store: EventStore, orders: OrderUpstream
+    client: Client, store: PostgresEventStore, orders: OrderUpstream
 ) -> None:
     order_id = uuid.uuid4()
     answer = await pay(
@@ -295,7 +295,7 @@ async def test_rate_1_charges_records_and_reports_to_order_service(
 
 
 async def test_rate_0_declines_records_and_reports_nothing(
-    make_payment: MakePayment, store: EventStore, orders: OrderUpstream
+    make_payment: MakePayment, store: PostgresEventStore, orders: OrderUpstream
 ) -> None:
     client = await make_payment(payment_success_rate=0.0)
     order_id = uuid.uuid4()
@@ -310,7 +310,9 @@ async def test_rate_0_declines_records_and_reports_nothing(
     assert orders.reports == []
 
 
-async def test_a_bad_causation_header_is_not_recorded(client: Client, store: EventStore) -> None:
+async def test_a_bad_causation_header_is_not_recorded(
+    client: Client, store: PostgresEventStore
+) -> None:
     order_id = uuid.uuid4()
     await pay(client, payment(order_id), **{"X-Causation-ID": "no spaces allowed"})
     for event in await store.read_stream(f"payment-{order_id}"):
@@ -322,7 +324,7 @@ async def test_a_bad_causation_header_is_not_recorded(client: Client, store: Eve
 
 @pytest.mark.parametrize("rate", [0.0, 1.0])
 async def test_the_same_request_twice_gets_the_same_answer_and_no_new_events(
-    make_payment: MakePayment, store: EventStore, rate: float
+    make_payment: MakePayment, store: PostgresEventStore, rate: float
 ) -> None:
     client = await make_payment(payment_success_rate=rate)
     order_id = uuid.uuid4()
@@ -336,7 +338,7 @@ async def test_the_same_request_twice_gets_the_same_answer_and_no_new_events(
 
 
 async def test_a_replay_reports_the_charge_again_and_a_new_attempt_is_already_charged(
-    client: Client, store: EventStore, orders: OrderUpstream
+    client: Client, store: PostgresEventStore, orders: OrderUpstream
 ) -> None:
     order_id = uuid.uuid4()
     charged = await pay(client, payment(order_id, attempt=1))
@@ -355,7 +357,7 @@ async def test_a_replay_reports_the_charge_again_and_a_new_attempt_is_already_ch
 
 
 async def test_a_known_attempt_with_another_amount_is_409(
-    client: Client, store: EventStore
+    client: Client, store: PostgresEventStore
 ) -> None:
     order_id = uuid.uuid4()
     await pay(client, payment(order_id))
@@ -369,7 +371,7 @@ async def test_a_known_attempt_with_another_amount_is_409(
 
 
 async def test_a_declined_order_can_be_charged_by_a_later_attempt(
-    make_payment: MakePayment, store: EventStore
+    make_payment: MakePayment, store: PostgresEventStore
 ) -> None:
     client = await make_payment(payment_success_rate=0.0)
     order_id = uuid.uuid4()
@@ -388,7 +390,7 @@ async def test_a_declined_order_can_be_charged_by_a_later_attempt(
 
 
 async def test_concurrent_attempts_charge_an_order_exactly_once(
-    make_payment: MakePayment, store: EventStore, orders: OrderUpstream
+    make_payment: MakePayment, store: PostgresEventStore, orders: OrderUpstream
 ) -> None:
     # the latency makes every request load the stream before any of them appends
     client = await make_payment(payment_latency_ms=50)
@@ -408,7 +410,7 @@ async def test_concurrent_attempts_charge_an_order_exactly_once(
 
 
 async def test_concurrent_copies_of_one_attempt_charge_once_and_answer_alike(
-    make_payment: MakePayment, store: EventStore
+    make_payment: MakePayment, store: PostgresEventStore
 ) -> None:
     client = await make_payment(payment_latency_ms=50)
     order_id = uuid.uuid4()
@@ -419,7 +421,7 @@ async def test_concurrent_copies_of_one_attempt_charge_once_and_answer_alike(
 
 
 async def test_concurrent_declines_are_all_recorded(
-    make_payment: MakePayment, store: EventStore
+    make_payment: MakePayment, store: PostgresEventStore
 ) -> None:
     client = await make_payment(payment_success_rate=0.0, payment_latency_ms=20)
     order_id = uuid.uuid4()
@@ -562,7 +564,7 @@ async def test_the_latency_is_applied(make_payment: MakePayment) -> None:
 
 
 async def test_a_charge_for_a_cancelled_order_is_refunded(
-    client: Client, store: EventStore, orders: OrderUpstream
+    client: Client, store: PostgresEventStore, orders: OrderUpstream
 ) -> None:
     orders.cancel_orders()
     order_id = uuid.uuid4()
@@ -601,7 +603,7 @@ async def test_a_charge_for_a_cancelled_order_is_refunded(
 )
 async def test_a_failed_report_does_not_fail_the_payment(
     client: Client,
-    store: EventStore,
+    store: PostgresEventStore,
     orders: OrderUpstream,
     status: int,
     body: dict[str, Any],
@@ -617,7 +619,7 @@ async def test_a_failed_report_does_not_fail_the_payment(
 
 
 async def test_an_unreachable_order_service_does_not_fail_the_payment(
-    make_payment: MakePayment, store: EventStore
+    make_payment: MakePayment, store: PostgresEventStore
 ) -> None:
     client = await make_payment(order_url=closed_port_url())
     order_id = uuid.uuid4()
@@ -630,7 +632,7 @@ async def test_an_unreachable_order_service_does_not_fail_the_payment(
 
 
 async def test_payments_list_every_attempt_of_an_order(
-    make_payment: MakePayment, store: EventStore
+    make_payment: MakePayment, store: PostgresEventStore
 ) -> None:
     client = await make_payment(payment_success_rate=0.0)
     order_id = uuid.uuid4()

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from eventstore import EventStore, rebuild
+from eventstore import PostgresEventStore, rebuild
 from eventstore.pg import Pool
 from microshop.workers import RUNNERS
 from services.product.app import create_app
@@ -113,7 +113,7 @@ async def test_unicode_names_are_welcome(client: Client, uid: str) -> None:
 
 
 async def test_events_carry_who_and_which_request(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     resp = await client.post(
         "/api/products",
@@ -131,7 +131,7 @@ async def test_events_carry_who_and_which_request(
 
 
 async def test_patch_records_price_changes_and_updates_apart(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     product = await create(client, f"p-{uid}", description="old")
     pid = product["id"]
@@ -170,7 +170,7 @@ async def test_patch_records_price_changes_and_updates_apart(
 
 
 async def test_delete_discontinues_once_and_freezes_the_product(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     product = await create(client, f"x-{uid}", name=f"Gone {uid}")
     pid = product["id"]
@@ -332,7 +332,7 @@ async def test_racing_creates_of_one_sku_make_one_product(
 
 
 async def test_concurrent_changes_are_decided_again_and_form_one_chain(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     """Each racer loses at most once per rival that wins, so with fewer rivals than
     `handlers.ATTEMPTS` every change lands; each was decided on its predecessor's state."""
@@ -357,7 +357,7 @@ async def test_concurrent_changes_are_decided_again_and_form_one_chain(
 
 
 async def test_changes_that_keep_losing_races_are_409(
-    client: Client, store: EventStore, uid: str
+    client: Client, store: PostgresEventStore, uid: str
 ) -> None:
     product = await create(client, f"cl-{uid}", price="1.00")
     pid = product["id"]
@@ -575,7 +575,7 @@ async def test_generated_image_is_a_deterministic_svg(client: Client, uid: str) 
 
 
 async def test_a_rebuild_reproduces_the_read_model(
-    client: Client, store: EventStore, pool: Pool, uid: str
+    client: Client, store: PostgresEventStore, pool: Pool, uid: str
 ) -> None:
     a = await create(client, f"rb1-{uid}", name="Rebuild A", image_url="/x.png")
     b = await create(client, f"rb2-{uid}", name="Rebuild B")
@@ -602,7 +602,7 @@ async def test_a_rebuild_reproduces_the_read_model(
 
 
 async def test_seed_creates_the_missing_demo_products_once(
-    client: Client, store: EventStore, pool: Pool
+    client: Client, store: PostgresEventStore, pool: Pool
 ) -> None:
     assert len(DEMO_PRODUCTS) >= 12
     skus = [p.sku for p in DEMO_PRODUCTS]

@@ -13,7 +13,7 @@ import pytest
 from eventstore import (
     ANY,
     EventRegistry,
-    EventStore,
+    PostgresEventStore,
     Projection,
     ProjectionRunner,
     RebuildInProgress,
@@ -42,7 +42,7 @@ async def table_rows(pool: Pool, projection: Projection) -> list[dict[str, Any]]
     return [dict(r) for r in rows]
 
 
-async def expected_rows(store: EventStore, projection: Projection) -> list[dict[str, Any]]:
+async def expected_rows(store: PostgresEventStore, projection: Projection) -> list[dict[str, Any]]:
     """The fold of the whole log in memory: what every mode must produce."""
     state: dict[Any, Any] = {}
     async for batch in store.iter_all(categories=projection.categories):
@@ -51,7 +51,7 @@ async def expected_rows(store: EventStore, projection: Projection) -> list[dict[
 
 
 async def test_runner_applies_events_with_its_checkpoint(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     stream = f"note{uid}-a"
     await store.append(stream, [Noted("one", 1), Noted("two", 2)], ANY)
@@ -67,7 +67,7 @@ async def test_runner_applies_events_with_its_checkpoint(
 
 
 async def test_runner_gives_read_your_writes(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     runner = ProjectionRunner(store, notes, poll_interval=5.0)  # only wake-ups make it fast
     async with running(runner):
@@ -80,7 +80,7 @@ async def test_runner_gives_read_your_writes(
 
 
 async def test_a_writer_that_appends_nothing_does_not_stall_readers(
-    store: EventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
 ) -> None:
     """An event held behind the fence by a transaction that appends nothing: that commit
     sends no wake-up, so the runner must look again by itself, long before its poll."""
@@ -104,7 +104,7 @@ async def test_a_writer_that_appends_nothing_does_not_stall_readers(
 
 
 async def test_rebuild_matches_incremental_while_appends_continue(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     for i in range(300):
         await store.append(f"note{uid}-{i % 17}", [Noted(str(i), i)], ANY)
@@ -141,7 +141,7 @@ async def test_rebuild_matches_incremental_while_appends_continue(
 
 
 async def test_rebuild_keeps_reads_working_and_replaces_a_corrupted_table(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     for i in range(40):
         await store.append(f"note{uid}-{i % 4}", [Noted(str(i), 1)], ANY)
@@ -158,7 +158,7 @@ async def test_rebuild_keeps_reads_working_and_replaces_a_corrupted_table(
 
 
 async def test_replay_prints_each_state_and_writes_nothing(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     stream = f"note{uid}-r"
     await store.append(stream, [Noted("a", 1), Noted("b", 2), Noted("delete")], ANY)
@@ -182,7 +182,7 @@ async def test_replay_prints_each_state_and_writes_nothing(
 
 
 async def test_two_runners_share_one_projection_without_double_counting(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     runners = [ProjectionRunner(store, notes, batch_size=7, poll_interval=0.02) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in runners]
@@ -212,7 +212,7 @@ async def test_an_undecodable_event_elsewhere_does_not_stop_a_projection(
     strict = EventRegistry()
     strict.register(Noted, name="TestNoted")
     strict.register(Priced, name=f"Poison{uid}")
-    store = EventStore(pool, registry=strict)
+    store = PostgresEventStore(pool, registry=strict)
     await pool.execute(
         """INSERT INTO events (stream_id, stream_version, event_id, event_type, data)
            VALUES ($1, 1, gen_random_uuid(), $2, '{"not": "a priced event"}')""",
@@ -245,7 +245,7 @@ async def test_read_model_commits_do_not_wait_for_the_disk(pool: Pool, uid: str)
 
 
 async def test_events_of_other_categories_cost_no_commit_per_batch(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     runner = ProjectionRunner(store, notes, batch_size=2, save_interval=3600)
     await runner.catch_up()
@@ -268,7 +268,7 @@ async def test_events_of_other_categories_cost_no_commit_per_batch(
 
 
 async def test_one_rebuild_of_a_projection_at_a_time(
-    store: EventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
 ) -> None:
     await store.append(f"note{uid}-r", [Noted("kept", 1)], ANY)
     other = await asyncpg.connect(test_env.database_url)  # another process's rebuild
@@ -287,7 +287,7 @@ async def test_one_rebuild_of_a_projection_at_a_time(
 
 
 async def test_a_checkpoint_moved_back_is_re_read_from(
-    store: EventStore, pool: Pool, notes: Projection, uid: str
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
 ) -> None:
     """A crash may forget a runner's last asynchronous commits (rows and checkpoint
     together) while the runner keeps its place in memory: it must re-read from the

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from pamqp.commands import Basic
 
-from eventstore import ANY, DuplicateEventError, EventStore, Metadata, Relay
+from eventstore import ANY, DuplicateEventError, Metadata, PostgresEventStore, Relay
 from eventstore.checkpoints import load, save
 from eventstore.pg import Pool
 from tests.conftest import StackEnv, rabbitmqctl
@@ -57,7 +57,7 @@ async def drain(env: StackEnv, queue: str) -> list[aiormq.abc.DeliveredMessage]:
 
 
 async def append_surely(
-    store: EventStore, stream: str, event: Noted, event_id: uuid.UUID, correlation: str
+    store: PostgresEventStore, stream: str, event: Noted, event_id: uuid.UUID, correlation: str
 ) -> None:
     """Append, retrying through connection loss; a retry that finds its event stored is done."""
     meta = Metadata(correlation_id=correlation)
@@ -84,7 +84,7 @@ async def resumes(relay: Relay) -> AsyncIterator[None]:
 
 
 async def relay_everything(
-    store: EventStore, pool: Pool, env: StackEnv, uid: str, disrupt: Disrupt
+    store: PostgresEventStore, pool: Pool, env: StackEnv, uid: str, disrupt: Disrupt
 ) -> None:
     """Append while the relay runs, `disrupt` it mid-stream, then check the queue."""
     name, exchange = f"relay-{uid}", f"{env.namespace}-{uid}.events"
@@ -139,7 +139,7 @@ async def relay_everything(
 
 @pytest.mark.slow
 async def test_relay_survives_a_restart_mid_stream(
-    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+    store: PostgresEventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     async def restart(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
         task.cancel()
@@ -152,7 +152,7 @@ async def test_relay_survives_a_restart_mid_stream(
 
 @pytest.mark.slow
 async def test_relay_survives_the_broker_closing_all_connections(
-    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+    store: PostgresEventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     async def close_all(relay: Relay, task: asyncio.Task[None]) -> asyncio.Task[None]:
         async with resumes(relay):
@@ -165,7 +165,7 @@ async def test_relay_survives_the_broker_closing_all_connections(
 
 
 async def test_only_one_relay_publishes(
-    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+    store: PostgresEventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     name, exchange = f"relay-{uid}", f"{test_env.namespace}-{uid}.events"
     await save(pool, name, await store.head())
@@ -188,7 +188,7 @@ async def test_only_one_relay_publishes(
 
 @pytest.mark.slow
 async def test_relay_survives_losing_its_database_connections(
-    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+    store: PostgresEventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     """Every session of the test database is killed mid-stream, as in a Postgres restart."""
 
@@ -209,7 +209,7 @@ async def test_relay_survives_losing_its_database_connections(
 
 
 async def test_relay_memory_stays_flat_across_wake_ups(
-    store: EventStore, pool: Pool, test_env: StackEnv, uid: str
+    store: PostgresEventStore, pool: Pool, test_env: StackEnv, uid: str
 ) -> None:
     """Every wake-up of a relay that has caught up used to leave an observer of the
     channel's closing behind (about 2 kB a batch, forever): a long-running relay grew

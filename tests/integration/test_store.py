@@ -1,4 +1,5 @@
-"""The Postgres event store on the real database: appends, concurrency, the global log."""
+"""The Postgres event store on the real database: the port's contract, caller transactions,
+the fenced global log and upcasting of rows as older code wrote them."""
 
 from __future__ import annotations
 
@@ -14,89 +15,24 @@ from eventstore import (
     NO_STREAM,
     START,
     ConcurrencyError,
-    DuplicateEventError,
     EventRegistry,
-    EventStore,
-    Metadata,
     Position,
+    PostgresEventStore,
     RecordedEvent,
 )
 from eventstore.errors import UpcastError
 from eventstore.pg import Pool
+from tests.contract.eventstore import EventStoreContract
 from tests.samples import Noted, Priced
 
 
-async def test_append_and_read_stream_round_trip(store: EventStore, uid: str) -> None:
-    stream = f"cart-{uid}"
-    meta = Metadata(correlation_id="corr-1", causation_id="cause-1", actor="user-7",
-                    service="cart")  # fmt: skip
-    first = await store.append(stream, [Priced("sku-1", Decimal("19.99"))], NO_STREAM,
-                               metadata=meta)  # fmt: skip
-    second = await store.append(stream, [Noted("a"), Noted("b", 2)], 1)
-
-    assert first.version == 1
-    assert second.version == 3
-    assert second.position > first.position
-    events = await store.read_stream(stream)
-    assert [e.stream_version for e in events] == [1, 2, 3]
-    assert events[0].data == Priced("sku-1", Decimal("19.99"))
-    assert isinstance(events[0].data.price, Decimal)
-    assert events[0].metadata == meta
-    assert events[0].event_id == first.event_ids[0]
-    assert [e.data for e in events[1:]] == [Noted("a"), Noted("b", 2)]
-    assert events[2].position == second.position
-    assert await store.stream_version(stream) == 3
-    assert await store.read_stream(f"cart-missing-{uid}") == []
+class TestPostgresEventStore(EventStoreContract):
+    """The contract on Postgres (the `store` fixture of `tests/conftest.py`)."""
 
 
-async def test_same_expected_version_exactly_one_wins(store: EventStore, uid: str) -> None:
-    stream = f"cart-{uid}"
-    await store.append(stream, [Noted("start")], NO_STREAM)
-
-    results = await asyncio.gather(
-        *(store.append(stream, [Noted(f"w{i}")], 1) for i in range(12)), return_exceptions=True
-    )
-
-    winners = [r for r in results if not isinstance(r, BaseException)]
-    losers = [r for r in results if isinstance(r, BaseException)]
-    assert len(winners) == 1
-    assert len(losers) == 11
-    assert all(isinstance(e, ConcurrencyError) for e in losers)
-    assert all(e.expected == 1 and e.actual == 2 for e in losers)  # type: ignore[attr-defined]
-    assert await store.stream_version(stream) == 2
-
-
-async def test_expected_version_ahead_of_stream_is_a_conflict(store: EventStore, uid: str) -> None:
-    stream = f"cart-{uid}"
-    with pytest.raises(ConcurrencyError) as caught:
-        await store.append(stream, [Noted("x")], 3)
-    assert caught.value.actual == 0
-    await store.append(stream, [Noted("x")], NO_STREAM)
-    with pytest.raises(ConcurrencyError):
-        await store.append(stream, [Noted("again")], NO_STREAM)
-    assert await store.stream_version(stream) == 1
-
-
-async def test_any_version_appends_after_whatever_is_there(store: EventStore, uid: str) -> None:
-    stream = f"cart-{uid}"
-    results = await asyncio.gather(*(store.append(stream, [Noted(str(i))], ANY) for i in range(8)))
-    assert sorted(r.version for r in results) == list(range(1, 9))
-    assert [e.stream_version for e in await store.read_stream(stream)] == list(range(1, 9))
-
-
-async def test_multi_event_append_is_atomic(store: EventStore, uid: str) -> None:
-    stream = f"cart-{uid}"
-    taken = uuid.uuid4()
-    await store.append(f"other-{uid}", [Noted("owner")], NO_STREAM, event_ids=[taken])
-
-    with pytest.raises(DuplicateEventError):
-        await store.append(stream, [Noted("a"), Noted("b")], NO_STREAM,
-                           event_ids=[uuid.uuid4(), taken])  # fmt: skip
-
-    assert await store.read_stream(stream) == []
-
-
-async def test_append_inside_a_caller_transaction(store: EventStore, pool: Pool, uid: str) -> None:
+async def test_append_inside_a_caller_transaction(
+    store: PostgresEventStore, pool: Pool, uid: str
+) -> None:
     stream = f"cart-{uid}"
     async with pool.acquire() as conn:
         tx = conn.transaction()
@@ -121,7 +57,9 @@ async def test_append_inside_a_caller_transaction(store: EventStore, pool: Pool,
     assert [e.data.text for e in await store.read_stream(stream)] == ["kept", "then", "retried"]
 
 
-async def test_late_commits_are_never_skipped(store: EventStore, pool: Pool, uid: str) -> None:
+async def test_late_commits_are_never_skipped(
+    store: PostgresEventStore, pool: Pool, uid: str
+) -> None:
     """16 writers hold their transactions open for random times while a reader tails the log.
 
     Transactions take their ids in one order and commit in another; a reader paging by
@@ -168,7 +106,7 @@ async def test_late_commits_are_never_skipped(store: EventStore, pool: Pool, uid
 
 
 async def test_global_log_batches_are_ordered_and_resume_after_a_position(
-    store: EventStore, uid: str
+    store: PostgresEventStore, uid: str
 ) -> None:
     start = await store.head()
     for i in range(25):
@@ -186,7 +124,7 @@ async def test_global_log_batches_are_ordered_and_resume_after_a_position(
     assert Position(0, 0) == START
 
 
-async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: Pool,
+async def test_old_schema_version_is_upcast_on_read(store: PostgresEventStore, pool: Pool,
                                                     uid: str) -> None:  # fmt: skip
     """An event stored as v1 (`{"name", "cents"}`) reads as v2 (`{"sku", "price"}`)."""
     registry = EventRegistry()
@@ -205,7 +143,7 @@ async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: Poo
            VALUES ($1, 1, $2, $3, 1, '{"name": "sku-9", "cents": 1999}')""",
         stream, uuid.uuid4(), type_name,
     )  # fmt: skip
-    upcasting = EventStore(pool, registry=registry)
+    upcasting = PostgresEventStore(pool, registry=registry)
 
     [event] = await upcasting.read_stream(stream)
     assert event.schema_version == 1
@@ -223,4 +161,4 @@ async def test_old_schema_version_is_upcast_on_read(store: EventStore, pool: Poo
         f"product-newer-{uid}", uuid.uuid4(), type_name,
     )  # fmt: skip
     with pytest.raises(UpcastError, match="newer than this code"):
-        await EventStore(pool, registry=newer).read_stream(f"product-newer-{uid}")
+        await PostgresEventStore(pool, registry=newer).read_stream(f"product-newer-{uid}")

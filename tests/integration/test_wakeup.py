@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from eventstore import ANY, EventStore, LogWatcher
+from eventstore import ANY, LogWatcher, PostgresEventStore
 from eventstore.pg import create_pool
 from eventstore.wakeup import CHANNEL
 from tests.conftest import StackEnv
@@ -29,10 +29,10 @@ def test_a_watcher_of_some_categories_ignores_the_others() -> None:
 
 
 @pytest.fixture
-async def other_store(test_env: StackEnv) -> AsyncIterator[EventStore]:
+async def other_store(test_env: StackEnv) -> AsyncIterator[PostgresEventStore]:
     """Another process's event store: its own pool and notifier connection."""
     pool = await create_pool(test_env.database_url, max_size=2)
-    store = EventStore(pool, dsn=test_env.database_url)
+    store = PostgresEventStore(pool, dsn=test_env.database_url)
     yield store
     await store.close()
     await pool.close()
@@ -57,7 +57,7 @@ async def next_payload_naming(payloads: asyncio.Queue[str], category: str) -> st
 
 
 async def test_notifications_name_the_categories_appended_to(
-    other_store: EventStore, payloads: asyncio.Queue[str], uid: str
+    other_store: PostgresEventStore, payloads: asyncio.Queue[str], uid: str
 ) -> None:
     category = f"cat{uid}"
     await other_store.append(f"{category}-1", [Noted("x")], ANY)
@@ -66,7 +66,7 @@ async def test_notifications_name_the_categories_appended_to(
 
 
 async def test_an_in_transaction_append_notifies_its_category_at_commit(
-    other_store: EventStore, payloads: asyncio.Queue[str], uid: str
+    other_store: PostgresEventStore, payloads: asyncio.Queue[str], uid: str
 ) -> None:
     category = f"tx{uid}"
     async with other_store.pool.acquire() as conn, conn.transaction():
@@ -75,7 +75,7 @@ async def test_an_in_transaction_append_notifies_its_category_at_commit(
 
 
 async def test_behind_fence_looks_at_the_categories_asked_for(
-    store: EventStore, test_env: StackEnv, uid: str
+    store: PostgresEventStore, test_env: StackEnv, uid: str
 ) -> None:
     held, other = f"held{uid}", f"free{uid}"
     start = await store.head()

@@ -18,7 +18,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from eventstore import ANY, EventStore, HandlerContext, Metadata, Reject, checkpoints, projections
+from eventstore import (
+    ANY,
+    HandlerContext,
+    Metadata,
+    PostgresEventStore,
+    Reject,
+    checkpoints,
+    projections,
+)
 from eventstore.pg import Pool
 from eventstore.projection import Projection, ProjectionRunner, register_projection
 from microshop.catalog import CONSUMERS, load_projections
@@ -63,7 +71,7 @@ async def page(client: Client, path: str, status: int = 200) -> str:
 
 
 async def test_event_detail_shows_data_metadata_and_the_correlation_chain(
-    admin: Client, store: EventStore, uid: str
+    admin: Client, store: PostgresEventStore, uid: str
 ) -> None:
     category, corr = f"pg{uid}", f"corr-{uid}"
 
@@ -103,7 +111,7 @@ async def test_event_detail_shows_data_metadata_and_the_correlation_chain(
 
 
 async def test_the_global_log_newest_first_with_a_category_filter_and_paging(
-    admin: Client, store: EventStore, uid: str
+    admin: Client, store: PostgresEventStore, uid: str
 ) -> None:
     category = f"pg{uid}"
     for i in range(55):
@@ -151,7 +159,7 @@ async def notes(pool: Pool, uid: str) -> AsyncIterator[Projection]:
 
 
 async def test_projections_page_shows_lag_and_rebuilds_without_changing_rows(
-    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: EventStore,
+    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: PostgresEventStore,
     pool: Pool, notes: Projection,
 ) -> None:  # fmt: skip
     for i in range(20):
@@ -237,7 +245,7 @@ async def _queue_length(amqp_url: str, queue: str) -> int:
 
 
 async def test_dead_letters_lists_parked_messages_and_replays_them(
-    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: EventStore
+    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: PostgresEventStore
 ) -> None:
     config = admin_config(test_env, uid)
     namespace = config.namespace

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from eventstore import (
     Consumer,
-    EventStore,
     HandlerContext,
+    PostgresEventStore,
     Projection,
     ProjectionRunner,
     Reject,
@@ -91,7 +91,7 @@ class RebuildJob:
 class Rebuilds:
     """Rebuilds run as background tasks, at most one per projection at a time."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: PostgresEventStore) -> None:
         self.store = store
         self.jobs: dict[str, RebuildJob] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -145,7 +145,7 @@ async def _never_called(ctx: HandlerContext) -> None:  # pragma: no cover - neve
     raise Reject("the operator pages do not consume")
 
 
-def consumers_for(config: Config, store: EventStore) -> dict[str, Consumer]:
+def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consumer]:
     """A `Consumer` per queue of the system, for listing and replaying its parking queue."""
     return {
         name: Consumer(store, amqp_url=config.amqp_url, namespace=config.namespace, name=name,
@@ -159,7 +159,7 @@ class Operator:
     """The operator pages' resources."""
 
     pool: Pool
-    store: EventStore
+    store: PostgresEventStore
     projections: dict[str, Projection]
     consumers: dict[str, Consumer]
     rebuilds: Rebuilds
@@ -177,7 +177,7 @@ async def operator_context(app: web.Application) -> AsyncIterator[None]:
         max_size=POOL_SIZE,
         idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
     )
-    store = EventStore(pool, dsn=config.database_url)
+    store = PostgresEventStore(pool, dsn=config.database_url)
     projections = load_projections()
     rebuilds = Rebuilds(store)
     app[OPERATOR] = Operator(pool, store, projections, consumers_for(config, store), rebuilds)

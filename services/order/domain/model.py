@@ -1,6 +1,6 @@
 """An order's life: placed from a cart, paid or failed (retried by hand), or cancelled.
 
-Statuses (DESIGN §4): PENDING_PAYMENT -> PAID | PAYMENT_FAILED; PAYMENT_FAILED ->
+Statuses: PENDING_PAYMENT -> PAID | PAYMENT_FAILED; PAYMENT_FAILED ->
 PENDING_PAYMENT (a retry); PENDING_PAYMENT | PAYMENT_FAILED -> CANCELLED. PAID and
 CANCELLED are final. No decision sets a status directly: each records what happened and
 the fold derives the status.
@@ -13,8 +13,10 @@ belongs to an older round than the current one is stale and changes nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+
+from microshop.domain import DomainError, Kind
 
 PENDING_PAYMENT = "PENDING_PAYMENT"
 PAID = "PAID"
@@ -23,22 +25,40 @@ CANCELLED = "CANCELLED"
 FINAL = frozenset({PAID, CANCELLED})
 
 
-class OrderDomainError(Exception):
+class OrderDomainError(DomainError):
     """A decision the order refuses."""
 
     code = "order_error"
 
 
+class OrderNotFound(OrderDomainError):
+    """No such order (or none the caller may see)."""
+
+    kind, code = Kind.NOT_FOUND, "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such order")
+
+
+class EmptyOrder(OrderDomainError):
+    """Nothing to order: the cart has no lines."""
+
+    kind, code = Kind.INVALID, "cart_empty"
+
+    def __init__(self) -> None:
+        super().__init__("the cart is empty")
+
+
 class IllegalTransition(OrderDomainError):
     """The order's status does not allow this (HTTP 409)."""
 
-    code = "illegal_transition"
+    kind, code = Kind.CONFLICT, "illegal_transition"
 
     def __init__(self, action: str, status: str, code: str | None = None) -> None:
+        super().__init__(
+            f"cannot {action} an order that is {status}", code=code, details={"status": status}
+        )
         self.action, self.status = action, status
-        if code is not None:
-            self.code = code
-        super().__init__(f"cannot {action} an order that is {status}")
 
 
 # -- events ------------------------------------------------------------------------------
@@ -134,11 +154,24 @@ def apply(order: Order | None, event: object) -> Order | None:
     return order
 
 
-def fold(events: Iterable[object]) -> Order | None:
-    order: Order | None = None
+def fold(events: Iterable[object], order: Order | None = None) -> Order | None:
+    """The order after `events`, from `order` (None: from before it was placed)."""
     for event in events:
         order = apply(order, event)
     return order
+
+
+def existing(
+    decide: Callable[[Order], list[OrderEvent]],
+) -> Callable[[Order | None], list[OrderEvent]]:
+    """`decide` for an order that must exist (`OrderNotFound` otherwise)."""
+
+    def decide_existing(order: Order | None) -> list[OrderEvent]:
+        if order is None:
+            raise OrderNotFound()
+        return decide(order)
+
+    return decide_existing
 
 
 # -- decisions ---------------------------------------------------------------------------
@@ -153,7 +186,7 @@ def place(
 ) -> list[OrderEvent]:
     """An order of `lines` as the cart had them; the total is derived, never given."""
     if not lines:
-        raise OrderDomainError("an order needs at least one line")
+        raise EmptyOrder()
     total = sum((line.line_total for line in lines), Decimal("0.00"))
     return [OrderPlaced(order_id, user_id, tuple(lines), total, currency, cart_version)]
 

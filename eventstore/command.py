@@ -1,0 +1,207 @@
+"""The one write path: load a stream, fold it, decide, append at the version folded.
+
+`execute` is what every service's write goes through (the shape of Marten's
+`FetchForWriting` and the `eventsourcing` library's `Application.save`): it reads the
+stream (after an optional snapshot), folds it into the current state, asks the pure
+`decide(state)` for new events, and appends them with the version it read. A lost race
+(`ConcurrencyError`) means someone else appended meanwhile: it waits a jittered moment,
+reloads and decides again on the new state (which may now refuse), up to the policy's
+attempts, then lets the `ConcurrencyError` out (HTTP 409 at the edge). A decision that
+records nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from .category import Category
+from .errors import ConcurrencyError
+from .events import Metadata, Position, RecordedEvent
+from .port import AppendResult, EventStore
+
+__all__ = [
+    "Aggregate",
+    "Executed",
+    "Fold",
+    "Loaded",
+    "Retry",
+    "Snapshot",
+    "execute",
+    "load",
+]
+
+S = TypeVar("S")
+
+Fold = Callable[[Iterable[Any], S], S]
+"""`fold(events, state) -> state`: a domain's events applied in order to a state."""
+Decide = Callable[[S], Sequence[object]]
+"""`decide(state) -> events`: pure; raises a domain error to refuse."""
+Snapshot = Callable[[Any], Awaitable["tuple[S, int] | None"]]
+"""`snapshot(conn) -> (state, version)`: a known state to start folding from (a read model
+row, say), or None; the stream's events after its version are folded on top."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    """How often a decision is taken again after losing a race, and how long to wait in
+    between: full jitter, doubling from `base_delay` up to `max_delay` seconds."""
+
+    attempts: int = 10
+    base_delay: float = 0.002
+    max_delay: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("a write needs at least one attempt")
+
+    async def pause(self, attempt: int) -> None:
+        await asyncio.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Loaded(Generic[S]):
+    """A stream folded: its state, its version, and the events read to get there (those
+    after the snapshot, when there was one)."""
+
+    state: S
+    version: int
+    recorded: tuple[RecordedEvent, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Executed(Generic[S]):
+    """What a write did: the state it decided on, the state after, what it appended."""
+
+    before: Loaded[S]
+    state: S
+    events: tuple[object, ...]
+    appended: AppendResult | None
+
+    @property
+    def position(self) -> Position | None:
+        """Where the events landed in the global log (None: nothing was appended), for a
+        read-your-writes wait on a projection."""
+        return None if self.appended is None else self.appended.position
+
+    @property
+    def version(self) -> int:
+        return self.before.version if self.appended is None else self.appended.version
+
+
+async def load(
+    store: EventStore,
+    stream_id: str,
+    fold: Fold[S],
+    initial: S,
+    *,
+    snapshot: Snapshot[S] | None = None,
+    conn: Any = None,
+) -> Loaded[S]:
+    """`stream_id` folded from `initial` (or from `snapshot`'s state and version)."""
+    state, version = initial, 0
+    if snapshot is not None:
+        known = await snapshot(conn)
+        if known is not None:
+            state, version = known
+    recorded = await store.read_stream(stream_id, after_version=version, conn=conn)
+    if recorded:
+        state = fold((e.data for e in recorded), state)
+        version = recorded[-1].stream_version
+    return Loaded(state, version, tuple(recorded))
+
+
+async def execute(
+    store: EventStore,
+    stream_id: str,
+    decide: Decide[S],
+    *,
+    fold: Fold[S],
+    initial: S,
+    metadata: Metadata | None = None,
+    event_ids: Sequence[uuid.UUID] | None = None,
+    snapshot: Snapshot[S] | None = None,
+    conn: Any = None,
+    retry: Retry = Retry(),
+) -> Executed[S]:
+    """Decide on the current state of `stream_id` and append what was decided.
+
+    Raises what `decide` raises, and `ConcurrencyError` when the stream kept changing for
+    `retry.attempts` tries. `event_ids` fixes the ids of the events (a write that must
+    happen once: a second one is a `DuplicateEventError`). With `conn` every read and the
+    append run in the caller's transaction.
+    """
+    for attempt in range(retry.attempts):
+        loaded = await load(store, stream_id, fold, initial, snapshot=snapshot, conn=conn)
+        events = tuple(decide(loaded.state))
+        if not events:
+            return Executed(loaded, loaded.state, (), None)
+        try:
+            appended = await store.append(
+                stream_id,
+                events,
+                loaded.version,
+                metadata=metadata,
+                event_ids=event_ids,
+                conn=conn,
+            )
+        except ConcurrencyError:
+            if attempt == retry.attempts - 1:
+                raise
+            await retry.pause(attempt)
+            continue
+        return Executed(loaded, fold(events, loaded.state), events, appended)
+    raise AssertionError("unreachable")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Aggregate(Generic[S]):
+    """One kind of stream and how to fold it: `load` and `execute` by id, not stream name."""
+
+    category: Category
+    fold: Fold[S]
+    initial: S
+    retry: Retry = Retry()
+
+    def stream(self, id_: object) -> str:
+        return self.category.stream(id_)
+
+    async def load(
+        self,
+        store: EventStore,
+        id_: object,
+        *,
+        snapshot: Snapshot[S] | None = None,
+        conn: Any = None,
+    ) -> Loaded[S]:
+        return await load(
+            store, self.stream(id_), self.fold, self.initial, snapshot=snapshot, conn=conn
+        )
+
+    async def execute(
+        self,
+        store: EventStore,
+        id_: object,
+        decide: Decide[S],
+        *,
+        metadata: Metadata | None = None,
+        event_ids: Sequence[uuid.UUID] | None = None,
+        snapshot: Snapshot[S] | None = None,
+        conn: Any = None,
+    ) -> Executed[S]:
+        return await execute(
+            store,
+            self.stream(id_),
+            decide,
+            fold=self.fold,
+            initial=self.initial,
+            metadata=metadata,
+            event_ids=event_ids,
+            snapshot=snapshot,
+            conn=conn,
+            retry=self.retry,
+        )

@@ -1,0 +1,152 @@
+"""The event store port: what services need from an event store, whatever keeps the events.
+
+Two implementations keep this contract, and one test suite holds both to it
+(`tests/contract/eventstore.py`): `PostgresEventStore` (`store.py`, the real one) and
+`InMemoryEventStore` (`memory.py`, for fast tests of handlers and decisions). Global-log
+machinery that only Postgres has (fenced batches, wake-ups, the relay's raw rows) stays
+on `PostgresEventStore`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, NamedTuple
+
+from .errors import ConcurrencyError
+from .events import START, EventRegistry, Metadata, Position, RecordedEvent
+
+__all__ = ["ANY", "NO_STREAM", "AppendObserver", "AppendResult", "EventStore", "new_event_id"]
+
+log = logging.getLogger(__name__)
+
+AppendObserver = Callable[[str, int, float, str], None]
+"""Told of every append: stream id, events written, seconds taken, "ok" or "conflict"."""
+
+ANY: None = None
+"""`expected_version` that accepts whatever version the stream is at."""
+NO_STREAM = 0
+"""`expected_version` of a stream that must not exist yet."""
+
+EMPTY_METADATA = Metadata()
+
+
+def new_event_id() -> uuid.UUID:
+    """A random (version 4) UUID; event ids need uniqueness, not secrecy, so no os.urandom."""
+    return uuid.UUID(int=random.getrandbits(128), version=4)
+
+
+class AppendResult(NamedTuple):
+    """What an append wrote: the stream's new version and the last event's log position."""
+
+    version: int
+    position: Position
+    event_ids: tuple[uuid.UUID, ...]
+
+
+class EventStore(abc.ABC):
+    """Streams of typed events, appended with optimistic concurrency, and one global log.
+
+    Guarantees every implementation keeps:
+    - `append` is atomic: all of its events land, at consecutive versions, or none do.
+    - A wrong `expected_version` raises `ConcurrencyError(stream, expected, actual)`.
+    - An `event_id` stored before raises `DuplicateEventError`.
+    - `read_stream` gives a stream's events in version order; `read_all` gives the global
+      log in commit order, never skipping an event that commits late.
+    """
+
+    registry: EventRegistry
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self.registry = registry
+        self.append_observers: list[AppendObserver] = []
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | None,
+        *,
+        metadata: Metadata | None = None,
+        event_ids: Sequence[uuid.UUID] | None = None,
+        conn: Any = None,
+    ) -> AppendResult:
+        """Append `events` to `stream_id` atomically.
+
+        `expected_version` is the version the caller decided on (`NO_STREAM` for a new
+        stream) or `ANY`. `conn` is a transaction of the implementation's own (Postgres: a
+        connection inside a transaction) to append in, with the caller's other writes.
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        if event_ids is not None and len(event_ids) != len(events):
+            raise ValueError("event_ids must match events one to one")
+        if expected_version is not None and expected_version < 0:
+            raise ValueError("expected_version is >= 0 (or ANY)")
+        ids = tuple(event_ids) if event_ids is not None else tuple(new_event_id() for _ in events)
+        started = time.perf_counter()
+        try:
+            result = await self._append(
+                stream_id, events, expected_version, metadata or EMPTY_METADATA, ids, conn
+            )
+        except ConcurrencyError:
+            self._observe(stream_id, 0, time.perf_counter() - started, "conflict")
+            raise
+        self._observe(stream_id, len(events), time.perf_counter() - started, "ok")
+        return result
+
+    @abc.abstractmethod
+    async def _append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | None,
+        metadata: Metadata,
+        event_ids: tuple[uuid.UUID, ...],
+        conn: Any,
+    ) -> AppendResult:
+        """Write checked arguments (`append` validated them and tells the observers)."""
+
+    def _observe(self, stream_id: str, events: int, seconds: float, outcome: str) -> None:
+        for observer in self.append_observers:
+            try:
+                observer(stream_id, events, seconds, outcome)
+            except Exception:
+                log.exception("append observer %r failed", observer)
+
+    @abc.abstractmethod
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        limit: int | None = None,
+        conn: Any = None,
+    ) -> list[RecordedEvent]:
+        """The events of one stream after `after_version`, in version order ([] if none)."""
+
+    @abc.abstractmethod
+    async def stream_version(self, stream_id: str) -> int:
+        """The version of a stream (0: it has no events)."""
+
+    @abc.abstractmethod
+    async def read_all(
+        self,
+        after: Position = START,
+        *,
+        limit: int = 1000,
+        categories: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """One batch of the global log after `after`, in commit order. With `categories`,
+        only events of those stream categories have their `data` decoded (others: None)."""
+
+    @abc.abstractmethod
+    async def head(self) -> Position:
+        """The last position readers may see now."""
+
+    async def close(self) -> None:  # noqa: B027 - a store may hold nothing to close
+        """Release what the store holds."""

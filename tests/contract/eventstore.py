@@ -1,0 +1,233 @@
+"""The `EventStore` contract: one suite, run against every implementation of the port.
+
+`tests/integration/test_store.py` runs it on Postgres, `tests/unit/test_memory_store.py`
+in memory (the shape of the `eventsourcing` library's recorder test cases). A subclass
+provides the `store` fixture; streams are named per test (`uid`), so a shared database
+is fine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    ConcurrencyError,
+    DuplicateEventError,
+    EventRegistry,
+    EventStore,
+    Metadata,
+    UnknownEventType,
+)
+from eventstore.errors import UpcastError
+from tests.samples import Noted, Priced
+
+
+class EventStoreContract:
+    """What every `EventStore` guarantees (its docstring lists them)."""
+
+    async def test_append_and_read_stream_round_trip(self, store: EventStore, uid: str) -> None:
+        stream = f"cart-{uid}"
+        meta = Metadata(
+            correlation_id="corr-1", causation_id="cause-1", actor="user-7", service="cart"
+        )
+        first = await store.append(
+            stream, [Priced("sku-1", Decimal("19.99"))], NO_STREAM, metadata=meta
+        )
+        second = await store.append(stream, [Noted("a"), Noted("b", 2)], 1)
+
+        assert first.version == 1
+        assert second.version == 3
+        assert second.position > first.position
+        events = await store.read_stream(stream)
+        assert [e.stream_version for e in events] == [1, 2, 3]
+        assert events[0].data == Priced("sku-1", Decimal("19.99"))
+        assert isinstance(events[0].data.price, Decimal)
+        assert events[0].metadata == meta
+        assert events[0].event_id == first.event_ids[0]
+        assert [e.data for e in events[1:]] == [Noted("a"), Noted("b", 2)]
+        assert events[2].position == second.position
+        assert [e.event_type for e in events] == ["TestPriced", "TestNoted", "TestNoted"]
+        assert all(e.stream_id == stream and e.schema_version == 1 for e in events)
+        assert await store.stream_version(stream) == 3
+        assert await store.read_stream(f"cart-missing-{uid}") == []
+        assert await store.stream_version(f"cart-missing-{uid}") == 0
+
+    async def test_read_stream_after_a_version_and_up_to_a_limit(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        await store.append(stream, [Noted(str(i)) for i in range(6)], NO_STREAM)
+        tail = await store.read_stream(stream, after_version=2)
+        assert [e.data.text for e in tail] == ["2", "3", "4", "5"]
+        assert [e.stream_version for e in await store.read_stream(stream, limit=2)] == [1, 2]
+        page = await store.read_stream(stream, after_version=4, limit=10)
+        assert [e.stream_version for e in page] == [5, 6]
+
+    async def test_same_expected_version_exactly_one_wins(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        await store.append(stream, [Noted("start")], NO_STREAM)
+
+        results = await asyncio.gather(
+            *(store.append(stream, [Noted(f"w{i}")], 1) for i in range(12)),
+            return_exceptions=True,
+        )
+
+        winners = [r for r in results if not isinstance(r, BaseException)]
+        losers = [r for r in results if isinstance(r, BaseException)]
+        assert len(winners) == 1
+        assert len(losers) == 11
+        assert all(isinstance(e, ConcurrencyError) for e in losers)
+        assert all(e.expected == 1 and e.actual == 2 for e in losers)  # type: ignore[attr-defined]
+        assert await store.stream_version(stream) == 2
+
+    async def test_expected_version_ahead_of_stream_is_a_conflict(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        with pytest.raises(ConcurrencyError) as caught:
+            await store.append(stream, [Noted("x")], 3)
+        assert caught.value.actual == 0
+        assert caught.value.stream_id == stream
+        await store.append(stream, [Noted("x")], NO_STREAM)
+        with pytest.raises(ConcurrencyError):
+            await store.append(stream, [Noted("again")], NO_STREAM)
+        assert await store.stream_version(stream) == 1
+
+    async def test_any_version_appends_after_whatever_is_there(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        appends = (store.append(stream, [Noted(str(i))], ANY) for i in range(8))
+        results = await asyncio.gather(*appends)
+        assert sorted(r.version for r in results) == list(range(1, 9))
+        assert [e.stream_version for e in await store.read_stream(stream)] == list(range(1, 9))
+
+    async def test_multi_event_append_is_atomic(self, store: EventStore, uid: str) -> None:
+        stream = f"cart-{uid}"
+        taken = uuid.uuid4()
+        await store.append(f"other-{uid}", [Noted("owner")], NO_STREAM, event_ids=[taken])
+
+        with pytest.raises(DuplicateEventError):
+            await store.append(
+                stream, [Noted("a"), Noted("b")], NO_STREAM, event_ids=[uuid.uuid4(), taken]
+            )
+        with pytest.raises(UnknownEventType):
+            await store.append(stream, [Noted("a"), object()], NO_STREAM)
+
+        assert await store.read_stream(stream) == []
+        assert await store.stream_version(stream) == 0
+
+    async def test_given_event_ids_are_kept(self, store: EventStore, uid: str) -> None:
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        result = await store.append(
+            f"cart-{uid}", [Noted("a"), Noted("b")], NO_STREAM, event_ids=ids
+        )
+        assert list(result.event_ids) == ids
+        assert [e.event_id for e in await store.read_stream(f"cart-{uid}")] == ids
+
+    async def test_bad_arguments_are_refused_before_anything_is_written(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        with pytest.raises(ValueError, match="at least one event"):
+            await store.append(stream, [], NO_STREAM)
+        with pytest.raises(ValueError, match="one to one"):
+            await store.append(stream, [Noted("a")], NO_STREAM, event_ids=[])
+        with pytest.raises(ValueError, match=">= 0"):
+            await store.append(stream, [Noted("a")], -1)
+        assert await store.read_stream(stream) == []
+
+    async def test_global_log_is_in_commit_order_and_resumes_after_a_position(
+        self, store: EventStore, uid: str
+    ) -> None:
+        start = await store.head()
+        for i in range(25):
+            await store.append(f"order{uid}-{i % 3}", [Noted(str(i))], ANY)
+        mine = [
+            e
+            for e in await store.read_all(start, limit=100_000)
+            if e.stream_id.startswith(f"order{uid}-")
+        ]
+        assert [e.data.text for e in mine] == [str(i) for i in range(25)]
+        positions = [e.position for e in mine]
+        assert positions == sorted(positions) and len(set(positions)) == 25
+        rest = [
+            e
+            for e in await store.read_all(mine[10].position, limit=100_000)
+            if e.stream_id.startswith(f"order{uid}-")
+        ]
+        assert [e.data.text for e in rest] == [str(i) for i in range(11, 25)]
+        assert await store.head() >= mine[-1].position
+        batch = await store.read_all(start, limit=4)
+        assert len(batch) == 4
+
+    async def test_global_log_decodes_only_the_categories_asked_for(
+        self, store: EventStore, uid: str
+    ) -> None:
+        start = await store.head()
+        await store.append(f"mine{uid}-1", [Noted("kept")], NO_STREAM)
+        await store.append(f"theirs{uid}-1", [Noted("skipped")], NO_STREAM)
+        events = await store.read_all(start, limit=100_000, categories={f"mine{uid}"})
+        by_stream = {e.stream_id: e for e in events}
+        assert by_stream[f"mine{uid}-1"].data == Noted("kept")
+        assert by_stream[f"theirs{uid}-1"].data is None  # read, but not decoded
+        assert by_stream[f"theirs{uid}-1"].event_type == "TestNoted"
+
+    async def test_old_versions_are_upcast_and_newer_ones_refused(
+        self, store: EventStore, uid: str
+    ) -> None:
+        """Events written by v1 of a type read as v2 through its upcaster; a reader that
+        only knows v1 refuses v2 instead of reading it wrong."""
+        type_name = f"Evolving{uid}"
+        v1 = EventRegistry()
+        v1.register(Noted, name=type_name, version=1)
+        v2 = EventRegistry()
+        v2.register(Priced, name=type_name, version=2)
+
+        @v2.upcaster(type_name, from_version=1)
+        def noted_to_priced(data: dict[str, object]) -> dict[str, object]:
+            return {"sku": data["text"], "price": str(Decimal(int(str(data["n"]))) / 100)}
+
+        stream, newer = f"product-{uid}", f"product-newer-{uid}"
+        shared = store.registry
+        try:
+            store.registry = v1
+            await store.append(stream, [Noted("sku-9", 1999)], NO_STREAM)
+            store.registry = v2
+            [event] = await store.read_stream(stream)
+            assert event.schema_version == 1
+            assert event.data == Priced("sku-9", Decimal("19.99"))
+            await store.append(newer, [Priced("sku-2", Decimal("1.50"))], NO_STREAM)
+            store.registry = v1
+            with pytest.raises(UpcastError, match="newer than this code"):
+                await store.read_stream(newer)
+        finally:
+            store.registry = shared
+
+    async def test_observers_hear_of_every_append(self, store: EventStore, uid: str) -> None:
+        heard: list[tuple[str, int, str]] = []
+
+        def observe(stream_id: str, count: int, seconds: float, outcome: str) -> None:
+            assert seconds >= 0
+            heard.append((stream_id, count, outcome))
+
+        def broken(stream_id: str, count: int, seconds: float, outcome: str) -> None:
+            raise RuntimeError("an observer's bug never fails an append")
+
+        store.append_observers.extend([broken, observe])
+        try:
+            await store.append(f"cart-{uid}", [Noted("a"), Noted("b")], NO_STREAM)
+            with pytest.raises(ConcurrencyError):
+                await store.append(f"cart-{uid}", [Noted("c")], NO_STREAM)
+        finally:
+            store.append_observers.remove(broken)
+            store.append_observers.remove(observe)
+        assert heard == [(f"cart-{uid}", 2, "ok"), (f"cart-{uid}", 0, "conflict")]
