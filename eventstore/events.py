@@ -123,6 +123,12 @@ class EventRegistry:
         self._by_class[cls] = entry
         return cls
 
+    def register_all(self, *classes: type[Any], version: int = 1) -> None:
+        """Register each of `classes` under its class name, at `version` (one call per
+        service: its events' names are its contract, so they are the class names)."""
+        for cls in classes:
+            self.register(cls, version=version)
+
     def event(self, name: str | None = None, version: int = 1) -> Callable[[type[T]], type[T]]:
         """Class decorator form of `register`."""
         return lambda cls: self.register(cls, name=name, version=version)

@@ -161,6 +161,9 @@ class Config:
     payment_url: str = _env("PAYMENT_URL", "")
     log_url: str = _env("LOG_URL", "")
     upstream_timeout_seconds: float = _env("UPSTREAM_TIMEOUT_SECONDS", 10.0, _positive_float)
+    read_your_writes_timeout_seconds: float = _env(
+        "READ_YOUR_WRITES_TIMEOUT_SECONDS", 5.0, _positive_float
+    )
 
     jwt_issuer: str = _env("JWT_ISSUER", "microshop-auth")
     jwt_audience: str = _env("JWT_AUDIENCE", "microshop")

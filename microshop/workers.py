@@ -29,9 +29,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-READ_YOUR_WRITES_TIMEOUT = 5.0
-"""Seconds a write waits for its read model before answering without it."""
-
 CONSUMERS = web.AppKey("consumers", dict[str, Consumer])
 RUNNERS = web.AppKey("runners", dict[str, ProjectionRunner])
 
@@ -134,18 +131,15 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
 
 
 async def read_your_writes(
-    app: web.Application,
-    projection: str,
-    position: Position | None,
-    *,
-    timeout: float = READ_YOUR_WRITES_TIMEOUT,
+    app: web.Application, projection: str, position: Position | None
 ) -> bool:
     """Wait until this app's runner of `projection` has applied `position`, so a read right
     after a write sees it. True when it has (or there was nothing to wait for); False after
-    `timeout`, logged: the write is committed either way, so the caller answers from what
-    the write itself returned, never with an error."""
+    READ_YOUR_WRITES_TIMEOUT_SECONDS, logged: the write is committed either way, so the
+    caller answers from what the write itself knows, never with an error."""
     if position is None:
         return True
+    timeout = app[CONFIG].read_your_writes_timeout_seconds
     try:
         await app[RUNNERS][projection].wait_for(position, timeout=timeout)
     except TimeoutError:

@@ -1,8 +1,8 @@
-"""order-service's events in the shared registry, and its stream ids."""
+"""order-service's events in the shared registry, and the streams it writes and reads."""
 
 from __future__ import annotations
 
-from eventstore import registry
+from eventstore import Category, registry
 
 from .domain import (
     OrderCancelled,
@@ -12,14 +12,12 @@ from .domain import (
     PaymentSucceeded,
 )
 
-for _event in (OrderPlaced, PaymentSucceeded, PaymentFailed, PaymentRetryRequested,
-               OrderCancelled):  # fmt: skip
-    registry.register(_event)
+ORDER_STREAMS = Category("order")
+"""`order-{order_id}`: one stream per order."""
+PAYMENT_STREAMS = Category("payment")
+"""payment-service's `payment-{order_id}` streams, read for an order's timeline (their name
+is part of payment-service's published contract, like its events)."""
 
-
-def stream_id(order_id: str) -> str:
-    return f"order-{order_id}"
-
-
-def payment_stream_id(order_id: str) -> str:
-    return f"payment-{order_id}"
+registry.register_all(
+    OrderPlaced, PaymentSucceeded, PaymentFailed, PaymentRetryRequested, OrderCancelled
+)

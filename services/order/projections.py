@@ -6,11 +6,12 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from eventstore import Projection, RecordedEvent, Row, register_projection
+from eventstore import EventStore, Projection, RecordedEvent, Row, register_projection
 
 from . import domain
+from .events import ORDER_STREAMS
 
-__all__ = ["ORDERS", "OrdersProjection", "order_json"]
+__all__ = ["ORDERS", "OrdersProjection", "order_json", "row_from_log"]
 
 
 def _lines(items: tuple[domain.OrderLine, ...]) -> list[dict[str, Any]]:
@@ -25,14 +26,14 @@ class OrdersProjection(Projection):
     name = "orders"
     table = "orders"
     key = "id"
-    categories = frozenset({"order"})
+    categories = frozenset({ORDER_STREAMS.name})
     columns = ("id", "user_id", "status", "items", "total", "currency", "payment_round",
                "payment_attempts", "payment_id", "created_at", "updated_at", "version")  # fmt: skip
 
     def key_of(self, event: RecordedEvent) -> Any | None:
-        if event.category != "order" or isinstance(event.data, dict):
+        if not ORDER_STREAMS.owns(event) or isinstance(event.data, dict):
             return None
-        return uuid.UUID(event.stream_id.removeprefix("order-"))
+        return uuid.UUID(ORDER_STREAMS.id_of(event.stream_id))
 
     def apply(self, row: Row | None, event: RecordedEvent) -> Row | None:
         order = domain.apply(None if row is None else _order(row), event.data)
@@ -84,3 +85,11 @@ def order_json(row: Any) -> dict[str, Any]:
 
 
 ORDERS = register_projection(OrdersProjection())
+
+
+async def row_from_log(store: EventStore, order_id: str) -> Row | None:
+    """The order's row folded from its stream, as the read model will have it: the answer
+    when the read model lags behind a write (or an order must be seen as the log has it)."""
+    rows: dict[Any, Row | None] = {}
+    ORDERS.fold(rows, await store.read_stream(ORDER_STREAMS.stream(order_id)))
+    return rows.get(uuid.UUID(order_id))

@@ -16,15 +16,17 @@ from eventstore import Metadata, Position
 from microshop import context
 from microshop.appkeys import CONFIG, POOL, STORE
 from microshop.auth import Principal, authenticate, require_internal
-from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.client import ServiceClient
+from microshop.errors import ValidationFailed
 from microshop.http import json_response, read_json, read_query
-from microshop.workers import RUNNERS
+from microshop.workers import RUNNERS, read_your_writes
 
 from . import domain
-from .events import payment_stream_id, stream_id
-from .handlers import change_order, load_order, place_order
+from .carts import CartService
+from .events import ORDER_STREAMS, PAYMENT_STREAMS
+from .handlers import ORDER, change_order, place_order
 from .metrics import ORDER_METRICS
-from .projections import ORDERS, order_json
+from .projections import ORDERS, order_json, row_from_log
 from .schemas import OrderWait, OrderWaitSchema, PaymentFailedSchema, PaymentSucceededSchema
 
 routes = web.RouteTableDef()
@@ -45,7 +47,7 @@ def _order_id(request: web.Request) -> str:
     try:
         return str(uuid.UUID(request.match_info["id"]))
     except ValueError:
-        raise NotFound("no such order") from None
+        raise domain.OrderNotFound() from None
 
 
 async def _row(request: web.Request, order_id: str) -> Any:
@@ -58,17 +60,21 @@ async def _visible_row(request: web.Request, principal: Principal, *, owner_only
     order_id = _order_id(request)
     row = await _row(request, order_id)
     if row is None:
-        raise NotFound("no such order")
+        raise domain.OrderNotFound()
     if row["user_id"] != principal.user_id and (owner_only or not principal.is_admin):
-        raise NotFound("no such order")
+        raise domain.OrderNotFound()
     return row
 
 
 async def _settled(request: web.Request, order_id: str, position: Position | None) -> Any:
-    """The order's row once the read model has `position` (read-your-writes)."""
-    if position is not None:
-        await request.app[RUNNERS][ORDERS.name].wait_for(position)
-    return await _row(request, order_id)
+    """The order's row after a write at `position` (read-your-writes). When the read model
+    does not get there in time, the row as the log has it: the write is committed, so it
+    is answered, never failed."""
+    if await read_your_writes(request.app, ORDERS.name, position):
+        row = await _row(request, order_id)
+        if row is not None:
+            return row
+    return await row_from_log(request.app[STORE], order_id)
 
 
 @routes.post("/api/orders")
@@ -77,9 +83,11 @@ async def create_order(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
         raise ValidationFailed(details={"Idempotency-Key": ["1 to 200 printable characters"]})
-    cart_headers = {"Authorization": request.headers["Authorization"]}
-    placed = await place_order(request.app, principal.user_id, cart_headers, key,
-                               _metadata(principal, request))  # fmt: skip
+    carts = CartService(ServiceClient.of(request.app, "cart"), request.headers["Authorization"])
+    app = request.app
+    placed = await place_order(
+        app[STORE], app[POOL], carts, principal.user_id, key, _metadata(principal, request)
+    )
     row = await _settled(request, placed.order_id, placed.position)
     headers = {"Location": f"/api/orders/{placed.order_id}"}
     if placed.replayed:
@@ -131,8 +139,10 @@ async def order_events(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     row = await _visible_row(request, principal, owner_only=False)
     store, order_id = request.app[STORE], str(row["id"])
-    recorded = [*await store.read_stream(stream_id(order_id)),
-                *await store.read_stream(payment_stream_id(order_id))]  # fmt: skip
+    recorded = [
+        *await store.read_stream(ORDER_STREAMS.stream(order_id)),
+        *await store.read_stream(PAYMENT_STREAMS.stream(order_id)),
+    ]
     recorded.sort(key=lambda e: (e.recorded_at, e.global_position))
     return json_response({
         "items": [
@@ -148,11 +158,10 @@ async def _transition(request: web.Request, decide: Any, status: int) -> web.Res
     principal = await authenticate(request)
     row = await _visible_row(request, principal, owner_only=True)
     order_id = str(row["id"])
-    try:
-        _, position = await change_order(request.app[STORE], order_id, decide,
-                                         _metadata(principal, request))  # fmt: skip
-    except domain.IllegalTransition as exc:
-        raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
+    changed = await change_order(
+        request.app[STORE], order_id, decide, _metadata(principal, request)
+    )
+    position = changed.position
     row = await _settled(request, order_id, position)
     if position is not None and row["status"] in domain.FINAL:
         request.app[ORDER_METRICS].settled(row)
@@ -178,9 +187,10 @@ async def internal_order(request: web.Request) -> web.Response:
     order-consumer asks as soon as it sees OrderPlaced)."""
     require_internal(request)
     order_id = _order_id(request)
-    order, version = await load_order(request.app[STORE], order_id)
+    loaded = await ORDER.load(request.app[STORE], order_id)
+    order, version = loaded.state, loaded.version
     if order is None:
-        raise NotFound("no such order")
+        raise domain.OrderNotFound()
     return json_response({
         "id": order.id, "user_id": order.user_id, "status": order.status,
         "total": f"{order.total:.2f}", "currency": order.currency,
@@ -191,11 +201,9 @@ async def internal_order(request: web.Request) -> web.Response:
 
 async def _outcome(request: web.Request, decide: Any) -> web.Response:
     order_id = _order_id(request)
-    try:
-        order, position = await change_order(request.app[STORE], order_id, decide,
-                                             _metadata(None, request))  # fmt: skip
-    except domain.IllegalTransition as exc:
-        raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
+    changed = await change_order(request.app[STORE], order_id, decide, _metadata(None, request))
+    order, position = changed.state, changed.position
+    assert order is not None  # change_order refuses a missing order
     if position is not None:
         row = await _settled(request, order_id, position)
         request.app[ORDER_METRICS].settled(row)

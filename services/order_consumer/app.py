@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from eventstore import HandlerContext, RetryPolicy
-from microshop.app import CONFIG, HTTP, make_app
+from microshop.app import CONFIG, make_app
 from microshop.auth import KeySource
 from microshop.catalog import CONSUMERS
+from microshop.client import ServiceClient
 from microshop.config import Config
 from microshop.workers import consumer_context
 
@@ -21,7 +22,11 @@ DRIVER = web.AppKey("driver", PaymentDriver)
 
 
 async def driver_context(app: web.Application) -> AsyncIterator[None]:
-    app[DRIVER] = PaymentDriver(app[CONFIG], app[HTTP])
+    app[DRIVER] = PaymentDriver(
+        ServiceClient.of(app, "order", internal=True),
+        ServiceClient.of(app, "payment", internal=True),
+        app[CONFIG].order_consumer_retry_attempts,
+    )
     yield
 
 

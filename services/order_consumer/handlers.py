@@ -6,6 +6,9 @@ ORDER_CONSUMER_BACKOFF_MULTIPLIER each time), so one order waiting never blocks 
 After ORDER_CONSUMER_RETRY_ATTEMPTS declines the round is reported as failed. Every call is
 idempotent (payment per order+round+attempt, outcomes per round), so a redelivery, a
 second instance or a restart mid-way never charges twice.
+
+`PaymentDriver` only talks to order-service and payment-service; what to do next is
+`decisions.next_step`'s choice, made from what the driver has seen.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import marshmallow
 import msgspec
 from marshmallow import Schema, fields
 
 from eventstore import HandlerContext, Reject, RetryLater
-from microshop.config import Config
+from microshop.client import Reply, ServiceClient, UpstreamError
 
-__all__ = ["EXTRA_DELIVERIES", "PaymentDriver"]
+from . import decisions
+from .decisions import Charge, OrderView, PaymentAnswer
+
+__all__ = ["EXTRA_DELIVERIES", "PaymentDriver", "PaymentRound", "payment_round"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class PaymentRound:
 
 
 def payment_round(data: object) -> PaymentRound:
+    """The round an `OrderPlaced` or `PaymentRetryRequested` starts (`Reject`: malformed)."""
     try:
         body = _RoundSchema().load(msgspec.to_builtins(data))
     except (marshmallow.ValidationError, TypeError) as exc:
@@ -57,106 +63,152 @@ def payment_round(data: object) -> PaymentRound:
     return PaymentRound(str(body["order_id"]), body["round"], body["total"], body["currency"])
 
 
+def _charge(attempt: dict[str, Any], round_: int) -> Charge:
+    return Charge(
+        str(attempt["payment_id"]),
+        int(attempt.get("round", round_)),
+        int(attempt.get("attempt", 1)),
+    )
+
+
 class PaymentDriver:
-    """The handler: one payment attempt per delivery, outcomes reported to order-service."""
+    """The handler: one payment attempt per delivery, outcomes reported to order-service.
 
-    def __init__(self, config: Config, session: aiohttp.ClientSession) -> None:
-        self.config = config
-        self.session = session
-        self.attempts = config.order_consumer_retry_attempts
+    Trouble reaching either service, or an answer of 5xx, 401, 403 or 429, is transient:
+    the delivery is retried later (`RetryLater`). An answer that can never succeed (the
+    other service refuses the request itself) parks the message (`Reject`).
+    """
 
-    def _headers(self, ctx: HandlerContext) -> dict[str, str]:
-        # the event's correlation id and trace context: added by the app's client
-        return {"X-Internal-Api-Key": self.config.internal_api_key,
-                "X-Causation-ID": str(ctx.event.event_id)}  # fmt: skip
-
-    async def _call(self, ctx: HandlerContext, method: str, url: str, body: Any = None) -> Any:
-        """JSON of a 2xx answer; RetryLater for anything transient."""
-        try:
-            async with self.session.request(method, url, json=body,
-                                            headers=self._headers(ctx)) as resp:  # fmt: skip
-                payload = await resp.json(content_type=None)
-                if resp.status >= 500 or resp.status in (401, 403, 429):
-                    raise RetryLater(f"{method} {url}: HTTP {resp.status}")
-                return resp.status, payload
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise RetryLater(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+    def __init__(self, orders: ServiceClient, payments: ServiceClient, attempts: int) -> None:
+        self.orders = orders
+        self.payments = payments
+        self.attempts = attempts
 
     async def __call__(self, ctx: HandlerContext) -> None:
         work = payment_round(ctx.event.data)
-        order_url = f"{self.config.url_of('order')}/internal/orders/{work.order_id}"
-        status, order = await self._call(ctx, "GET", order_url)
-        if status == 404:
-            raise Reject(f"order {work.order_id} does not exist")
-        if order["status"] != "PENDING_PAYMENT" or order["payment_round"] != work.round:
-            return  # paid, cancelled, failed already, or a newer round runs: nothing to do
-        if ctx.attempt > self.attempts:  # the budget was spent; only the report is missing
-            # ...unless the last attempt charged and neither report got through
-            charge = await self._charge_of_round(ctx, work)
-            if charge is not None:
-                await self._report_success(ctx, order_url, work, charge)
+        # the event's correlation id and trace context: added by the app's client
+        headers = {"X-Causation-ID": str(ctx.event.event_id)}
+        seen: decisions.Seen = decisions.SawOrder(await self._order(work, headers))
+        while True:
+            step = decisions.next_step(seen, work.round, ctx.attempt, self.attempts)
+            if isinstance(step, decisions.Stop):
+                return
+            if isinstance(step, decisions.Park):
+                raise Reject(f"order {work.order_id}: {step.why}")
+            if isinstance(step, decisions.RetryLater):
+                raise RetryLater(step.why)
+            if isinstance(step, decisions.Pay):
+                log.info(
+                    "paying order %s: round %d attempt %d of %d",
+                    work.order_id,
+                    work.round,
+                    ctx.attempt,
+                    self.attempts,
+                    extra={"order_id": work.order_id},
+                )
+                seen = decisions.SawPayment(await self._pay(work, ctx.attempt, headers))
+            elif isinstance(step, decisions.FindCharge):
+                charge = await self._charge_of(work, headers, any_round=step.any_round)
+                seen = decisions.SawCharge(charge, step.any_round)
+            elif isinstance(step, decisions.ReportSuccess):
+                await self._report_success(work, step.charge, headers)
+                return
             else:
-                await self._report_failure(ctx, order_url, work, self.attempts)
-            return
-        log.info("paying order %s: round %d attempt %d of %d", work.order_id, work.round,
-                 ctx.attempt, self.attempts, extra={"order_id": work.order_id})  # fmt: skip
-        status, payment = await self._call(ctx, "POST",
-            f"{self.config.url_of('payment')}/internal/payments",
-            {"order_id": work.order_id, "round": work.round, "attempt": ctx.attempt,
-             "amount": f"{work.total:.2f}", "currency": work.currency},
-        )  # fmt: skip
-        if status != 200:
-            raise Reject(f"payment-service refused the request: {payment}")
-        if payment["status"] == "charged" and payment.get("reported"):
-            return  # payment-service told order-service itself
-        if payment["status"] == "already_charged":  # an earlier delivery charged it
-            payment = await self._original_charge(ctx, work)
-        if payment["status"] in ("charged", "already_charged"):
-            await self._report_success(ctx, order_url, work, payment)
-        elif ctx.attempt >= self.attempts:
-            log.warning("order %s: payment declined %d times, giving up", work.order_id,
-                        ctx.attempt, extra={"order_id": work.order_id})  # fmt: skip
-            await self._report_failure(ctx, order_url, work, ctx.attempt)
-        else:
-            raise RetryLater(f"attempt {ctx.attempt} declined: {payment.get('reason')}")
+                log.warning(
+                    "order %s: payment declined %d times, giving up",
+                    work.order_id,
+                    step.attempts,
+                    extra={"order_id": work.order_id},
+                )
+                await self._report_failure(work, step.attempts, headers)
+                return
 
-    async def _original_charge(self, ctx: HandlerContext, work: PaymentRound) -> dict[str, Any]:
-        """The attempt that really charged (`already_charged` echoes the asking one)."""
-        url = f"{self.config.url_of('payment')}/internal/payments/{work.order_id}"
-        status, listing = await self._call(ctx, "GET", url)
-        charged = [a for a in listing.get("attempts", []) if a.get("status") == "charged"]
-        if status != 200 or not charged:
-            raise RetryLater(f"no charge found for {work.order_id} although one was reported")
-        return {"status": "charged", **charged[0]}
+    # -- the calls ---------------------------------------------------------------------
 
-    async def _charge_of_round(
-        self, ctx: HandlerContext, work: PaymentRound
-    ) -> dict[str, Any] | None:
-        """The attempt of this round that charged, if one did."""
-        url = f"{self.config.url_of('payment')}/internal/payments/{work.order_id}"
-        status, listing = await self._call(ctx, "GET", url)
-        if status == 404:  # no attempt at all
+    async def _call(
+        self,
+        client: ServiceClient,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+    ) -> Reply:
+        """The reply to `method path`, whatever its status; `RetryLater` when the service
+        cannot answer now (unreachable, slow, 5xx, or refusing us for a while)."""
+        try:
+            reply = await client.request(method, path, json=body, headers=headers)
+        except UpstreamError as exc:
+            raise RetryLater(f"{method} {path}: {exc}") from exc
+        if reply.status in (401, 403, 429):
+            raise RetryLater(f"{method} {path}: HTTP {reply.status}")
+        if reply.ok and not isinstance(reply.body, dict):
+            raise RetryLater(f"{method} {path}: the answer is not a JSON object")
+        return reply
+
+    async def _order(self, work: PaymentRound, headers: dict[str, str]) -> OrderView | None:
+        reply = await self._call(self.orders, "GET", f"/internal/orders/{work.order_id}", headers)
+        if reply.status == 404:
             return None
-        if status != 200:
-            raise RetryLater(f"GET {url}: HTTP {status}")
-        charged = [a for a in listing.get("attempts", [])
-                   if a.get("status") == "charged" and a.get("round") == work.round]  # fmt: skip
-        return {"status": "charged", **charged[0]} if charged else None
+        if not reply.ok:
+            raise RetryLater(f"order-service answered {reply.status} for the order")
+        return OrderView(str(reply.body["status"]), int(reply.body["payment_round"]))
 
-    async def _report_success(self, ctx: HandlerContext, url: str, work: PaymentRound,
-                              payment: dict[str, Any]) -> None:  # fmt: skip
-        status, answer = await self._call(ctx, "POST", f"{url}/payment-succeeded",
-            {"round": payment.get("round", work.round), "attempt": payment.get("attempt", 1),
-             "payment_id": payment["payment_id"]})  # fmt: skip
-        if status == 409:  # cancelled meanwhile: payment-service refunds on its side
+    async def _pay(
+        self, work: PaymentRound, attempt: int, headers: dict[str, str]
+    ) -> PaymentAnswer:
+        body = {
+            "order_id": work.order_id,
+            "round": work.round,
+            "attempt": attempt,
+            "amount": f"{work.total:.2f}",
+            "currency": work.currency,
+        }
+        reply = await self._call(self.payments, "POST", "/internal/payments", headers, body)
+        if reply.status != 200:
+            raise Reject(f"payment-service refused the request: {reply.body}")
+        answer = reply.body
+        charge = _charge(answer, work.round) if answer.get("payment_id") else None
+        return PaymentAnswer(
+            str(answer["status"]), charge, bool(answer.get("reported")), answer.get("reason")
+        )
+
+    async def _charge_of(
+        self, work: PaymentRound, headers: dict[str, str], *, any_round: bool
+    ) -> Charge | None:
+        """The order's successful attempt (of this round only, unless `any_round`)."""
+        path = f"/internal/payments/{work.order_id}"
+        reply = await self._call(self.payments, "GET", path, headers)
+        if reply.status == 404:  # no attempt at all
+            return None
+        if not reply.ok:
+            raise RetryLater(f"GET {path}: HTTP {reply.status}")
+        charged = [
+            a
+            for a in reply.body.get("attempts", [])
+            if a.get("status") == "charged" and (any_round or a.get("round") == work.round)
+        ]
+        return _charge(charged[0], work.round) if charged else None
+
+    async def _report_success(
+        self, work: PaymentRound, charge: Charge, headers: dict[str, str]
+    ) -> None:
+        path = f"/internal/orders/{work.order_id}/payment-succeeded"
+        body = {"round": charge.round, "attempt": charge.attempt, "payment_id": charge.payment_id}
+        reply = await self._call(self.orders, "POST", path, headers, body)
+        if reply.status == 409:  # cancelled meanwhile: payment-service refunds on its side
             return
-        if status != 200:
-            raise Reject(f"order-service refused the payment report: {answer}")
+        if reply.status != 200:
+            raise Reject(f"order-service refused the payment report: {reply.body}")
 
-    async def _report_failure(self, ctx: HandlerContext, url: str, work: PaymentRound,
-                              attempts: int) -> None:  # fmt: skip
-        status, answer = await self._call(ctx, "POST", f"{url}/payment-failed",
-            {"round": work.round, "attempts": attempts,
-             "reason": f"payment declined {attempts} times"})  # fmt: skip
-        if status not in (200, 409):
-            raise Reject(f"order-service refused the failure report: {answer}")
+    async def _report_failure(
+        self, work: PaymentRound, attempts: int, headers: dict[str, str]
+    ) -> None:
+        path = f"/internal/orders/{work.order_id}/payment-failed"
+        body = {
+            "round": work.round,
+            "attempts": attempts,
+            "reason": f"payment declined {attempts} times",
+        }
+        reply = await self._call(self.orders, "POST", path, headers, body)
+        if reply.status not in (200, 409):
+            raise Reject(f"order-service refused the failure report: {reply.body}")

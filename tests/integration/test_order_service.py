@@ -8,17 +8,20 @@ covered end to end in tests/e2e).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from eventstore import NO_STREAM, PostgresEventStore, rebuild
 from eventstore.pg import Pool
+from microshop.appkeys import POOL
 from microshop.workers import RUNNERS
 from services.order import domain
 from services.order.app import create_app
@@ -239,3 +242,46 @@ async def test_orders_projection_rebuild_reproduces_the_rows(
     statuses = {str(r["id"]): r["status"] for r in after}
     assert [statuses[i] for i in (paid, failed, cancelled)] == ["PAID", "PAYMENT_FAILED",
                                                                  "CANCELLED"]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def fence_held(test_env: StackEnv) -> AsyncIterator[None]:
+    """An open transaction with an id holds every global-log reader at the fence: the
+    read model cannot see anything appended meanwhile until the block ends."""
+    conn = await asyncpg.connect(test_env.database_url)
+    try:
+        async with conn.transaction():
+            await conn.fetchval("SELECT pg_current_xact_id()")
+            yield
+    finally:
+        await conn.close()
+
+
+async def test_a_lagging_read_model_never_turns_a_committed_change_into_an_error(
+    aiohttp_client: MakeClient, test_env: StackEnv, store: PostgresEventStore
+) -> None:
+    """Read-your-writes waits READ_YOUR_WRITES_TIMEOUT_SECONDS; past it the change is
+    answered as the log has it (it used to be a 500 although the change was committed)."""
+    config = test_env.config(
+        internal_api_key=KEY["X-Internal-Api-Key"], read_your_writes_timeout_seconds=0.2
+    )
+    client = await aiohttp_client(create_app(config, token_keys=TEST_KEYS))
+    owner = str(uuid.uuid4())
+    order_id = await placed(store, client, owner)
+    async with fence_held(test_env):
+        resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
+        assert resp.status == 200
+        body = await resp.json()
+        assert (body["id"], body["status"], body["total"]) == (order_id, "CANCELLED", "25.80")
+        read_model = await client.app[POOL].fetchval(
+            "SELECT status FROM orders WHERE id = $1", uuid.UUID(order_id)
+        )
+        assert read_model == "PENDING_PAYMENT"  # the read model had not caught up
+        report = {"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())}
+        late = await client.post(
+            f"/internal/orders/{order_id}/payment-succeeded", json=report, headers=KEY
+        )
+        assert late.status == 409  # the cancellation is what the write side decides on
+    async with asyncio.timeout(10):  # the fence is gone: the read model catches up
+        while (await get_order(client, order_id, mint(owner)))[1]["status"] != "CANCELLED":
+            await asyncio.sleep(0.05)
