@@ -91,19 +91,28 @@ def start_stack(dsn: str, namespace: str) -> Stack:
     admin = {"email": "bench-admin@microshop.test", "password": secrets.token_urlsafe(12)}
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=dsn, AMQP_URL=amqp_url(), MICROSHOP_NAMESPACE=namespace,
-        INTERNAL_API_KEY=secrets.token_urlsafe(24), ADMIN_EMAIL=admin["email"],
-        ADMIN_PASSWORD=admin["password"], PAYMENT_SUCCESS_RATE="1.0", PAYMENT_LATENCY_MS="0",
-        RATE_LIMIT_PER_MINUTE="10000000", NO_COLOR="1",
+        DATABASE_URL=dsn,
+        AMQP_URL=amqp_url(),
+        MICROSHOP_NAMESPACE=namespace,
+        INTERNAL_API_KEY=secrets.token_urlsafe(24),
+        ADMIN_EMAIL=admin["email"],
+        ADMIN_PASSWORD=admin["password"],
+        PAYMENT_SUCCESS_RATE="1.0",
+        PAYMENT_LATENCY_MS="0",
+        RATE_LIMIT_PER_MINUTE="10000000",
+        NO_COLOR="1",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),  # INFO: every request logs
         **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
-    )  # fmt: skip
+    )
     log = Path(tempfile.mkstemp(prefix="bench-orders-", suffix=".log")[1])
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Stack(process, log, ports, admin, dsn)
 
 
@@ -171,16 +180,22 @@ async def one_order(session: aiohttp.ClientSession, me: dict[str, str], product:
     started = time.perf_counter()
     order = await json_of(await session.post("/api/orders", headers=me), 201)
     while True:
-        seen = await json_of(await session.get(f"/api/orders/{order['id']}", params=LONG_POLL,
-                                               headers=me), 200)  # fmt: skip
+        seen = await json_of(
+            await session.get(f"/api/orders/{order['id']}", params=LONG_POLL, headers=me), 200
+        )
         if seen["status"] == "PAID":
             return time.perf_counter() - started
         if seen["status"] != "PENDING_PAYMENT":
             raise RuntimeError(f"order ended {seen['status']}")
 
 
-async def client_loop(session: aiohttp.ClientSession, me: dict[str, str], product: str,
-                      until: float, times: list[float]) -> None:  # fmt: skip
+async def client_loop(
+    session: aiohttp.ClientSession,
+    me: dict[str, str],
+    product: str,
+    until: float,
+    times: list[float],
+) -> None:
     while time.perf_counter() < until:
         times.append(await one_order(session, me, product))
 
@@ -201,8 +216,9 @@ async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
             times: list[float] = []
             until = time.perf_counter() + seconds
             t0 = time.perf_counter()
-            await asyncio.gather(*(client_loop(session, me, product["id"], until, times)
-                                   for me in customers))  # fmt: skip
+            await asyncio.gather(
+                *(client_loop(session, me, product["id"], until, times) for me in customers)
+            )
             elapsed = time.perf_counter() - t0
     rate = len(times) / elapsed
     result: dict[str, Any] = {
@@ -215,9 +231,13 @@ async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
         "clients": clients,
         "seconds": round(elapsed, 1),
         "targets": TARGETS,
-        "context": {"quick": quick, "cpus": os.cpu_count(), "long_poll_s": float(LONG_POLL["wait"]),
-                    "total_seconds": round(time.perf_counter() - started, 1)},
-    }  # fmt: skip
+        "context": {
+            "quick": quick,
+            "cpus": os.cpu_count(),
+            "long_poll_s": float(LONG_POLL["wait"]),
+            "total_seconds": round(time.perf_counter() - started, 1),
+        },
+    }
     result["meets_targets"] = {
         "orders_per_second": rate >= TARGETS["orders_per_second"],
         "p99_ms": result["p99_ms"] <= TARGETS["p99_ms"],

@@ -185,9 +185,12 @@ class Consumer:
                 expected = isinstance(exc, _TRANSIENT)
                 log.log(
                     logging.WARNING if expected else logging.ERROR,
-                    "consumer %s: %s: %s; reconnecting", self.name, type(exc).__name__, exc,
+                    "consumer %s: %s: %s; reconnecting",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
                     exc_info=not expected,
-                )  # fmt: skip
+                )
             self.ready.clear()
             await asyncio.sleep(self.reconnect_delay)
 
@@ -268,12 +271,22 @@ class Consumer:
         except Exception as exc:  # the handler failed: retry later or park
             reason = f"{type(exc).__name__}: {exc}"
             if attempt >= self.retry.attempts:
-                log.warning("consumer %s: parking %s after %d attempts: %s",
-                            self.name, event.event_id, attempt, reason)  # fmt: skip
+                log.warning(
+                    "consumer %s: parking %s after %d attempts: %s",
+                    self.name,
+                    event.event_id,
+                    attempt,
+                    reason,
+                )
                 await self._park(channel, message, reason, attempt)
             else:
-                log.info("consumer %s: attempt %d of %s failed (%s); retrying",
-                         self.name, attempt, event.event_id, reason)  # fmt: skip
+                log.info(
+                    "consumer %s: attempt %d of %s failed (%s); retrying",
+                    self.name,
+                    attempt,
+                    event.event_id,
+                    reason,
+                )
                 await self._retry_later(channel, message, attempt, reason)
             return
         self.stats.handled += 1
@@ -284,9 +297,10 @@ class Consumer:
         return bool(
             await self.store.pool.fetchval(
                 "SELECT EXISTS (SELECT FROM inbox WHERE consumer = $1 AND event_id = $2)",
-                self.name, event_id,
+                self.name,
+                event_id,
             )
-        )  # fmt: skip
+        )
 
     async def record(
         self, conn: Conn, event: RecordedEvent, *, synchronous_commit: bool = True
@@ -314,8 +328,9 @@ class Consumer:
                 },
             )
             self._delay_queues.add(queue)
-        await self._republish(channel, message, queue, {"x-attempt": attempt + 1,
-                                                        "x-last-error": reason[:500]})  # fmt: skip
+        await self._republish(
+            channel, message, queue, {"x-attempt": attempt + 1, "x-last-error": reason[:500]}
+        )
         self.stats.retried += 1
 
     async def _park(
@@ -373,13 +388,15 @@ class Consumer:
                     break
                 last_tag = _delivery_tag(got)
                 headers = got.header.properties.headers or {}
-                found.append(ParkedMessage(
-                    event_id=got.header.properties.message_id,
-                    routing_key=str(headers.get("x-original-routing-key") or "") or None,
-                    error=str(headers.get("x-error", "")),
-                    attempts=int(headers.get("x-attempt", 0)),  # type: ignore[arg-type]
-                    body=got.body,
-                ))  # fmt: skip
+                found.append(
+                    ParkedMessage(
+                        event_id=got.header.properties.message_id,
+                        routing_key=str(headers.get("x-original-routing-key") or "") or None,
+                        error=str(headers.get("x-error", "")),
+                        attempts=int(headers.get("x-attempt", 0)),  # type: ignore[arg-type]
+                        body=got.body,
+                    )
+                )
             if last_tag:
                 await channel.basic_nack(last_tag, multiple=True, requeue=True)
             return found

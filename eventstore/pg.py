@@ -47,13 +47,19 @@ async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     Binary codecs, so that COPY (a projection rebuild) can write them too.
     """
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb,
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
         format="binary",
-    )  # fmt: skip
+    )
     await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=_encode, decoder=msgspec.json.decode,
+        "json",
+        schema="pg_catalog",
+        encoder=_encode,
+        decoder=msgspec.json.decode,
         format="binary",
-    )  # fmt: skip
+    )
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -95,8 +95,10 @@ class Relay:
                 log.log(
                     logging.WARNING if expected else logging.ERROR,
                     "relay interrupted (%s: %s); resuming from the checkpoint",
-                    type(exc).__name__, exc, exc_info=not expected,
-                )  # fmt: skip
+                    type(exc).__name__,
+                    exc,
+                    exc_info=not expected,
+                )
             await asyncio.sleep(self.retry_delay)
 
     async def run_once(self) -> int:
@@ -154,9 +156,12 @@ class Relay:
 
     @staticmethod
     async def _idle(
-        watcher: LogWatcher, seen: int, fenced: bool, channel: AbstractChannel,
+        watcher: LogWatcher,
+        seen: int,
+        fenced: bool,
+        channel: AbstractChannel,
         lost: asyncio.Event,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Until the log may have grown; raise at once if the broker or the lock goes away."""
         woken = asyncio.ensure_future(watcher.settle(seen, behind_fence=fenced))
         gone = asyncio.ensure_future(lost.wait())

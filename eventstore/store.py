@@ -149,16 +149,27 @@ class PostgresEventStore(EventStore):
                 if len(events) == 1:
                     name, version = type_of(events[0])
                     rows = await executor.fetch(
-                        _APPEND_ONE, stream_id, expected, ids[0], name, version,
-                        encode(events[0]), meta,
-                    )  # fmt: skip
+                        _APPEND_ONE,
+                        stream_id,
+                        expected,
+                        ids[0],
+                        name,
+                        version,
+                        encode(events[0]),
+                        meta,
+                    )
                 else:
                     types = [type_of(e) for e in events]
                     rows = await executor.fetch(
-                        _APPEND_MANY, stream_id, expected, list(ids),
-                        [t[0] for t in types], [t[1] for t in types],
-                        [encode(e) for e in events], meta,
-                    )  # fmt: skip
+                        _APPEND_MANY,
+                        stream_id,
+                        expected,
+                        list(ids),
+                        [t[0] for t in types],
+                        [t[1] for t in types],
+                        [encode(e) for e in events],
+                        meta,
+                    )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_event_id_key":
                 raise DuplicateEventError([str(i) for i in ids]) from exc
@@ -206,16 +217,35 @@ class PostgresEventStore(EventStore):
         decode, meta = self.registry.decode, METADATA_DECODER.decode
         if categories is None:
             return [
-                RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                              decode(r[5], r[6], r[7]), meta(r[8]), r[9])
+                RecordedEvent(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    decode(r[5], r[6], r[7]),
+                    meta(r[8]),
+                    r[9],
+                )
                 for r in rows
-            ]  # fmt: skip
+            ]
         return [
-            RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                          decode(r[5], r[6], r[7]) if category_of(r[2]) in categories else None,
-                          meta(r[8]), r[9])
+            RecordedEvent(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                decode(r[5], r[6], r[7]) if category_of(r[2]) in categories else None,
+                meta(r[8]),
+                r[9],
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     async def read_all(
         self,

@@ -16,9 +16,14 @@ class StreamsProjection(Projection):
     key = "stream_id"
     categories = frozenset()  # envelope fields only: no event data is decoded
     columns = (
-        "stream_id", "category", "version", "last_event_type", "event_count",
-        "created_at", "updated_at",
-    )  # fmt: skip
+        "stream_id",
+        "category",
+        "version",
+        "last_event_type",
+        "event_count",
+        "created_at",
+        "updated_at",
+    )
 
     def key_of(self, event: RecordedEvent) -> str:
         return event.stream_id

@@ -36,9 +36,12 @@ class LogWatcher:
     """
 
     def __init__(
-        self, dsn: str | None, *, poll_interval: float = 0.5,
+        self,
+        dsn: str | None,
+        *,
+        poll_interval: float = 0.5,
         categories: frozenset[str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._dsn = dsn
         self.poll_interval = poll_interval
         self.categories = categories  # None: every append wakes it

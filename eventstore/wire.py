@@ -45,10 +45,18 @@ def encode_row(row: Any) -> tuple[str, bytes, Basic.Properties]:
     position, tx_id, stream_id, version, event_id, event_type, schema, data, meta, at = row
     body = _encode(
         WireEvent(
-            event_id, event_type, schema, stream_id, version, position, tx_id, at,
-            msgspec.Raw(data.encode()), msgspec.Raw(meta.encode()),
+            event_id,
+            event_type,
+            schema,
+            stream_id,
+            version,
+            position,
+            tx_id,
+            at,
+            msgspec.Raw(data.encode()),
+            msgspec.Raw(meta.encode()),
         )
-    )  # fmt: skip
+    )
     metadata = METADATA_DECODER.decode(meta)
     headers: dict[str, Any] = {"x-stream-id": stream_id}
     if metadata.traceparent:
@@ -75,6 +83,14 @@ def decode_message(body: bytes, registry: EventRegistry) -> RecordedEvent:
     metadata: Metadata = METADATA_DECODER.decode(bytes(wire.metadata))
     data = registry.decode(wire.event_type, wire.schema_version, bytes(wire.data))
     return RecordedEvent(
-        wire.global_position, wire.tx_id, wire.stream_id, wire.stream_version, wire.event_id,
-        wire.event_type, wire.schema_version, data, metadata, wire.recorded_at,
-    )  # fmt: skip
+        wire.global_position,
+        wire.tx_id,
+        wire.stream_id,
+        wire.stream_version,
+        wire.event_id,
+        wire.event_type,
+        wire.schema_version,
+        data,
+        metadata,
+        wire.recorded_at,
+    )

@@ -1,6 +1,6 @@
 """`make_app`: the one application factory every service builds on.
 
-It gives each service the middlewares of DESIGN §5 (request and correlation ids, metrics,
+It gives each service the middlewares of the public API (request and correlation ids, metrics,
 JSON errors, the 1 MiB body limit), `/health`, `/ready`, `/metrics` and `/demo/logs`, and
 its Postgres pool and event store through `cleanup_ctx`. A service adds its routes and
 background contexts, nothing else.
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -37,6 +37,7 @@ from .errors import (
 from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
+from .openapi import Operation, openapi_route
 from .tracing import client_trace_config, tracing_context, tracing_middleware
 
 __all__ = [
@@ -119,10 +120,18 @@ async def metrics_middleware(
         if answered and not quiet:
             duration_ms = round(seconds * 1000, 2)
             access_log.info(
-                "%s %s %d %.1fms", request.method, route, status, duration_ms,
-                extra={"method": request.method, "route": route, "status": status,
-                       "duration_ms": duration_ms},
-            )  # fmt: skip
+                "%s %s %d %.1fms",
+                request.method,
+                route,
+                status,
+                duration_ms,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+            )
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -209,10 +218,15 @@ async def demo_logs(request: web.Request) -> web.Response:
     message = f"demo {_LEVEL_NAMES[level]} log line from {service}"
     logging.getLogger(f"microshop.demo.{service}").log(level, message, extra={"demo": True})
     return json_response(
-        {"logged": True, "level": _LEVEL_NAMES[level], "service": service,
-         "message": message, "correlation_id": context.correlation_id.get()},
+        {
+            "logged": True,
+            "level": _LEVEL_NAMES[level],
+            "service": service,
+            "message": message,
+            "correlation_id": context.correlation_id.get(),
+        },
         status=202,
-    )  # fmt: skip
+    )
 
 
 # -- resources ---------------------------------------------------------------------------
@@ -304,10 +318,12 @@ def make_app(
     database: bool = True,
     middlewares: Iterable[Any] = (),
     token_keys: KeySource | None = None,
+    api: Sequence[Operation] = (),
 ) -> web.Application:
     """The application of `service`: kernel middlewares and routes plus the given ones.
 
-    Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise.
+    Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise. `api`
+    documents the service's public operations, served at `GET /openapi.json`.
     """
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -336,4 +352,6 @@ def make_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/demo/logs", demo_logs)
     app.router.add_routes(list(routes))
+    if api:
+        app.router.add_routes([openapi_route(service, api)])
     return app

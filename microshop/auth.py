@@ -138,9 +138,15 @@ class TokenVerifier:
     """
 
     def __init__(
-        self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0,
-        cache_size: int = 10_000, cache_seconds: float = 300.0,
-    ) -> None:  # fmt: skip
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float = 5.0,
+        cache_size: int = 10_000,
+        cache_seconds: float = 300.0,
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -240,8 +246,9 @@ def require_internal(request: web.Request) -> None:
     expected = request.app[CONFIG].internal_api_key
     given = request.headers.get("X-Internal-Api-Key", "")
     if not expected:
-        raise Forbidden("internal endpoints are closed: INTERNAL_API_KEY is not set",
-                        code="internal_closed")  # fmt: skip
+        raise Forbidden(
+            "internal endpoints are closed: INTERNAL_API_KEY is not set", code="internal_closed"
+        )
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("a valid X-Internal-Api-Key is required", code="bad_internal_key")
 

@@ -28,6 +28,7 @@ import aiohttp
 import marshmallow
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
 from . import context
 from .appkeys import CONFIG, HTTP
@@ -170,7 +171,8 @@ class ServiceClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The raw response to `method path` (a path and query, not a URL), for a caller that
         passes it on as it is (the gateway). Transport trouble raises an `UpstreamError`."""
-        merged = {**self._headers, **(headers or {})}
+        merged = CIMultiDict(headers or {})  # repeated headers stay repeated
+        merged.update(self._headers)
         if self._timeout is not None:
             options.setdefault("timeout", self._timeout)
         try:

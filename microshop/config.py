@@ -15,7 +15,7 @@ class ConfigError(ValueError):
     """An environment variable holds a value the service cannot run with."""
 
 
-# Service name -> (env var of its port, default port). Fixed by DESIGN §4/§6.
+# Service name -> (env var of its port, default port). Part of the public contract: fixed.
 SERVICE_PORTS: dict[str, tuple[str, int]] = {
     "gateway": ("GATEWAY_PORT", 8000),
     "auth": ("AUTH_PORT", 8001),
@@ -176,7 +176,7 @@ class Config:
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", 1200, _positive_int)
 
     db_pool_max_size: int = _env("DB_POOL_MAX_SIZE", 10, _positive_int)
-    # An idle-in-transaction session holds back every global-log reader (DESIGN §3).
+    # An idle-in-transaction session holds back every global-log reader (the fence).
     db_idle_in_transaction_timeout_ms: int = _env(
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, _non_negative_int
     )

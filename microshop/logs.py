@@ -90,8 +90,12 @@ def _safe(line: dict[str, Any]) -> str:
     try:
         return _encode(line).decode()
     except (TypeError, msgspec.EncodeError):
-        return _encode({k: v if isinstance(v, str | int | float | bool | None) else repr(v)
-                        for k, v in line.items()}).decode()  # fmt: skip
+        return _encode(
+            {
+                k: v if isinstance(v, str | int | float | bool | None) else repr(v)
+                for k, v in line.items()
+            }
+        ).decode()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -51,9 +51,12 @@ class Metrics:
         self, name: str, doc: str, buckets: Sequence[float] = LATENCY_BUCKETS
     ) -> Histogram:
         return Histogram(
-            name, doc, const_labels={"service": self.service}, registry=self.registry,
+            name,
+            doc,
+            const_labels={"service": self.service},
+            registry=self.registry,
             buckets=buckets,
-        )  # fmt: skip
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else "other"  # a label per invented method: no

@@ -104,8 +104,10 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, *, create: bool = 
                         await conn.execute(
                             "INSERT INTO schema_migrations (version, name, checksum)"
                             " VALUES ($1, $2, $3)",
-                            migration.version, migration.name, migration.checksum,
-                        )  # fmt: skip
+                            migration.version,
+                            migration.name,
+                            migration.checksum,
+                        )
                 except asyncpg.PostgresError as exc:
                     raise MigrationError(f"{migration.name}: {exc}") from exc
                 log.info("applied %s", migration.name)

@@ -48,10 +48,13 @@ class Supervisor:
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         width = max((len(s) for s in services), default=0)
         self.children = [
-            Child(name.ljust(width), [sys.executable, "-m", "microshop", "serve", name],
-                  _COLORS[i % len(_COLORS)])
+            Child(
+                name.ljust(width),
+                [sys.executable, "-m", "microshop", "serve", name],
+                _COLORS[i % len(_COLORS)],
+            )
             for i, name in enumerate(services)
-        ]  # fmt: skip
+        ]
         self.out = out
         self.color = out.isatty() and "NO_COLOR" not in self.env
         self.max_backoff = max_backoff
@@ -118,8 +121,11 @@ class Supervisor:
             backoff = min(backoff * 2, self.max_backoff)
 
     async def _stop_all(self) -> None:
-        running = [c.process for c in self.children
-                   if c.process is not None and c.process.returncode is None]  # fmt: skip
+        running = [
+            c.process
+            for c in self.children
+            if c.process is not None and c.process.returncode is None
+        ]
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -141,8 +147,10 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stop)
         tasks = [asyncio.create_task(self._run_child(c)) for c in self.children]
         await self.stopping.wait()
-        self.print("up".ljust(len(self.children[0].name) if self.children else 2),
-                   "stopping every service ...")  # fmt: skip
+        self.print(
+            "up".ljust(len(self.children[0].name) if self.children else 2),
+            "stopping every service ...",
+        )
         await self._stop_all()
         await asyncio.gather(*tasks, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -120,9 +120,11 @@ async def tracing_middleware(
     tracing = request.app.get(TRACING)
     if tracing is None:
         return await handler(request)
-    with tracing.span(f"{request.method} {request.path}", tracing.kinds.SERVER,
-                      **{"http.request.method": request.method,
-                         "url.path": request.path}) as span:  # fmt: skip
+    with tracing.span(
+        f"{request.method} {request.path}",
+        tracing.kinds.SERVER,
+        **{"http.request.method": request.method, "url.path": request.path},
+    ) as span:
         response = await handler(request)
         route = request.match_info.route.resource
         if route is not None:
@@ -148,10 +150,11 @@ def client_trace_config(app: web.Application) -> aiohttp.TraceConfig:
         tracing = app.get(TRACING)
         if tracing is not None:
             span = tracing.start(
-                f"{params.method} {params.url.host}:{params.url.port}", tracing.kinds.CLIENT,
+                f"{params.method} {params.url.host}:{params.url.port}",
+                tracing.kinds.CLIENT,
                 parent=headers.get("traceparent"),
                 **{"http.request.method": params.method, "url.full": str(params.url)},
-            )  # fmt: skip
+            )
             headers["traceparent"] = tracing.traceparent_of(span)
             ctx.span = span
 

@@ -46,10 +46,15 @@ def consumer_context(
     async def context_(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         consumer = Consumer(
-            app[STORE], amqp_url=config.amqp_url, namespace=config.namespace, name=name,
-            bindings=bindings, handler=in_event_context(app, handler), retry=retry,
+            app[STORE],
+            amqp_url=config.amqp_url,
+            namespace=config.namespace,
+            name=name,
+            bindings=bindings,
+            handler=in_event_context(app, handler),
+            retry=retry,
             prefetch=prefetch,
-        )  # fmt: skip
+        )
         app.setdefault(CONSUMERS, {})[name] = consumer
 
         async def consuming(_: web.Application) -> str | None:
@@ -92,9 +97,14 @@ def in_event_context(app: web.Application, handler: Handler) -> Handler:
             if tracing is None:
                 await handler(ctx)
             else:
-                with tracing.span(f"handle {event.event_type}", tracing.kinds.CONSUMER,
-                                  **{"messaging.message.id": str(event.event_id),
-                                     "microshop.attempt": ctx.attempt}):  # fmt: skip
+                with tracing.span(
+                    f"handle {event.event_type}",
+                    tracing.kinds.CONSUMER,
+                    **{
+                        "messaging.message.id": str(event.event_id),
+                        "microshop.attempt": ctx.attempt,
+                    },
+                ):
                     await handler(ctx)
         finally:
             context.traceparent.reset(tokens[3])

@@ -40,8 +40,13 @@ def notes_projection(uid: str) -> Projection:
             data = event.data
             if isinstance(data, Noted) and data.text == "delete":
                 return None
-            row = row or {"stream_id": event.stream_id, "count": 0, "total": 0,
-                          "last_text": None, "version": 0}  # fmt: skip
+            row = row or {
+                "stream_id": event.stream_id,
+                "count": 0,
+                "total": 0,
+                "last_text": None,
+                "version": 0,
+            }
             row["count"] += 1
             if isinstance(data, Noted):
                 row["total"] += data.n

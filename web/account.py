@@ -41,10 +41,10 @@ async def login(request: web.Request) -> web.Response:
     form = await session.check_csrf(request)
     email, password = form.get("email", "").strip(), form.get("password", "")
     if not email or not password:
-        return await _form(request, email=email, error="Enter your email and password.",
-                           status=422)  # fmt: skip
-    answer = await call(request, "auth", "POST", "/api/auth/login",
-                        json={"email": email, "password": password})  # fmt: skip
+        return await _form(request, email=email, error="Enter your email and password.", status=422)
+    answer = await call(
+        request, "auth", "POST", "/api/auth/login", json={"email": email, "password": password}
+    )
     if answer.status == 429:
         wait = answer.headers.get("Retry-After", "a few")
         error = f"Too many failed logins: try again in {wait} seconds."
@@ -54,7 +54,7 @@ async def login(request: web.Request) -> web.Response:
     body = answer.body if isinstance(answer.body, dict) else {}
     token = body.get("access_token")
     if not answer.ok or not isinstance(token, str):
-        raise PageError(502, "Logging in failed", answer.error_message())
+        raise PageError(502, "Logging in failed", answer.error_message)
     try:
         await request.app[VERIFIER].verify(token)
     except Unauthorized as exc:  # auth-service issued what its own JWKS does not verify

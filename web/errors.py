@@ -6,7 +6,7 @@ __all__ = ["PageError", "Redirect"]
 
 
 class PageError(Exception):
-    """Answer with the error page: `status`, a short `title` and what to do about it."""
+    """Reply with the error page: `status`, a short `title` and what to do about it."""
 
     def __init__(self, status: int, title: str, message: str = "") -> None:
         super().__init__(f"{status} {title}: {message}")
@@ -16,7 +16,7 @@ class PageError(Exception):
 
 
 class Redirect(Exception):
-    """Answer with a redirect to `location` (303 See Other unless told otherwise)."""
+    """Reply with a redirect to `location` (303 See Other unless told otherwise)."""
 
     def __init__(self, location: str, status: int = 303) -> None:
         super().__init__(location)

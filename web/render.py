@@ -72,8 +72,11 @@ def page(handler: Handler) -> Handler:
             return await error_page(request, _TIMED_OUT)
         except _STORE_DOWN as exc:
             log.warning("page %s: event store unavailable: %s", request.path, exc)
-            down = PageError(503, "Event store unavailable", f"The database cannot be reached "
-                             f"({type(exc).__name__}).")  # fmt: skip
+            down = PageError(
+                503,
+                "Event store unavailable",
+                f"The database cannot be reached ({type(exc).__name__}).",
+            )
             return await error_page(request, down)
         except Exception:
             log.exception("page %s %s failed", request.method, request.path)

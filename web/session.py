@@ -115,9 +115,14 @@ def _cookie(
     response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None
 ) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="Strict",
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="Strict",
         secure=request.secure,
-    )  # fmt: skip
+    )
 
 
 def start_session(
@@ -129,8 +134,9 @@ def start_session(
 
 
 def clear_session(request: web.Request, response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/", secure=request.secure, httponly=True,
-                        samesite="Strict")  # fmt: skip
+    response.del_cookie(
+        SESSION_COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict"
+    )
 
 
 def finish(request: web.Request, response: web.StreamResponse) -> None:
@@ -171,17 +177,17 @@ async def check_csrf(request: web.Request) -> dict[str, str]:
     nonce = _nonce(request)
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
-        raise PageError(403, "Cross-site request refused",
-                        "This form was sent from another site.")  # fmt: skip
+        raise PageError(403, "Cross-site request refused", "This form was sent from another site.")
     if (
         nonce is None
         or not isinstance(given, str)
         or not hmac.compare_digest(given.encode(), _sign(request, nonce).encode())
     ):
         raise PageError(
-            403, "Form expired", "The form's security token is missing or stale: reload the "
-            "page and try again.",
-        )  # fmt: skip
+            403,
+            "Form expired",
+            "The form's security token is missing or stale: reload the page and try again.",
+        )
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from . import session
 from .errors import PageError, Redirect
 from .render import page, pages_count, render
-from .upstream import Answer, call
+from .upstream import Reply, call
 
 __all__ = ["PER_PAGE", "REFRESH_SECONDS", "routes"]
 
@@ -53,9 +53,9 @@ async def catalog(request: web.Request) -> web.Response:
         params["q"] = q
     answer = await call(request, "product", "GET", "/api/products", params=params)
     if answer.status == 422:
-        raise PageError(400, "That search did not work", answer.error_message())
+        raise PageError(400, "That search did not work", answer.error_message)
     if not answer.ok or not isinstance(answer.body, dict):
-        raise PageError(502, "The catalog is unavailable", answer.error_message())
+        raise PageError(502, "The catalog is unavailable", answer.error_message)
     total = int(answer.body.get("total", 0))
     pages = pages_count(total, PER_PAGE)
 
@@ -65,11 +65,20 @@ async def catalog(request: web.Request) -> web.Response:
             query["page"] = str(to)
         return "/" + ("?" + urlencode(query) if query else "")
 
-    return await render(request, "catalog.html", {
-        "products": answer.body.get("items", []), "q": q, "total": total, "page": number,
-        "pages": pages, "prev_url": link(number - 1) if number > 1 else None,
-        "next_url": link(number + 1) if number < pages else None,
-    }, title="Search: " + q if q else "Catalog")  # fmt: skip
+    return await render(
+        request,
+        "catalog.html",
+        {
+            "products": answer.body.get("items", []),
+            "q": q,
+            "total": total,
+            "page": number,
+            "pages": pages,
+            "prev_url": link(number - 1) if number > 1 else None,
+            "next_url": link(number + 1) if number < pages else None,
+        },
+        title="Search: " + q if q else "Catalog",
+    )
 
 
 @routes.get("/products/{id}", name="product")
@@ -80,20 +89,24 @@ async def product(request: web.Request) -> web.Response:
     if answer.status == 404:
         raise PageError(404, "No such product", "It may have been removed from the catalog.")
     if not answer.ok or not isinstance(answer.body, dict):
-        raise PageError(502, "The catalog is unavailable", answer.error_message())
-    return await render(request, "product.html", {"product": answer.body},
-                        title=str(answer.body.get("name", "Product")))  # fmt: skip
+        raise PageError(502, "The catalog is unavailable", answer.error_message)
+    return await render(
+        request,
+        "product.html",
+        {"product": answer.body},
+        title=str(answer.body.get("name", "Product")),
+    )
 
 
 @routes.get("/orders", name="orders")
 @page
 async def orders(request: web.Request) -> web.Response:
     await session.require_user(request)
-    answer = await call(request, "order", "GET", "/api/orders",
-                        token=session.access_token(request))  # fmt: skip
+    answer = await call(request, "order", "GET", "/api/orders", token=session.access_token(request))
     _check_order_answer(request, answer)
-    return await render(request, "orders.html", {"orders": answer.body.get("items", [])},
-                        title="Your orders")  # fmt: skip
+    return await render(
+        request, "orders.html", {"orders": answer.body.get("items", [])}, title="Your orders"
+    )
 
 
 @routes.get("/orders/{id}", name="order")
@@ -108,16 +121,22 @@ async def order(request: web.Request) -> web.Response:
     timeline = await call(request, "order", "GET", f"/api/orders/{order_id}/events", token=token)
     _check_order_answer(request, timeline)
     body: dict[str, Any] = answer.body
-    return await render(request, "order.html", {
-        "order": body, "events": timeline.body.get("items", []),
-        "refresh": REFRESH_SECONDS.get(str(body.get("status"))),
-    }, title=f"Order {order_id[:8]}")  # fmt: skip
+    return await render(
+        request,
+        "order.html",
+        {
+            "order": body,
+            "events": timeline.body.get("items", []),
+            "refresh": REFRESH_SECONDS.get(str(body.get("status"))),
+        },
+        title=f"Order {order_id[:8]}",
+    )
 
 
-def _check_order_answer(request: web.Request, answer: Answer) -> None:
+def _check_order_answer(request: web.Request, answer: Reply) -> None:
     if answer.status == 401:  # the token ran out between our check and theirs
         raise Redirect(session.login_url(request), status=302)
     if answer.status == 404:
         raise PageError(404, "No such order", "There is no order with this id on your account.")
     if not answer.ok or not isinstance(answer.body, dict):
-        raise PageError(502, "The order service is unavailable", answer.error_message())
+        raise PageError(502, "The order service is unavailable", answer.error_message)

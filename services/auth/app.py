@@ -15,6 +15,7 @@ from . import events as _events  # noqa: F401  (registers UserRegistered)
 from .accounts import Accounts, EmailTaken
 from .app_keys import ACCOUNTS, KEYS
 from .keys import KeyStore
+from .openapi import OPERATIONS
 from .passwords import hash_password
 from .views import routes
 
@@ -45,6 +46,13 @@ async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
 
 def create_app(config: Config) -> web.Application:
     keys = KeyStore()
-    app = make_app(config, "auth", routes=routes, contexts=[accounts_context], token_keys=keys)
+    app = make_app(
+        config,
+        "auth",
+        routes=routes,
+        contexts=[accounts_context],
+        token_keys=keys,
+        api=OPERATIONS,
+    )
     app[KEYS] = keys
     return app

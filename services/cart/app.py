@@ -12,6 +12,7 @@ from microshop.workers import consumer_context, projection_context
 
 from . import events as _events  # noqa: F401  (registers the cart's event types)
 from .handlers import on_order_placed
+from .openapi import OPERATIONS
 from .projections import CARTS
 from .views import routes
 
@@ -30,4 +31,5 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
             consumer_context(CHECKOUT.name, CHECKOUT.bindings, on_order_placed),
         ],
         token_keys=token_keys,
+        api=OPERATIONS,
     )

@@ -1,4 +1,4 @@
-"""gateway (port 8000): the public API of DESIGN §5 in front of the services."""
+"""gateway (port 8000): the public API in front of the services."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .edge import (
     cors_preflight_middleware,
     rate_limit_middleware,
 )
-from .openapi import docs_routes
+from .openapi import docs_routes, fragments_context
 from .proxy import handler_for
 from .routing import ROUTES
 
@@ -42,8 +42,9 @@ async def upstreams_ready(app: web.Application) -> str | None:
 
     async def down(name: str) -> str | None:
         try:
-            async with session.get(f"{config.url_of(name)}/health",
-                                   timeout=aiohttp.ClientTimeout(total=1.5)) as resp:  # fmt: skip
+            async with session.get(
+                f"{config.url_of(name)}/health", timeout=aiohttp.ClientTimeout(total=1.5)
+            ) as resp:
                 return None if resp.status == 200 else f"{name}: HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{name}: {type(exc).__name__}"
@@ -63,7 +64,7 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         config,
         "gateway",
         routes=[*proxy_routes(), *docs_routes(), *spa_routes()],
-        contexts=[edge_context],
+        contexts=[edge_context, fragments_context],
         database=False,
         middlewares=[cors_preflight_middleware, rate_limit_middleware],
         token_keys=token_keys,

@@ -1,309 +1,125 @@
-"""The OpenAPI 3 document of the public API, generated from marshmallow schemas (apispec),
-and a self-contained HTML page that renders it (no CDN: the page must work offline)."""
+"""The public API document: every service's own part, joined behind the gateway's routes.
+
+Each service serves the OpenAPI fragment of what it implements (`GET /openapi.json`, from
+its own schemas); the gateway asks each service behind its route table once, keeps the
+answer, and publishes the routes it forwards, with who may call them, at
+`/api/openapi.json`, plus a readable page at `/api/docs` (rendered here: no CDN). A service
+that cannot be asked yet is named under `x-missing` and asked again on the next request.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import asyncio
 import html
 import json
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
 
 from microshop import __version__
-from microshop.fields import Checked
+from microshop.client import ServiceClient, UpstreamError
 from microshop.http import json_response
-from services.auth.schemas import LoginSchema, RegisterSchema
-from services.cart.schemas import AddItemSchema, SetQuantitySchema
-from services.product.schemas import NewProductSchema, ProductChangesSchema
+from microshop.openapi import OPENAPI
 
 from .routing import ROUTES
 
-__all__ = ["build_spec", "docs_routes"]
+__all__ = ["FRAGMENTS", "build_spec", "docs_routes"]
+
+log = logging.getLogger(__name__)
+
+FRAGMENTS = web.AppKey("openapi_fragments", dict[str, dict[str, Any]])
+"""Each service's fragment, once it was fetched (a deploy does not change it)."""
+_SCHEMAS = "#/components/schemas/"
 
 
-class ErrorBodySchema(Schema):
-    code = fields.String(required=True)
-    message = fields.String(required=True)
-    details = fields.Dict(required=True)
+async def _fragment(app: web.Application, service: str) -> dict[str, Any] | None:
+    known = app[FRAGMENTS].get(service)
+    if known is not None:
+        return known
+    try:
+        reply = await ServiceClient.of(app, service, timeout=2.0).get("/openapi.json")
+    except UpstreamError as exc:
+        log.warning("no API document from %s: %s", service, exc)
+        return None
+    if reply.status != 200 or not isinstance(reply.body, dict):
+        log.warning("no API document from %s: HTTP %d", service, reply.status)
+        return None
+    app[FRAGMENTS][service] = reply.body
+    return reply.body
 
 
-class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBodySchema, required=True)
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    """`node` with every `$ref` to a schema in `names` pointing at its new name."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMAS) and ref[len(_SCHEMAS) :] in names:
+            return {**node, "$ref": _SCHEMAS + names[ref[len(_SCHEMAS) :]]}
+        return {k: _renamed(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, names) for v in node]
+    return node
 
 
-class AccountSchema(Schema):
-    id = fields.UUID(required=True)
-    email = fields.Email(required=True)
-    roles = fields.List(fields.String())
-
-
-class TokenSchema(Schema):
-    access_token = fields.String(required=True)
-    token_type = fields.String(required=True, metadata={"example": "Bearer"})
-    expires_in = fields.Integer(required=True)
-
-
-class ProductSchema(Schema):
-    id = fields.UUID(required=True)
-    sku = fields.String(required=True)
-    name = fields.String(required=True)
-    description = fields.String()
-    price = fields.Decimal(as_string=True, required=True, metadata={"example": "19.99"})
-    currency = fields.String(required=True, metadata={"example": "EUR"})
-    image_url = fields.String()
-    active = fields.Boolean(required=True)
-
-
-class ProductPageSchema(Schema):
-    items = fields.List(fields.Nested(ProductSchema), required=True)
-    total = fields.Integer(required=True)
-
-
-class CartLineSchema(Schema):
-    product_id = fields.String(required=True)
-    name = fields.String(required=True)
-    unit_price = fields.Decimal(as_string=True, required=True)
-    quantity = fields.Integer(required=True)
-    line_total = fields.Decimal(as_string=True, required=True)
-
-
-class CartSchema(Schema):
-    items = fields.List(fields.Nested(CartLineSchema), required=True)
-    total = fields.Decimal(as_string=True, required=True)
-    currency = fields.String(allow_none=True)
-    version = fields.Integer(required=True)
-
-
-class OrderLineSchema(Schema):
-    product_id = fields.String(required=True)
-    name = fields.String(required=True)
-    unit_price = fields.Decimal(as_string=True, required=True)
-    quantity = fields.Integer(required=True)
-    line_total = fields.Decimal(as_string=True, required=True)
-
-
-class OrderSchema(Schema):
-    id = fields.UUID(required=True)
-    status = fields.String(
-        required=True,
-        metadata={"enum": ["PENDING_PAYMENT", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
-    )
-    items = fields.List(fields.Nested(OrderLineSchema), required=True)
-    total = fields.Decimal(as_string=True, required=True)
-    currency = fields.String(required=True)
-    payment_attempts = fields.Integer(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-
-
-class OrderListSchema(Schema):
-    items = fields.List(fields.Nested(OrderSchema), required=True)
-
-
-class TimelineEntrySchema(Schema):
-    type = fields.String(required=True)
-    stream_version = fields.Integer(required=True)
-    recorded_at = fields.DateTime(required=True)
-    data = fields.Dict(required=True)
-    correlation_id = fields.String(allow_none=True)
-
-
-class TimelineSchema(Schema):
-    items = fields.List(fields.Nested(TimelineEntrySchema), required=True)
-
-
-class LogLineSchema(Schema):
-    ts = fields.DateTime()
-    service = fields.String()
-    level = fields.String()
-    message = fields.String()
-    correlation_id = fields.String(allow_none=True)
-
-
-class LogListSchema(Schema):
-    items = fields.List(fields.Nested(LogLineSchema), required=True)
-
-
-class JwksSchema(Schema):
-    keys = fields.List(fields.Dict(), required=True)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Doc:
-    """How one operation is documented."""
-
-    summary: str
-    request: type[Schema] | None = None
-    status: int = 200
-    response: type[Schema] | None = None
-    errors: tuple[int, ...] = ()
-
-
-OPERATIONS: dict[tuple[str, str], Doc] = {
-    ("/api/auth/register", "POST"): Doc(
-        "Create an account",
-        request=RegisterSchema,
-        status=201,
-        response=AccountSchema,
-        errors=(400, 409, 422),
-    ),
-    ("/api/auth/login", "POST"): Doc(
-        "Get an access token",
-        request=LoginSchema,
-        response=TokenSchema,
-        errors=(400, 401, 422, 429),
-    ),
-    ("/api/auth/me", "GET"): Doc("The caller's account", response=AccountSchema, errors=(401,)),
-    ("/.well-known/jwks.json", "GET"): Doc(
-        "Public keys that verify access tokens", response=JwksSchema
-    ),
-    ("/api/products", "GET"): Doc("Search the catalog", response=ProductPageSchema, errors=(422,)),
-    ("/api/products", "POST"): Doc(
-        "Add a product",
-        request=NewProductSchema,
-        status=201,
-        response=ProductSchema,
-        errors=(400, 401, 403, 409, 422),
-    ),
-    ("/api/products/{id}", "GET"): Doc("One product", response=ProductSchema, errors=(404,)),
-    ("/api/products/{id}", "PATCH"): Doc(
-        "Change a product",
-        request=ProductChangesSchema,
-        response=ProductSchema,
-        errors=(400, 401, 403, 404, 409, 422),
-    ),
-    ("/api/products/{id}", "DELETE"): Doc(
-        "Discontinue a product", status=204, errors=(401, 403, 404)
-    ),
-    ("/api/products/{id}/image.svg", "GET"): Doc("The product's picture (SVG)", errors=(404,)),
-    ("/api/cart", "GET"): Doc("The caller's cart", response=CartSchema, errors=(401,)),
-    ("/api/cart", "DELETE"): Doc("Empty the cart", status=204, errors=(401,)),
-    ("/api/cart/items", "POST"): Doc(
-        "Add to a cart line", request=AddItemSchema, response=CartSchema, errors=(400, 401, 422)
-    ),
-    ("/api/cart/items/{product_id}", "PUT"): Doc(
-        "Set a line's quantity (0 removes it)",
-        request=SetQuantitySchema,
-        response=CartSchema,
-        errors=(400, 401, 404, 422),
-    ),
-    ("/api/cart/items/{product_id}", "DELETE"): Doc(
-        "Remove a line", response=CartSchema, errors=(401, 404)
-    ),
-    ("/api/orders", "GET"): Doc(
-        "The caller's orders, newest first", response=OrderListSchema, errors=(401,)
-    ),
-    ("/api/orders", "POST"): Doc(
-        "Place an order from the cart (Idempotency-Key honoured)",
-        status=201,
-        response=OrderSchema,
-        errors=(401, 422),
-    ),
-    ("/api/orders/{id}", "GET"): Doc(
-        "One order (optionally long-polled)", response=OrderSchema, errors=(401, 404, 422)
-    ),
-    ("/api/orders/{id}/events", "GET"): Doc(
-        "The order's event timeline", response=TimelineSchema, errors=(401, 404)
-    ),
-    ("/api/orders/{id}/retry-payment", "POST"): Doc(
-        "Retry a failed payment", status=202, response=OrderSchema, errors=(401, 404, 409)
-    ),
-    ("/api/orders/{id}/cancel", "POST"): Doc(
-        "Cancel an order that is not final", response=OrderSchema, errors=(401, 404, 409)
-    ),
-    ("/api/logs", "GET"): Doc(
-        "Search the central logs", response=LogListSchema, errors=(401, 403, 422)
-    ),
-}
-
-_QUERY = {
-    ("/api/products", "GET"): [("q", "string", "words in the name or description"),
-                               ("limit", "integer", "1..100, default 20"),
-                               ("offset", "integer", ">= 0")],
-    ("/api/orders/{id}", "GET"): [
-        ("wait", "number", "long polling: up to this many seconds (max 25) for a change"),
-        ("while_status", "string", "answer once the status is no longer this one "
-                                   "(default PENDING_PAYMENT)")],
-    ("/api/logs", "GET"): [("service", "string", "e.g. order-consumer"),
-                           ("level", "string", "DEBUG, INFO, WARN, ERROR or FATAL"),
-                           ("correlation_id", "string", ""), ("request_id", "string", ""),
-                           ("since", "string", "ISO 8601 time"), ("until", "string", "ISO 8601"),
-                           ("q", "string", "words in the message"),
-                           ("limit", "integer", "1..1000, default 100; newest first")],
-}  # fmt: skip
-
-_STATUS_TEXT = {400: "Malformed JSON", 401: "No or bad token", 403: "Wrong role",
-                404: "Unknown or another user's resource", 409: "Conflict",
-                413: "Body over 1 MiB", 422: "Invalid body", 429: "Rate limited"}  # fmt: skip
-
-
-@functools.cache
-def build_spec() -> dict[str, Any]:
-    plugin = MarshmallowPlugin()
-    spec = APISpec(
-        title="MicroShop API",
-        version=__version__,
-        openapi_version="3.0.3",
-        plugins=[plugin],
-        info={
+def join(fragments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One document of the gateway's routes from the services' fragments. Two services
+    naming different schemas alike keep both (the later one as `{service}.{name}`)."""
+    schemas: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for service, fetched in sorted(fragments.items()):
+        theirs = fetched.get("components", {}).get("schemas", {})
+        names = {n: f"{service}.{n}" for n, s in theirs.items() if schemas.get(n, s) != s}
+        doc = _renamed(fetched, names)
+        for name, schema in doc.get("components", {}).get("schemas", {}).items():
+            schemas[names.get(name, name)] = schema
+        for route in (r for r in ROUTES if r.service == service):
+            for method, access in route.methods.items():
+                op = doc.get("paths", {}).get(route.path, {}).get(method.lower())
+                if op is None:
+                    continue
+                op = dict(op)
+                if access != "public":
+                    op["security"] = [{"bearer": []}]
+                    op["description"] = f"Needs a bearer token ({access})."
+                paths.setdefault(route.path, {})[method.lower()] = op
+    return {
+        "openapi": OPENAPI,
+        "info": {
+            "title": "MicroShop API",
+            "version": __version__,
             "description": "Errors are `{error: {code, message, details}}`; money is a "
-            "decimal string plus `currency`."
+            "decimal string plus `currency`.",
         },
-    )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
-                                                "bearerFormat": "JWT"})  # fmt: skip
-    plugin.map_to_openapi_type(Checked, "string", None)  # type: ignore[no-untyped-call]  # fields checked by domain rules
-    spec.components.schema("Error", schema=ErrorSchema)
-    for route in ROUTES:
-        operations: dict[str, Any] = {}
-        for method, access in route.methods.items():
-            doc = OPERATIONS[(route.path, method)]
-            op: dict[str, Any] = {"summary": doc.summary, "tags": [route.service]}
-            if access != "public":
-                op["security"] = [{"bearer": []}]
-                op["description"] = f"Needs a bearer token ({access})."
-            params: list[dict[str, Any]] = [
-                {"name": n, "in": "query", "schema": {"type": t}, "description": d}
-                for n, t, d in _QUERY.get((route.path, method), [])
-            ]
-            params += [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                       for p in _path_params(route.path)]  # fmt: skip
-            if params:
-                op["parameters"] = params
-            if doc.request is not None:
-                content = {"application/json": {"schema": doc.request}}
-                op["requestBody"] = {"required": True, "content": content}
-            ok: dict[str, Any] = {"description": "Success"}
-            if doc.response is not None:
-                ok["content"] = {"application/json": {"schema": doc.response}}
-            responses: dict[str, Any] = {str(doc.status): ok}
-            for code in (*doc.errors, 413, 429, 502, 504):
-                responses[str(code)] = {
-                    "description": _STATUS_TEXT.get(code, "Upstream trouble"),
-                    "content": {"application/json": {"schema": "Error"}},
-                }
-            op["responses"] = responses
-            operations[method.lower()] = op
-        spec.path(path=route.path, operations=operations)
-    return spec.to_dict()
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+async def build_spec(app: web.Application) -> dict[str, Any]:
+    """The joined document; services not reachable yet are listed under `x-missing`."""
+    services = sorted({route.service for route in ROUTES})
+    found = await asyncio.gather(*(_fragment(app, s) for s in services))
+    fragments = {s: f for s, f in zip(services, found, strict=True) if f is not None}
+    spec = join(fragments)
+    missing = [s for s in services if s not in fragments]
+    if missing:
+        spec["x-missing"] = missing
+    return spec
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(build_spec())
+    return json_response(await build_spec(request.app))
 
 
 async def docs(request: web.Request) -> web.Response:
     """A readable page of every endpoint, rendered on the server from the same document."""
-    spec = build_spec()
+    spec = await build_spec(request.app)
     rows = []
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
@@ -329,6 +145,11 @@ text-align:left;vertical-align:top}}.m{{font-weight:700}}pre{{margin:0;font-size
 <table><tr><th>Method</th><th>Path</th><th>What</th><th>Statuses</th><th>Body</th></tr>
 {"".join(rows)}</table></html>"""
     return web.Response(text=page, content_type="text/html")
+
+
+async def fragments_context(app: web.Application) -> AsyncIterator[None]:
+    app[FRAGMENTS] = {}
+    yield
 
 
 def docs_routes() -> list[web.RouteDef]:

@@ -43,9 +43,14 @@ class Ingestor:
     """Moves lines from the `{ns}.logs` queue into the `logs` table."""
 
     def __init__(
-        self, pool: Pool, *, amqp_url: str, namespace: str, prefetch: int = 64,
+        self,
+        pool: Pool,
+        *,
+        amqp_url: str,
+        namespace: str,
+        prefetch: int = 64,
         linger: float = 0.05,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pool = pool
         self.amqp_url = amqp_url
         self.namespace = namespace
@@ -62,8 +67,12 @@ class Ingestor:
                 await self._consume()
             except BROKER_ERRORS as exc:
                 self.ready.clear()
-                log.warning("log intake interrupted (%s: %s); reconnecting in %.1fs",
-                            type(exc).__name__, exc, backoff)  # fmt: skip
+                log.warning(
+                    "log intake interrupted (%s: %s); reconnecting in %.1fs",
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             else:  # pragma: no cover - _consume only returns by raising
@@ -131,8 +140,13 @@ class Ingestor:
                 break
             except _DATABASE_TROUBLE as exc:
                 self.stats.database_retries += 1
-                log.warning("cannot store %d log lines (%s: %s); retrying in %.1fs",
-                            len(rows), type(exc).__name__, exc, backoff)  # fmt: skip
+                log.warning(
+                    "cannot store %d log lines (%s: %s); retrying in %.1fs",
+                    len(rows),
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.stats.stored += stored

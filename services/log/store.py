@@ -41,8 +41,15 @@ class LogQuery:
 
 
 def _record(row: LogRow) -> tuple[Any, ...]:
-    return (row.ts, row.service, row.level, row.message, row.correlation_id, row.request_id,
-            row.line)  # fmt: skip
+    return (
+        row.ts,
+        row.service,
+        row.level,
+        row.message,
+        row.correlation_id,
+        row.request_id,
+        row.line,
+    )
 
 
 async def insert_rows(pool: Pool, rows: list[LogRow]) -> tuple[int, int]:
@@ -60,8 +67,9 @@ async def insert_rows(pool: Pool, rows: list[LogRow]) -> tuple[int, int]:
             await conn.copy_records_to_table("logs", records=records, columns=_COLUMNS)
             return len(records), 0
         except asyncpg.DataError as exc:
-            log.warning("a log batch has a line Postgres refuses (%s); storing it line by line",
-                        exc)  # fmt: skip
+            log.warning(
+                "a log batch has a line Postgres refuses (%s); storing it line by line", exc
+            )
         stored = 0
         for record in records:
             try:

@@ -16,10 +16,15 @@ __all__ = ["ORDERS", "OrdersProjection", "order_json", "row_from_log"]
 
 def _lines(items: tuple[domain.OrderLine, ...]) -> list[dict[str, Any]]:
     return [
-        {"product_id": line.product_id, "name": line.name, "unit_price": f"{line.unit_price:.2f}",
-         "quantity": line.quantity, "line_total": f"{line.line_total:.2f}"}
+        {
+            "product_id": line.product_id,
+            "name": line.name,
+            "unit_price": f"{line.unit_price:.2f}",
+            "quantity": line.quantity,
+            "line_total": f"{line.line_total:.2f}",
+        }
         for line in items
-    ]  # fmt: skip
+    ]
 
 
 class OrdersProjection(Projection):
@@ -27,8 +32,20 @@ class OrdersProjection(Projection):
     table = "orders"
     key = "id"
     categories = frozenset({ORDER_STREAMS.name})
-    columns = ("id", "user_id", "status", "items", "total", "currency", "payment_round",
-               "payment_attempts", "payment_id", "created_at", "updated_at", "version")  # fmt: skip
+    columns = (
+        "id",
+        "user_id",
+        "status",
+        "items",
+        "total",
+        "currency",
+        "payment_round",
+        "payment_attempts",
+        "payment_id",
+        "created_at",
+        "updated_at",
+        "version",
+    )
 
     def key_of(self, event: RecordedEvent) -> Any | None:
         if not ORDER_STREAMS.owns(event) or isinstance(event.data, dict):
@@ -59,19 +76,30 @@ class OrdersProjection(Projection):
 def _order(row: Row) -> domain.Order:
     """The domain state a row stands for (the fold continues from it)."""
     lines = tuple(
-        domain.OrderLine(i["product_id"], i["name"], Decimal(i["unit_price"]), int(i["quantity"]),
-                         Decimal(i["line_total"]))
+        domain.OrderLine(
+            i["product_id"],
+            i["name"],
+            Decimal(i["unit_price"]),
+            int(i["quantity"]),
+            Decimal(i["line_total"]),
+        )
         for i in row["items"]
-    )  # fmt: skip
+    )
     return domain.Order(
-        str(row["id"]), row["user_id"], row["status"], lines, Decimal(row["total"]),
-        row["currency"], row["payment_round"], row["payment_attempts"],
+        str(row["id"]),
+        row["user_id"],
+        row["status"],
+        lines,
+        Decimal(row["total"]),
+        row["currency"],
+        row["payment_round"],
+        row["payment_attempts"],
         str(row["payment_id"]) if row["payment_id"] else None,
-    )  # fmt: skip
+    )
 
 
 def order_json(row: Any) -> dict[str, Any]:
-    """The public shape of an order (DESIGN §5) from a read-model row."""
+    """The public shape of an order (the `GET /api/orders/{id}` answer) from a read-model row."""
     return {
         "id": str(row["id"]),
         "status": row["status"],

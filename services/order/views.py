@@ -51,8 +51,9 @@ def _order_id(request: web.Request) -> str:
 
 
 async def _row(request: web.Request, order_id: str) -> Any:
-    return await request.app[POOL].fetchrow("SELECT * FROM orders WHERE id = $1",
-                                            uuid.UUID(order_id))  # fmt: skip
+    return await request.app[POOL].fetchrow(
+        "SELECT * FROM orders WHERE id = $1", uuid.UUID(order_id)
+    )
 
 
 async def _visible_row(request: web.Request, principal: Principal, *, owner_only: bool) -> Any:
@@ -94,8 +95,13 @@ async def create_order(request: web.Request) -> web.Response:
         headers["Idempotency-Replayed"] = "true"
     else:
         request.app[ORDER_METRICS].placed.inc({})
-        log.info("order %s placed: %s %s", placed.order_id, row["total"], row["currency"],
-                 extra={"order_id": placed.order_id})  # fmt: skip
+        log.info(
+            "order %s placed: %s %s",
+            placed.order_id,
+            row["total"],
+            row["currency"],
+            extra={"order_id": placed.order_id},
+        )
     return json_response(order_json(row), status=201, headers=headers)
 
 
@@ -144,14 +150,21 @@ async def order_events(request: web.Request) -> web.Response:
         *await store.read_stream(PAYMENT_STREAMS.stream(order_id)),
     ]
     recorded.sort(key=lambda e: (e.recorded_at, e.global_position))
-    return json_response({
-        "items": [
-            {"type": e.event_type, "stream": e.stream_id, "stream_version": e.stream_version,
-             "recorded_at": e.recorded_at, "data": msgspec.to_builtins(e.data),
-             "correlation_id": e.metadata.correlation_id}
-            for e in recorded
-        ]
-    })  # fmt: skip
+    return json_response(
+        {
+            "items": [
+                {
+                    "type": e.event_type,
+                    "stream": e.stream_id,
+                    "stream_version": e.stream_version,
+                    "recorded_at": e.recorded_at,
+                    "data": msgspec.to_builtins(e.data),
+                    "correlation_id": e.metadata.correlation_id,
+                }
+                for e in recorded
+            ]
+        }
+    )
 
 
 async def _transition(request: web.Request, decide: Any, status: int) -> web.Response:
@@ -191,12 +204,19 @@ async def internal_order(request: web.Request) -> web.Response:
     order, version = loaded.state, loaded.version
     if order is None:
         raise domain.OrderNotFound()
-    return json_response({
-        "id": order.id, "user_id": order.user_id, "status": order.status,
-        "total": f"{order.total:.2f}", "currency": order.currency,
-        "payment_round": order.round, "payment_attempts": order.attempts,
-        "payment_id": order.payment_id, "version": version,
-    })  # fmt: skip
+    return json_response(
+        {
+            "id": order.id,
+            "user_id": order.user_id,
+            "status": order.status,
+            "total": f"{order.total:.2f}",
+            "currency": order.currency,
+            "payment_round": order.round,
+            "payment_attempts": order.attempts,
+            "payment_id": order.payment_id,
+            "version": version,
+        }
+    )
 
 
 async def _outcome(request: web.Request, decide: Any) -> web.Response:
@@ -208,24 +228,31 @@ async def _outcome(request: web.Request, decide: Any) -> web.Response:
         row = await _settled(request, order_id, position)
         request.app[ORDER_METRICS].settled(row)
         log.info("order %s is %s", order_id, order.status, extra={"order_id": order_id})
-    return json_response({"order_id": order_id, "status": order.status,
-                          "recorded": position is not None})  # fmt: skip
+    return json_response(
+        {"order_id": order_id, "status": order.status, "recorded": position is not None}
+    )
 
 
 @routes.post("/internal/orders/{id}/payment-succeeded")
 async def payment_succeeded(request: web.Request) -> web.Response:
     require_internal(request)
     body = await read_json(request, PaymentSucceededSchema())
-    return await _outcome(request, lambda order: domain.payment_succeeded(
-        order, body["round"], body["attempt"], str(body["payment_id"])))  # fmt: skip
+    return await _outcome(
+        request,
+        lambda order: domain.payment_succeeded(
+            order, body["round"], body["attempt"], str(body["payment_id"])
+        ),
+    )
 
 
 @routes.post("/internal/orders/{id}/payment-failed")
 async def payment_failed(request: web.Request) -> web.Response:
     require_internal(request)
     body = await read_json(request, PaymentFailedSchema())
-    return await _outcome(request, lambda order: domain.payment_failed(
-        order, body["round"], body["attempts"], body["reason"]))  # fmt: skip
+    return await _outcome(
+        request,
+        lambda order: domain.payment_failed(order, body["round"], body["attempts"], body["reason"]),
+    )
 
 
 @routes.get("/internal/debug/routes")

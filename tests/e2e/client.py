@@ -45,9 +45,10 @@ class Shop:
     async def payments(self, **settings: Any) -> None:
         async with aiohttp.ClientSession() as session:
             resp = await session.put(
-                f"{self.stack.service_url('payment')}/internal/settings", json=settings,
+                f"{self.stack.service_url('payment')}/internal/settings",
+                json=settings,
                 headers={"X-Internal-Api-Key": self.stack.internal_api_key},
-            )  # fmt: skip
+            )
             assert resp.status == 200, await resp.text()
 
     async def customer(self) -> dict[str, str]:

@@ -99,8 +99,11 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{ports['gateway']}"
     try:
         _wait_ready(url, process, log, timeout=90)

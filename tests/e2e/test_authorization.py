@@ -42,9 +42,15 @@ async def real_key(test_env: StackEnv, stack: Stack) -> tuple[str, Any]:
 def sign(key: tuple[str, Any], **claims: Any) -> str:
     now = int(time.time())
     payload = {
-        "sub": str(uuid.uuid4()), "roles": ["user"], "iat": now, "exp": now + 600,
-        "iss": "microshop-auth", "aud": "microshop", "jti": uuid.uuid4().hex, **claims,
-    }  # fmt: skip
+        "sub": str(uuid.uuid4()),
+        "roles": ["user"],
+        "iat": now,
+        "exp": now + 600,
+        "iss": "microshop-auth",
+        "aud": "microshop",
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
     return jwt.encode(payload, key[1], algorithm="RS256", headers={"kid": key[0]})
 
 
@@ -108,8 +114,12 @@ async def test_every_bad_token_is_refused_everywhere(
 ) -> None:
     token = make(real_key)
     base = stack.url if target == "gateway" else stack.service_url(target)
-    path = {"gateway": "/api/cart", "cart": "/api/cart", "auth": "/api/auth/me",
-            "product": "/api/products"}[target]  # fmt: skip
+    path = {
+        "gateway": "/api/cart",
+        "cart": "/api/cart",
+        "auth": "/api/auth/me",
+        "product": "/api/products",
+    }[target]
     method = "POST" if target == "product" else "GET"
     resp = await http.request(method, base + path, json={}, headers=bearer(token))
     assert resp.status == 401, await resp.text()
@@ -120,7 +130,9 @@ async def test_services_refuse_users_on_admin_routes_without_the_gateway(
 ) -> None:
     async with aiohttp.ClientSession(base_url=stack.url) as gateway:
         _, token = await signup(gateway)
-    resp = await http.post(f"{stack.service_url('product')}/api/products",
-                           json={"sku": "X-1", "name": "x", "price": "1.00"},
-                           headers=bearer(token))  # fmt: skip
+    resp = await http.post(
+        f"{stack.service_url('product')}/api/products",
+        json={"sku": "X-1", "name": "x", "price": "1.00"},
+        headers=bearer(token),
+    )
     assert resp.status == 403

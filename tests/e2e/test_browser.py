@@ -48,14 +48,20 @@ def _stale(dist_index: Path) -> bool:
     if not dist_index.is_file():
         return True
     built = dist_index.stat().st_mtime
-    sources = [FRONTEND / "index.html", FRONTEND / "vite.config.ts", FRONTEND / "package.json",
-               *(FRONTEND / "src").rglob("*"), *(FRONTEND / "public").rglob("*")]  # fmt: skip
+    sources = [
+        FRONTEND / "index.html",
+        FRONTEND / "vite.config.ts",
+        FRONTEND / "package.json",
+        *(FRONTEND / "src").rglob("*"),
+        *(FRONTEND / "public").rglob("*"),
+    ]
     return any(p.is_file() and p.stat().st_mtime > built for p in sources)
 
 
 def _npm(*args: str) -> None:
-    result = subprocess.run(["npm", *args], cwd=FRONTEND, capture_output=True, text=True,
-                            timeout=600, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["npm", *args], cwd=FRONTEND, capture_output=True, text=True, timeout=600, check=False
+    )
     if result.returncode != 0:
         pytest.fail(f"npm {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
 
@@ -123,9 +129,12 @@ async def catalog(
 async def _payments(stack: Stack, **settings: Any) -> None:
     async with (
         aiohttp.ClientSession() as session,
-        session.put(f"{stack.service_url('payment')}/internal/settings", json=settings,
-                    headers={"X-Internal-Api-Key": stack.internal_api_key}) as resp,
-    ):  # fmt: skip
+        session.put(
+            f"{stack.service_url('payment')}/internal/settings",
+            json=settings,
+            headers={"X-Internal-Api-Key": stack.internal_api_key},
+        ) as resp,
+    ):
         assert resp.status == 200, await resp.text()
 
 
@@ -154,9 +163,13 @@ async def run_script(
         **extra,
     }
     process = await asyncio.create_subprocess_exec(
-        "node", str(frontend / "e2e" / script), cwd=frontend, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        "node",
+        str(frontend / "e2e" / script),
+        cwd=frontend,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         async with asyncio.timeout(SCRIPT_TIMEOUT):
             out, _ = await process.communicate()
@@ -181,23 +194,41 @@ def assert_screenshots(folder: Path, *names: str) -> None:
 
 
 async def test_app_register_shop_check_out_until_paid(
-    frontend: Path, stack: Stack, screenshots: Path, catalog: dict[str, dict[str, Any]],
+    frontend: Path,
+    stack: Stack,
+    screenshots: Path,
+    catalog: dict[str, dict[str, Any]],
     payments_restored: None,
-) -> None:  # fmt: skip
+) -> None:
     mug = catalog["MUG-CER-350"]
-    output = await run_script(frontend, "spa-checkout.mjs", stack, screenshots,
-                              PRODUCT_ID=mug["id"], PRODUCT_QUERY="Ceramic Coffee Mug")  # fmt: skip
+    output = await run_script(
+        frontend,
+        "spa-checkout.mjs",
+        stack,
+        screenshots,
+        PRODUCT_ID=mug["id"],
+        PRODUCT_QUERY="Ceramic Coffee Mug",
+    )
     assert "spa-checkout: passed" in output
     assert_screenshots(screenshots, "catalog", "product", "cart", "cart-phone", "order-paid")
 
 
 async def test_app_failed_payment_then_retry_until_paid(
-    frontend: Path, stack: Stack, screenshots: Path, catalog: dict[str, dict[str, Any]],
+    frontend: Path,
+    stack: Stack,
+    screenshots: Path,
+    catalog: dict[str, dict[str, Any]],
     payments_restored: None,
-) -> None:  # fmt: skip
+) -> None:
     tea = catalog["TEA-SEN-100"]
-    output = await run_script(frontend, "spa-payment-retry.mjs", stack, screenshots,
-                              PRODUCT_ID=tea["id"], PRODUCT_QUERY="Sencha")  # fmt: skip
+    output = await run_script(
+        frontend,
+        "spa-payment-retry.mjs",
+        stack,
+        screenshots,
+        PRODUCT_ID=tea["id"],
+        PRODUCT_QUERY="Sencha",
+    )
     assert "spa-payment-retry: passed" in output
     assert_screenshots(screenshots, "order-payment-failed", "timeline")
 
@@ -229,10 +260,16 @@ async def test_pages_catalog_search_paging_and_product_without_javascript(
 ) -> None:
     mug = catalog["MUG-CER-350"]
     output = await run_script(
-        frontend, "jinja-catalog.mjs", stack, screenshots, PRODUCT_ID=mug["id"],
-        PRODUCT_QUERY="Ceramic Coffee Mug", PRODUCT_NAME=mug["name"],
-        PRODUCT_PRICE=f"{mug['price']} {mug['currency']}", PRODUCT_SKU=mug["sku"],
-    )  # fmt: skip
+        frontend,
+        "jinja-catalog.mjs",
+        stack,
+        screenshots,
+        PRODUCT_ID=mug["id"],
+        PRODUCT_QUERY="Ceramic Coffee Mug",
+        PRODUCT_NAME=mug["name"],
+        PRODUCT_PRICE=f"{mug['price']} {mug['currency']}",
+        PRODUCT_SKU=mug["sku"],
+    )
     assert "jinja-catalog: passed" in output
     assert_screenshots(screenshots, "jinja-catalog", "jinja-product")
 
@@ -248,9 +285,13 @@ async def _customer(http: aiohttp.ClientSession) -> tuple[str, str, dict[str, st
 
 
 async def test_pages_admin_follows_a_paid_order_through_events_projections_and_logs(
-    frontend: Path, stack: Stack, screenshots: Path, http: aiohttp.ClientSession,
-    catalog: dict[str, dict[str, Any]], payments_restored: None,
-) -> None:  # fmt: skip
+    frontend: Path,
+    stack: Stack,
+    screenshots: Path,
+    http: aiohttp.ClientSession,
+    catalog: dict[str, dict[str, Any]],
+    payments_restored: None,
+) -> None:
     email, password, me = await _customer(http)
     line = {"product_id": catalog["NTB-DOT-A5"]["id"], "quantity": 2}
     resp = await http.post("/api/cart/items", json=line, headers=me)
@@ -270,10 +311,17 @@ async def test_pages_admin_follows_a_paid_order_through_events_projections_and_l
     assert status == "PAID"
 
     output = await run_script(
-        frontend, "admin-events.mjs", stack, screenshots, ORDER_ID=order_id,
-        CORRELATION_ID=correlation, ADMIN_EMAIL=stack.admin_email,
-        ADMIN_PASSWORD=stack.admin_password, CUSTOMER_EMAIL=email, CUSTOMER_PASSWORD=password,
-    )  # fmt: skip
+        frontend,
+        "admin-events.mjs",
+        stack,
+        screenshots,
+        ORDER_ID=order_id,
+        CORRELATION_ID=correlation,
+        ADMIN_EMAIL=stack.admin_email,
+        ADMIN_PASSWORD=stack.admin_password,
+        CUSTOMER_EMAIL=email,
+        CUSTOMER_PASSWORD=password,
+    )
     assert "admin-events: passed" in output
     assert_screenshots(
         screenshots, "admin-events", "admin-event-chain", "admin-projections", "admin-logs"

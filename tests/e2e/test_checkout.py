@@ -72,17 +72,20 @@ async def test_failed_payments_back_off_then_a_retry_pays(shop: Shop, test_env: 
     order = await shop.order(me)
     failed = await shop.until_final(me, order["id"])
     assert (failed["status"], failed["payment_attempts"]) == ("PAYMENT_FAILED", 3)
-    attempts = [datetime.fromisoformat(e["recorded_at"])
-                for e in await shop.timeline(me, order["id"])
-                if e["type"] == "PaymentAttempted"]  # fmt: skip
+    attempts = [
+        datetime.fromisoformat(e["recorded_at"])
+        for e in await shop.timeline(me, order["id"])
+        if e["type"] == "PaymentAttempted"
+    ]
     assert len(attempts) == 3  # exactly ORDER_CONSUMER_RETRY_ATTEMPTS
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # initial, then times the multiplier
 
     await shop.payments(success_rate=1.0)
     retry = f"/api/orders/{order['id']}/retry-payment"
-    clicks = await asyncio.gather(shop.http.post(retry, headers=me),
-                                  shop.http.post(retry, headers=me))  # fmt: skip
+    clicks = await asyncio.gather(
+        shop.http.post(retry, headers=me), shop.http.post(retry, headers=me)
+    )
     assert sorted(c.status for c in clicks) == [202, 409]
     paid = await shop.until_final(me, order["id"])
     assert (paid["status"], paid["payment_attempts"]) == ("PAID", 4)
@@ -153,15 +156,20 @@ async def test_a_killed_consumer_restarts_and_every_order_is_charged_once(
     orders = await asyncio.gather(*(shop.order(me) for me in customers))
     await asyncio.sleep(0.6)  # let payments get under way
     still_pending = [
-        o for me, o in zip(customers, orders, strict=True)
+        o
+        for me, o in zip(customers, orders, strict=True)
         if (await (await shop.http.get(f"/api/orders/{o['id']}", headers=me)).json())["status"]
         == "PENDING_PAYMENT"
-    ]  # fmt: skip
+    ]
     os.kill(stack.pids("order-consumer")[-1], signal.SIGKILL)
     assert still_pending, "every order was final before the consumer was killed"
 
-    finals = await asyncio.gather(*(shop.until_final(me, o["id"], timeout=60)
-                                    for me, o in zip(customers, orders, strict=True)))  # fmt: skip
+    finals = await asyncio.gather(
+        *(
+            shop.until_final(me, o["id"], timeout=60)
+            for me, o in zip(customers, orders, strict=True)
+        )
+    )
     await consumer_back(stack)
     counted = await charges(test_env, [o["id"] for o in orders])
     for final in finals:

@@ -51,18 +51,22 @@ async def scrape(stack: Stack) -> dict[str, Samples]:
 
 
 async def logs_of(
-    http: aiohttp.ClientSession, admin: dict[str, str], correlation_id: str,
-    services: set[str], timeout: float = 30,
-) -> list[dict[str, Any]]:  # fmt: skip
+    http: aiohttp.ClientSession,
+    admin: dict[str, str],
+    correlation_id: str,
+    services: set[str],
+    timeout: float = 30,
+) -> list[dict[str, Any]]:
     """Log lines of `correlation_id`, once lines from every one of `services` are stored."""
     items: list[dict[str, Any]] = []
     try:
         async with asyncio.timeout(timeout):
             while True:
                 resp = await http.get(
-                    "/api/logs", params={"correlation_id": correlation_id, "limit": "1000"},
+                    "/api/logs",
+                    params={"correlation_id": correlation_id, "limit": "1000"},
                     headers=admin,
-                )  # fmt: skip
+                )
                 assert resp.status == 200, await resp.text()
                 items = (await resp.json())["items"]
                 if services <= {i["service"] for i in items}:
@@ -113,18 +117,20 @@ async def test_a_demo_error_from_every_service_reaches_log_service(
     async with aiohttp.ClientSession() as session:
         for name in stack.ports:
             resp = await session.post(
-                f"{stack.service_url(name)}/demo/logs", params={"level": "ERROR"},
+                f"{stack.service_url(name)}/demo/logs",
+                params={"level": "ERROR"},
                 headers={"X-Correlation-ID": correlation},
-            )  # fmt: skip
+            )
             assert resp.status == 202, name
     items = await logs_of(http, admin, correlation, set(stack.ports))
     demo = [i for i in items if i.get("demo")]
     assert {i["service"] for i in demo} == set(stack.ports)
     assert {i["level"] for i in demo} == {"ERROR"}
     resp = await http.get(
-        "/api/logs", params={"correlation_id": correlation, "level": "ERROR", "service": "relay"},
+        "/api/logs",
+        params={"correlation_id": correlation, "level": "ERROR", "service": "relay"},
         headers=admin,
-    )  # fmt: skip
+    )
     assert [i["message"] for i in (await resp.json())["items"]] == [
         "demo ERROR log line from relay"
     ]

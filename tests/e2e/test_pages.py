@@ -32,8 +32,12 @@ async def log_in(session: aiohttp.ClientSession, email: str, password: str, next
 
 
 async def new_product(http: aiohttp.ClientSession, admin: dict[str, str], name: str) -> Any:
-    body = {"sku": f"PG-{secrets.token_hex(4)}", "name": name, "price": "7.25",
-            "description": "Made for the page tests."}  # fmt: skip
+    body = {
+        "sku": f"PG-{secrets.token_hex(4)}",
+        "name": name,
+        "price": "7.25",
+        "description": "Made for the page tests.",
+    }
     resp = await http.post("/api/products", json=body, headers=admin)
     assert resp.status == 201, await resp.text()
     return await resp.json()
@@ -88,8 +92,9 @@ async def test_login_sets_a_strict_http_only_cookie_and_honours_next(stack: Stac
         assert resp.status == 401
         assert "Wrong email or password." in text_of(await resp.text())
 
-        resp = await log_in(session, stack.admin_email, stack.admin_password,
-                            next_="/admin/projections")  # fmt: skip
+        resp = await log_in(
+            session, stack.admin_email, stack.admin_password, next_="/admin/projections"
+        )
         assert resp.status == 303
         assert resp.headers["Location"] == "/admin/projections"
         cookie = resp.cookies[SESSION_COOKIE]
@@ -101,13 +106,15 @@ async def test_login_sets_a_strict_http_only_cookie_and_honours_next(stack: Stac
         assert admin_page.status == 200
         assert stack.admin_email in await admin_page.text()
 
-        away = await log_in(session, stack.admin_email, stack.admin_password,
-                            next_="//evil.example/steal")  # fmt: skip
+        away = await log_in(
+            session, stack.admin_email, stack.admin_password, next_="//evil.example/steal"
+        )
         assert away.headers["Location"] == "/"
 
         page = await (await session.get("/")).text()
-        out = await session.post("/logout", data={"csrf_token": csrf_of(page)},
-                                 allow_redirects=False)  # fmt: skip
+        out = await session.post(
+            "/logout", data={"csrf_token": csrf_of(page)}, allow_redirects=False
+        )
         assert out.status == 303
         after = await session.get("/admin/projections", allow_redirects=False)
         assert after.status == 302
@@ -117,9 +124,11 @@ async def test_login_sets_a_strict_http_only_cookie_and_honours_next(stack: Stac
 async def test_login_refuses_a_form_without_its_csrf_token(stack: Stack) -> None:
     async with browser(stack) as session:
         await session.get("/login")
-        resp = await session.post("/login", data={"email": stack.admin_email,
-                                                  "password": stack.admin_password},
-                                  allow_redirects=False)  # fmt: skip
+        resp = await session.post(
+            "/login",
+            data={"email": stack.admin_email, "password": stack.admin_password},
+            allow_redirects=False,
+        )
         assert resp.status == 403
         assert SESSION_COOKIE not in resp.cookies
 
@@ -219,9 +228,10 @@ async def test_an_admin_follows_an_order_through_the_event_log(
         detail = await (await operator.get(f"/admin/events/{placed.group(1)}")).text()
         assert f"<code>{correlation}</code>" in detail
         chain = detail[detail.index("Correlation chain") :]
-        order_of = [chain.index(f"<strong>{t}</strong>")
-                    for t in ("OrderPlaced", "PaymentAttempted", "PaymentCharged",
-                              "PaymentSucceeded")]  # fmt: skip
+        order_of = [
+            chain.index(f"<strong>{t}</strong>")
+            for t in ("OrderPlaced", "PaymentAttempted", "PaymentCharged", "PaymentSucceeded")
+        ]
         assert order_of == sorted(order_of)  # the chain in the order it happened
         assert f"payment-{order['id']}" in chain  # across streams
         succeeded = chain[chain.index("<strong>PaymentSucceeded</strong>") :]

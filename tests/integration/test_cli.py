@@ -89,8 +89,9 @@ def test_rebuild_status_and_replay(test_env: StackEnv, stream: str) -> None:
 
 
 def test_tail_filters_by_category(test_env: StackEnv, stream: str, uid: str) -> None:
-    result = microshop(test_env, "events", "tail", "--no-follow", "--from-start",
-                       "--category", f"cli{uid}")  # fmt: skip
+    result = microshop(
+        test_env, "events", "tail", "--no-follow", "--from-start", "--category", f"cli{uid}"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -101,7 +102,8 @@ def test_bad_configuration_is_a_clear_error(test_env: StackEnv) -> None:
     result = microshop(test_env, "projections", "status", MICROSHOP_NAMESPACE="bad name!")
     assert result.returncode == 1
     assert "MICROSHOP_NAMESPACE" in result.stderr
-    unreachable = microshop(test_env, "projections", "status",
-                            DATABASE_URL="postgresql://127.0.0.1:1/none")  # fmt: skip
+    unreachable = microshop(
+        test_env, "projections", "status", DATABASE_URL="postgresql://127.0.0.1:1/none"
+    )
     assert unreachable.returncode == 1
     assert "cannot reach the database" in unreachable.stderr

@@ -41,10 +41,14 @@ class Harness:
             await handler(ctx)
 
         return Consumer(
-            self.store, amqp_url=self.env.amqp_url, namespace=self.namespace,
-            name=f"worker-{self.uid}", bindings=[f"note{self.uid}.*"],
-            handler=recording, **kwargs,
-        )  # fmt: skip
+            self.store,
+            amqp_url=self.env.amqp_url,
+            namespace=self.namespace,
+            name=f"worker-{self.uid}",
+            bindings=[f"note{self.uid}.*"],
+            handler=recording,
+            **kwargs,
+        )
 
     async def append(self, *texts: str) -> list[Any]:
         start = await self.store.head()
@@ -58,9 +62,12 @@ class Harness:
             channel = await connection.channel()
             for row in rows:
                 key, encoded, props = encode_row(row)
-                await channel.basic_publish(body if body is not None else encoded,
-                                            exchange=f"{self.namespace}.events",
-                                            routing_key=key, properties=props)  # fmt: skip
+                await channel.basic_publish(
+                    body if body is not None else encoded,
+                    exchange=f"{self.namespace}.events",
+                    routing_key=key,
+                    properties=props,
+                )
 
     async def cleanup(self, consumer: Consumer) -> None:
         async with aiormq.connect(self.env.amqp_url) as connection:

@@ -28,11 +28,20 @@ async def echo(request: web.Request) -> web.Response:
         await asyncio.sleep(5)
     body = await request.read()
     return web.json_response(
-        {"method": request.method, "path": request.path_qs, "headers": dict(request.headers),
-         "body": body.decode()},
-        headers={"Connection": "close, X-Secret-Hop", "X-Secret-Hop": "1", "Keep-Alive": "5",
-                 "X-Upstream": "yes", "Retry-After": "3"},
-    )  # fmt: skip
+        {
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": dict(request.headers),
+            "body": body.decode(),
+        },
+        headers={
+            "Connection": "close, X-Secret-Hop",
+            "X-Secret-Hop": "1",
+            "Keep-Alive": "5",
+            "X-Upstream": "yes",
+            "Retry-After": "3",
+        },
+    )
 
 
 @pytest.fixture
@@ -46,9 +55,13 @@ async def upstream() -> AsyncIterator[str]:
 @pytest.fixture
 async def gateway(aiohttp_client: MakeClient, test_env: StackEnv, upstream: str) -> Client:
     config = test_env.config(
-        auth_url=upstream, product_url=upstream, cart_url=closed_port_url(),
-        order_url=upstream, internal_api_key=INTERNAL_KEY, upstream_timeout_seconds=0.5,
-    )  # fmt: skip
+        auth_url=upstream,
+        product_url=upstream,
+        cart_url=closed_port_url(),
+        order_url=upstream,
+        internal_api_key=INTERNAL_KEY,
+        upstream_timeout_seconds=0.5,
+    )
     return await aiohttp_client(create_app(config, token_keys=TEST_KEYS))
 
 
@@ -63,22 +76,32 @@ async def test_forwards_method_path_query_and_body(gateway: Client) -> None:
     seen = await echoed(resp)
     assert seen["method"] == "GET"
     assert seen["path"] == "/api/products?q=tea%20cup&limit=5"
-    posted = await echoed(await gateway.post(
-        "/api/auth/login", data=b'{"a": 1}', headers={"Content-Type": "application/json"}
-    ))  # fmt: skip
+    posted = await echoed(
+        await gateway.post(
+            "/api/auth/login", data=b'{"a": 1}', headers={"Content-Type": "application/json"}
+        )
+    )
     assert posted["body"] == '{"a": 1}'
 
 
 async def test_request_header_hygiene(gateway: Client) -> None:
-    seen = (await echoed(await gateway.get(
-        "/api/products",
-        headers={
-            "X-Correlation-ID": "corr-7", "Connection": "X-Drop-Me", "X-Drop-Me": "1",
-            "Proxy-Authorization": "Basic eA==", "X-Internal-Api-Key": "forged",
-            "X-Forwarded-For": "6.6.6.6", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01",
-            "Accept-Language": "de",
-        },
-    )))["headers"]  # fmt: skip
+    seen = (
+        await echoed(
+            await gateway.get(
+                "/api/products",
+                headers={
+                    "X-Correlation-ID": "corr-7",
+                    "Connection": "X-Drop-Me",
+                    "X-Drop-Me": "1",
+                    "Proxy-Authorization": "Basic eA==",
+                    "X-Internal-Api-Key": "forged",
+                    "X-Forwarded-For": "6.6.6.6",
+                    "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+                    "Accept-Language": "de",
+                },
+            )
+        )
+    )["headers"]
     lowered = {k.lower(): v for k, v in seen.items()}
     assert lowered["x-correlation-id"] == "corr-7"
     assert lowered["x-request-id"]

@@ -38,8 +38,9 @@ routes = web.RouteTableDef()
 @routes.post("/items")
 async def create_item(request: web.Request) -> web.Response:
     item = await read_json(request, ItemSchema())
-    return json_response({"item": item, "db": await request.app[POOL].fetchval("SELECT 1")},
-                         status=201)  # fmt: skip
+    return json_response(
+        {"item": item, "db": await request.app[POOL].fetchval("SELECT 1")}, status=201
+    )
 
 
 @routes.get("/items/{id}")
@@ -147,10 +148,13 @@ async def test_oversized_bodies_are_413(client: Client) -> None:
 
 
 async def test_errors_have_one_shape(client: Client) -> None:
-    cases = [("GET", "/items/7", 404, "not_found"), ("GET", "/nope", 404, "not_found"),
-             ("DELETE", "/items", 405, "method_not_allowed"),
-             ("GET", "/conflict", 409, "concurrency_conflict"),
-             ("GET", "/bug", 500, "internal_error")]  # fmt: skip
+    cases = [
+        ("GET", "/items/7", 404, "not_found"),
+        ("GET", "/nope", 404, "not_found"),
+        ("DELETE", "/items", 405, "method_not_allowed"),
+        ("GET", "/conflict", 409, "concurrency_conflict"),
+        ("GET", "/bug", 500, "internal_error"),
+    ]
     for method, path, status, code in cases:
         resp = await client.request(method, path)
         assert resp.status == status, path

@@ -60,9 +60,12 @@ def shipping_logger(name: str, buffer: LogBuffer) -> Iterator[logging.Logger]:
 async def shipping(test_env: StackEnv, service: str, **kwargs: Any) -> AsyncIterator[LogShipper]:
     buffer = LogBuffer(service, **kwargs)
     shipper = LogShipper(
-        buffer, amqp_url=test_env.amqp_url, namespace=test_env.namespace, service=service,
+        buffer,
+        amqp_url=test_env.amqp_url,
+        namespace=test_env.namespace,
+        service=service,
         interval=0.02,
-    )  # fmt: skip
+    )
     task = asyncio.create_task(shipper.run())
     try:
         yield shipper
@@ -217,8 +220,10 @@ async def test_a_full_buffer_drops_and_counts_instead_of_blocking(uid: str) -> N
             logger.warning("line %d", n)
     assert buffer.dropped == 2
     assert [msgspec.json.decode(line)["message"] for line in buffer.lines] == [
-        "line 0", "line 1", "line 2",
-    ]  # fmt: skip
+        "line 0",
+        "line 1",
+        "line 2",
+    ]
 
 
 async def test_the_buffer_is_capped_in_bytes_too(uid: str) -> None:
@@ -238,9 +243,12 @@ async def test_the_buffer_is_capped_in_bytes_too(uid: str) -> None:
 async def test_an_unreachable_broker_keeps_lines_buffered(uid: str) -> None:
     buffer = LogBuffer(f"nobroker-{uid}", capacity=100)
     shipper = LogShipper(
-        buffer, amqp_url="amqp://guest:guest@127.0.0.1:1/", namespace=f"nobroker-{uid}",
-        service="x", interval=0.01,
-    )  # fmt: skip
+        buffer,
+        amqp_url="amqp://guest:guest@127.0.0.1:1/",
+        namespace=f"nobroker-{uid}",
+        service="x",
+        interval=0.01,
+    )
     task = asyncio.create_task(shipper.run())
     with shipping_logger(f"nobroker-{uid}", buffer) as logger:
         for n in range(20):
@@ -260,8 +268,15 @@ async def test_retention_removes_only_old_lines(pool: Pool, uid: str) -> None:
 
     def row(age_days: float, message: str) -> LogRow:
         line = msgspec.json.encode({"message": message, "service": f"ret-{uid}"})
-        return LogRow(now - dt.timedelta(days=age_days), f"ret-{uid}", "INFO", message, None,
-                      None, msgspec.Raw(line))  # fmt: skip
+        return LogRow(
+            now - dt.timedelta(days=age_days),
+            f"ret-{uid}",
+            "INFO",
+            message,
+            None,
+            None,
+            msgspec.Raw(line),
+        )
 
     stored, rejected = await insert_rows(pool, [row(30, "old"), row(13, "recent"), row(0, "new")])
     assert (stored, rejected) == (3, 0)

@@ -30,8 +30,10 @@ async def test_creates_the_database_and_applies_everything_once(fresh_dsn: str) 
 
     conn = await asyncpg.connect(fresh_dsn)
     try:
-        recorded = [r["name"] for r in await conn.fetch(
-            "SELECT name FROM schema_migrations ORDER BY version")]  # fmt: skip
+        recorded = [
+            r["name"]
+            for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY version")
+        ]
         assert recorded == files
         assert await conn.fetchval("SELECT to_regclass('events') IS NOT NULL")
     finally:

@@ -46,17 +46,25 @@ class Upstreams:
     history: list[dict[str, Any]] | None = None
 
     async def order(self, request: web.Request) -> web.Response:
-        return web.json_response({"id": request.match_info["id"], "status": "PENDING_PAYMENT",
-                                  "payment_round": 1})  # fmt: skip
+        return web.json_response(
+            {"id": request.match_info["id"], "status": "PENDING_PAYMENT", "payment_round": 1}
+        )
 
     async def pay(self, request: web.Request) -> web.Response:
         assert request.headers["X-Internal-Api-Key"] == KEY
         body = await request.json()
         self.payments.append(body)
-        return web.json_response({"status": "charged", "order_id": body["order_id"],
-                                  "round": body["round"], "attempt": body["attempt"],
-                                  "payment_id": str(uuid.uuid4()), "reason": None,
-                                  "reported": self.reported})  # fmt: skip
+        return web.json_response(
+            {
+                "status": "charged",
+                "order_id": body["order_id"],
+                "round": body["round"],
+                "attempt": body["attempt"],
+                "payment_id": str(uuid.uuid4()),
+                "reason": None,
+                "reported": self.reported,
+            }
+        )
 
     async def succeeded(self, request: web.Request) -> web.Response:
         self.reports.append(await request.json())
@@ -68,10 +76,10 @@ class Upstreams:
 
     async def listing(self, request: web.Request) -> web.Response:
         if self.history is None:
-            return web.json_response({"error": {"code": "not_found", "message": "none",
-                                                "details": {}}}, status=404)  # fmt: skip
-        return web.json_response({"order_id": request.match_info["id"],
-                                  "attempts": self.history})  # fmt: skip
+            return web.json_response(
+                {"error": {"code": "not_found", "message": "none", "details": {}}}, status=404
+            )
+        return web.json_response({"order_id": request.match_info["id"], "attempts": self.history})
 
 
 @pytest.fixture
@@ -92,9 +100,12 @@ async def consumer_app(
     test_env: StackEnv, upstreams: Upstreams, uid: str
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     config = test_env.config(
-        namespace=f"oc-{uid}", internal_api_key=KEY, order_url=upstreams.url,
-        payment_url=upstreams.url, log_shipping=False,
-    )  # fmt: skip
+        namespace=f"oc-{uid}",
+        internal_api_key=KEY,
+        order_url=upstreams.url,
+        payment_url=upstreams.url,
+        log_shipping=False,
+    )
     client = TestClient(TestServer(create_app(config, token_keys=TEST_KEYS)))
     await client.start_server()
     consumer = client.app[CONSUMERS]["order-payments"]
@@ -113,8 +124,9 @@ async def place_and_publish(
     order_id = str(uuid.uuid4())
     lines = [domain.OrderLine("p1", "Mug", Decimal("9.50"), 1, Decimal("9.50"))]
     start = await store.head()
-    await store.append(f"order-{order_id}", domain.place(order_id, "u1", lines, "EUR", 1),
-                       NO_STREAM)  # fmt: skip
+    await store.append(
+        f"order-{order_id}", domain.place(order_id, "u1", lines, "EUR", 1), NO_STREAM
+    )
     rows = await store.pool.fetch(GLOBAL_LOG_SQL, start[0], start[1], 10_000)
     [row] = [r for r in rows if r["stream_id"] == f"order-{order_id}"]
     key, body, props = encode_row(row)
@@ -122,8 +134,9 @@ async def place_and_publish(
         props.headers = {**(props.headers or {}), "x-attempt": attempt}
     async with aiormq.connect(env.amqp_url) as connection:
         channel = await connection.channel()
-        await channel.basic_publish(body, exchange=f"oc-{uid}.events", routing_key=key,
-                                    properties=props)  # fmt: skip
+        await channel.basic_publish(
+            body, exchange=f"oc-{uid}.events", routing_key=key, properties=props
+        )
     return order_id
 
 
@@ -135,9 +148,12 @@ async def handled(client: TestClient[web.Request, web.Application], count: int) 
 
 
 async def test_a_charge_payment_service_reported_is_not_reported_again(
-    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: PostgresEventStore, test_env: StackEnv, uid: str,
-) -> None:  # fmt: skip
+    consumer_app: TestClient[web.Request, web.Application],
+    upstreams: Upstreams,
+    store: PostgresEventStore,
+    test_env: StackEnv,
+    uid: str,
+) -> None:
     order_id = await place_and_publish(store, test_env, uid)
     await handled(consumer_app, 1)
     assert [p["order_id"] for p in upstreams.payments] == [order_id]
@@ -145,9 +161,12 @@ async def test_a_charge_payment_service_reported_is_not_reported_again(
 
 
 async def test_a_charge_payment_service_could_not_report_is_reported_by_the_consumer(
-    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: PostgresEventStore, test_env: StackEnv, uid: str,
-) -> None:  # fmt: skip
+    consumer_app: TestClient[web.Request, web.Application],
+    upstreams: Upstreams,
+    store: PostgresEventStore,
+    test_env: StackEnv,
+    uid: str,
+) -> None:
     upstreams.reported = False
     await place_and_publish(store, test_env, uid)
     await handled(consumer_app, 1)
@@ -157,9 +176,12 @@ async def test_a_charge_payment_service_could_not_report_is_reported_by_the_cons
 
 
 async def test_past_the_budget_a_charge_whose_reports_were_lost_is_reported_as_paid(
-    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: PostgresEventStore, test_env: StackEnv, uid: str,
-) -> None:  # fmt: skip
+    consumer_app: TestClient[web.Request, web.Application],
+    upstreams: Upstreams,
+    store: PostgresEventStore,
+    test_env: StackEnv,
+    uid: str,
+) -> None:
     """The last attempt charged, but neither payment-service nor the consumer could tell
     order-service: the delivery after the budget must report the charge, not a failure."""
     payment_id = str(uuid.uuid4())
@@ -178,9 +200,12 @@ async def test_past_the_budget_a_charge_whose_reports_were_lost_is_reported_as_p
 
 
 async def test_past_the_budget_without_a_charge_the_round_fails(
-    consumer_app: TestClient[web.Request, web.Application], upstreams: Upstreams,
-    store: PostgresEventStore, test_env: StackEnv, uid: str,
-) -> None:  # fmt: skip
+    consumer_app: TestClient[web.Request, web.Application],
+    upstreams: Upstreams,
+    store: PostgresEventStore,
+    test_env: StackEnv,
+    uid: str,
+) -> None:
     upstreams.history = [{"round": 1, "attempt": 3, "status": "declined", "payment_id": None}]
     budget = test_env.config().order_consumer_retry_attempts
     await place_and_publish(store, test_env, uid, attempt=budget + 1)

@@ -63,8 +63,13 @@ async def test_owner_and_admin_see_an_order_others_get_404(
     assert status == 200
     assert body["status"] == "PENDING_PAYMENT"
     assert body["total"] == "25.80" and body["payment_attempts"] == 0
-    assert body["items"][0] == {"product_id": "p1", "name": "Mug", "unit_price": "12.90",
-                                "quantity": 2, "line_total": "25.80"}  # fmt: skip
+    assert body["items"][0] == {
+        "product_id": "p1",
+        "name": "Mug",
+        "unit_price": "12.90",
+        "quantity": 2,
+        "line_total": "25.80",
+    }
     assert (await get_order(client, order_id, admin_token()))[0] == 200
     assert (await get_order(client, order_id, mint()))[0] == 404
     assert (await get_order(client, "not-a-uuid", mint(owner)))[0] == 404
@@ -95,8 +100,11 @@ async def test_payment_success_is_recorded_once(client: Client, store: PostgresE
     assert {b["status"] for b in bodies} == {"PAID"}
     _, order = await get_order(client, order_id, mint(owner))
     assert (order["status"], order["payment_attempts"]) == ("PAID", 2)
-    succeeded = [e for e in await store.read_stream(f"order-{order_id}")
-                 if e.event_type == "PaymentSucceeded"]  # fmt: skip
+    succeeded = [
+        e
+        for e in await store.read_stream(f"order-{order_id}")
+        if e.event_type == "PaymentSucceeded"
+    ]
     assert len(succeeded) == 1
     resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
     assert resp.status == 409
@@ -113,8 +121,9 @@ async def test_a_long_poll_answers_when_the_status_changes(
     )
     await asyncio.sleep(0.2)
     assert not waiting.done()  # held: the order is still PENDING_PAYMENT
-    stranger = await client.get(f"/api/orders/{order_id}", params={"wait": "20"},
-                                headers=bearer(mint()))  # fmt: skip
+    stranger = await client.get(
+        f"/api/orders/{order_id}", params={"wait": "20"}, headers=bearer(mint())
+    )
     assert stranger.status == 404  # someone else's order: no waiting, no hint it exists
     report = {"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())}
     url = f"/internal/orders/{order_id}/payment-succeeded"
@@ -124,12 +133,16 @@ async def test_a_long_poll_answers_when_the_status_changes(
     assert (await resp.json())["status"] == "PAID"
 
     # not the awaited status: answered at once; nothing changes: answered after the wait
-    body = await (await client.get(f"/api/orders/{order_id}", params={"wait": "20"},
-                                   headers=bearer(mint(owner)))).json()  # fmt: skip
+    body = await (
+        await client.get(
+            f"/api/orders/{order_id}", params={"wait": "20"}, headers=bearer(mint(owner))
+        )
+    ).json()
     assert body["status"] == "PAID"
     other = await placed(store, client, owner)
-    resp = await client.get(f"/api/orders/{other}", params={"wait": "0.3"},
-                            headers=bearer(mint(owner)))  # fmt: skip
+    resp = await client.get(
+        f"/api/orders/{other}", params={"wait": "0.3"}, headers=bearer(mint(owner))
+    )
     assert (resp.status, (await resp.json())["status"]) == (200, "PENDING_PAYMENT")
 
 
@@ -155,22 +168,30 @@ async def test_failure_retry_and_two_concurrent_retry_clicks(
     me = bearer(mint(owner))
     retry = f"/api/orders/{order_id}/retry-payment"
     assert (await client.post(retry, headers=me)).status == 409  # not failed yet
-    failed = await client.post(f"/internal/orders/{order_id}/payment-failed",
-                               json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
+    failed = await client.post(
+        f"/internal/orders/{order_id}/payment-failed", json={"round": 1, "attempts": 3}, headers=KEY
+    )
     assert (await failed.json())["status"] == "PAYMENT_FAILED"
 
     clicks = await asyncio.gather(client.post(retry, headers=me), client.post(retry, headers=me))
     assert sorted(c.status for c in clicks) == [202, 409]
     accepted = next(c for c in clicks if c.status == 202)
     assert (await accepted.json())["status"] == "PENDING_PAYMENT"
-    retries = [e for e in await store.read_stream(f"order-{order_id}")
-               if e.event_type == "PaymentRetryRequested"]  # fmt: skip
+    retries = [
+        e
+        for e in await store.read_stream(f"order-{order_id}")
+        if e.event_type == "PaymentRetryRequested"
+    ]
     assert len(retries) == 1 and retries[0].data.round == 2
 
-    stale = await client.post(f"/internal/orders/{order_id}/payment-failed",
-                              json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
-    assert (await stale.json()) == {"order_id": order_id, "status": "PENDING_PAYMENT",
-                                    "recorded": False}  # fmt: skip
+    stale = await client.post(
+        f"/internal/orders/{order_id}/payment-failed", json={"round": 1, "attempts": 3}, headers=KEY
+    )
+    assert (await stale.json()) == {
+        "order_id": order_id,
+        "status": "PENDING_PAYMENT",
+        "recorded": False,
+    }
 
 
 async def test_cancel_and_a_payment_arriving_after_it(
@@ -180,9 +201,11 @@ async def test_cancel_and_a_payment_arriving_after_it(
     order_id = await placed(store, client, owner)
     resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
     assert resp.status == 200 and (await resp.json())["status"] == "CANCELLED"
-    late = await client.post(f"/internal/orders/{order_id}/payment-succeeded",
-                             json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
-                             headers=KEY)  # fmt: skip
+    late = await client.post(
+        f"/internal/orders/{order_id}/payment-succeeded",
+        json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
+        headers=KEY,
+    )
     assert late.status == 409
     assert (await late.json())["error"]["code"] == "order_cancelled"
     again = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
@@ -194,12 +217,17 @@ async def test_timeline_lists_the_events_with_their_correlation(
 ) -> None:
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
-    await client.post(f"/api/orders/{order_id}/cancel", headers={**bearer(mint(owner)),
-                      "X-Correlation-ID": "corr-cancel"})  # fmt: skip
-    body = await (await client.get(f"/api/orders/{order_id}/events",
-                                   headers=bearer(mint(owner)))).json()  # fmt: skip
+    await client.post(
+        f"/api/orders/{order_id}/cancel",
+        headers={**bearer(mint(owner)), "X-Correlation-ID": "corr-cancel"},
+    )
+    body = await (
+        await client.get(f"/api/orders/{order_id}/events", headers=bearer(mint(owner)))
+    ).json()
     assert [(i["type"], i["stream_version"]) for i in body["items"]] == [
-        ("OrderPlaced", 1), ("OrderCancelled", 2)]  # fmt: skip
+        ("OrderPlaced", 1),
+        ("OrderCancelled", 2),
+    ]
     assert body["items"][1]["correlation_id"] == "corr-cancel"
     assert body["items"][0]["data"]["total"] == "25.80"
 
@@ -209,14 +237,16 @@ async def test_internal_api_needs_the_key(
 ) -> None:
     url = f"/internal/orders/{uuid.uuid4()}/payment-failed"
     assert (await client.post(url, json={"round": 1, "attempts": 1})).status == 401
-    wrong = await client.post(url, json={"round": 1, "attempts": 1},
-                              headers={"X-Internal-Api-Key": "nope"})  # fmt: skip
+    wrong = await client.post(
+        url, json={"round": 1, "attempts": 1}, headers={"X-Internal-Api-Key": "nope"}
+    )
     assert wrong.status == 401
     assert (await client.post(url, json={"round": 1, "attempts": 1}, headers=KEY)).status == 404
     bad = await client.post(url, json={"round": "1", "attempts": 0}, headers=KEY)
     assert bad.status == 422
-    closed = await aiohttp_client(create_app(test_env.config(internal_api_key=""),
-                                             token_keys=TEST_KEYS))  # fmt: skip
+    closed = await aiohttp_client(
+        create_app(test_env.config(internal_api_key=""), token_keys=TEST_KEYS)
+    )
     assert (await closed.get("/internal/debug/routes", headers=KEY)).status == 403
     routes = await (await client.get("/internal/debug/routes", headers=KEY)).json()
     assert {"method": "POST", "path": "/api/orders", "handler": "create_order"} in routes["routes"]
@@ -227,11 +257,14 @@ async def test_orders_projection_rebuild_reproduces_the_rows(
 ) -> None:
     owner = str(uuid.uuid4())
     paid, failed, cancelled = [await placed(store, client, owner) for _ in range(3)]
-    await client.post(f"/internal/orders/{paid}/payment-succeeded",
-                      json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
-                      headers=KEY)  # fmt: skip
-    await client.post(f"/internal/orders/{failed}/payment-failed",
-                      json={"round": 1, "attempts": 3}, headers=KEY)  # fmt: skip
+    await client.post(
+        f"/internal/orders/{paid}/payment-succeeded",
+        json={"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())},
+        headers=KEY,
+    )
+    await client.post(
+        f"/internal/orders/{failed}/payment-failed", json={"round": 1, "attempts": 3}, headers=KEY
+    )
     await client.post(f"/api/orders/{cancelled}/cancel", headers=bearer(mint(owner)))
     before = [dict(r) for r in await pool.fetch("SELECT * FROM orders ORDER BY id")]
 
@@ -240,8 +273,11 @@ async def test_orders_projection_rebuild_reproduces_the_rows(
     after = [dict(r) for r in await pool.fetch("SELECT * FROM orders ORDER BY id")]
     assert after == before
     statuses = {str(r["id"]): r["status"] for r in after}
-    assert [statuses[i] for i in (paid, failed, cancelled)] == ["PAID", "PAYMENT_FAILED",
-                                                                 "CANCELLED"]  # fmt: skip
+    assert [statuses[i] for i in (paid, failed, cancelled)] == [
+        "PAID",
+        "PAYMENT_FAILED",
+        "CANCELLED",
+    ]
 
 
 @contextlib.asynccontextmanager

@@ -165,12 +165,18 @@ async def test_replay_prints_each_state_and_writes_nothing(
     await store.append(f"note{uid}-other", [Noted("z", 9)], ANY)
     before = await pool.fetchval("SELECT count(*) FROM checkpoints")
 
-    steps = [(e.stream_version, key, row) async for e, key, row in
-             replay(store, notes, stream=stream)]  # fmt: skip
+    steps = [
+        (e.stream_version, key, row) async for e, key, row in replay(store, notes, stream=stream)
+    ]
 
     assert [(v, k) for v, k, _ in steps] == [(1, stream), (2, stream), (3, stream)]
-    assert steps[0][2] == {"stream_id": stream, "count": 1, "total": 1, "last_text": "a",
-                           "version": 1}  # fmt: skip
+    assert steps[0][2] == {
+        "stream_id": stream,
+        "count": 1,
+        "total": 1,
+        "last_text": "a",
+        "version": 1,
+    }
     assert steps[1][2] is not None and steps[1][2]["total"] == 3
     assert steps[2][2] is None
     assert await table_rows(pool, notes) == []
@@ -216,8 +222,9 @@ async def test_an_undecodable_event_elsewhere_does_not_stop_a_projection(
     await pool.execute(
         """INSERT INTO events (stream_id, stream_version, event_id, event_type, data)
            VALUES ($1, 1, gen_random_uuid(), $2, '{"not": "a priced event"}')""",
-        f"poison{uid}-1", f"Poison{uid}",
-    )  # fmt: skip
+        f"poison{uid}-1",
+        f"Poison{uid}",
+    )
     await store.append(f"note{uid}-after", [Noted("still here", 7)], ANY)
 
     await ProjectionRunner(store, notes).catch_up()
@@ -307,8 +314,12 @@ async def test_a_checkpoint_moved_back_is_re_read_from(
     await pool.execute(
         f"UPDATE {notes.table} SET count = $2, total = $3, last_text = $4, version = $5"
         " WHERE stream_id = $1",
-        row["stream_id"], row["count"], row["total"], row["last_text"], row["version"],
-    )  # fmt: skip
+        row["stream_id"],
+        row["count"],
+        row["total"],
+        row["last_text"],
+        row["version"],
+    )
     await save(pool, notes.name, checkpoint)
 
     await store.append(stream, [Noted("three", 3)], ANY)

@@ -67,8 +67,12 @@ async def append_surely(
             return
         except DuplicateEventError:
             return
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.InternalClientError):  # fmt: skip
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             await asyncio.sleep(0.05)
     raise AssertionError("the database did not come back")
 
@@ -92,8 +96,15 @@ async def relay_everything(
     appended: list[tuple[str, uuid.UUID]] = []
 
     async with bound_queue(env, exchange) as queue:
-        relay = Relay(store, env.amqp_url, exchange, name=name, batch_size=40,
-                      poll_interval=0.05, retry_delay=0.2)  # fmt: skip
+        relay = Relay(
+            store,
+            env.amqp_url,
+            exchange,
+            name=name,
+            batch_size=40,
+            poll_interval=0.05,
+            retry_delay=0.2,
+        )
         task = asyncio.create_task(relay.run())
 
         async def produce(count: int) -> None:

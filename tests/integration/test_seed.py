@@ -28,9 +28,13 @@ def seed(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "microshop", "seed", *args],
-        env=env.environ(DATABASE_URL=dsn, **extra), input=stdin,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env.environ(DATABASE_URL=dsn, **extra),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def counts(dsn: str) -> tuple[int, int, int]:
@@ -74,8 +78,14 @@ async def test_reset_asks_first_and_then_wipes(test_env: StackEnv, fresh_dsn: st
     assert declined.returncode == 1
     assert (await counts(fresh_dsn))[2] == events
 
-    wiped = seed(test_env, fresh_dsn, "--reset", "--yes", ADMIN_EMAIL="new@shop.test",
-                 ADMIN_PASSWORD="long-password")  # fmt: skip
+    wiped = seed(
+        test_env,
+        fresh_dsn,
+        "--reset",
+        "--yes",
+        ADMIN_EMAIL="new@shop.test",
+        ADMIN_PASSWORD="long-password",
+    )
     assert wiped.returncode == 0, wiped.stderr
     assert "wiped" in wiped.stdout and "created admin new@shop.test" in wiped.stdout
     admins, again, after = await counts(fresh_dsn)

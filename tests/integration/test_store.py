@@ -117,15 +117,19 @@ async def test_global_log_batches_are_ordered_and_resume_after_a_position(
         collected.extend(e for e in batch if e.stream_id.startswith(f"order{uid}-"))
     assert [e.data.text for e in collected] == [str(i) for i in range(25)]
     middle = collected[10].position
-    rest = [e for e in await store.read_all(middle, limit=1000)
-            if e.stream_id.startswith(f"order{uid}-")]  # fmt: skip
+    rest = [
+        e
+        for e in await store.read_all(middle, limit=1000)
+        if e.stream_id.startswith(f"order{uid}-")
+    ]
     assert [e.data.text for e in rest] == [str(i) for i in range(11, 25)]
     assert await store.head() >= collected[-1].position
     assert Position(0, 0) == START
 
 
-async def test_old_schema_version_is_upcast_on_read(store: PostgresEventStore, pool: Pool,
-                                                    uid: str) -> None:  # fmt: skip
+async def test_old_schema_version_is_upcast_on_read(
+    store: PostgresEventStore, pool: Pool, uid: str
+) -> None:
     """An event stored as v1 (`{"name", "cents"}`) reads as v2 (`{"sku", "price"}`)."""
     registry = EventRegistry()
     type_name = f"UpcastPriced{uid}"  # unknown to the shared registry other tests read with
@@ -141,8 +145,10 @@ async def test_old_schema_version_is_upcast_on_read(store: PostgresEventStore, p
         """INSERT INTO events (stream_id, stream_version, event_id, event_type,
                                schema_version, data)
            VALUES ($1, 1, $2, $3, 1, '{"name": "sku-9", "cents": 1999}')""",
-        stream, uuid.uuid4(), type_name,
-    )  # fmt: skip
+        stream,
+        uuid.uuid4(),
+        type_name,
+    )
     upcasting = PostgresEventStore(pool, registry=registry)
 
     [event] = await upcasting.read_stream(stream)
@@ -158,7 +164,9 @@ async def test_old_schema_version_is_upcast_on_read(store: PostgresEventStore, p
         """INSERT INTO events (stream_id, stream_version, event_id, event_type,
                                schema_version, data)
            VALUES ($1, 1, $2, $3, 3, '{"sku": "x", "price": "1"}')""",
-        f"product-newer-{uid}", uuid.uuid4(), type_name,
-    )  # fmt: skip
+        f"product-newer-{uid}",
+        uuid.uuid4(),
+        type_name,
+    )
     with pytest.raises(UpcastError, match="newer than this code"):
         await PostgresEventStore(pool, registry=newer).read_stream(f"product-newer-{uid}")

@@ -57,10 +57,17 @@ def alive(pid: int) -> bool:
 async def test_up_restarts_a_crashed_service_and_stops_cleanly(test_env: StackEnv) -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "microshop", "up", "--only", "relay", "--skip-migrate",
+        sys.executable,
+        "-m",
+        "microshop",
+        "up",
+        "--only",
+        "relay",
+        "--skip-migrate",
         env=test_env.environ(RELAY_PORT=str(port), INTERNAL_API_KEY=""),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     assert process.stdout is not None
     seen: list[str] = []
     try:

@@ -75,8 +75,9 @@ def back_app(config: Any, seen: dict[str, Any]) -> web.Application:
         seen["correlation_id"] = context.correlation_id.get()
         return json_response({"ok": True})
 
-    return make_app(config, "back", routes=[web.get("/work", work)], database=False,
-                    token_keys=TEST_KEYS)  # fmt: skip
+    return make_app(
+        config, "back", routes=[web.get("/work", work)], database=False, token_keys=TEST_KEYS
+    )
 
 
 def front_app(config: Any, back_url: str) -> web.Application:
@@ -84,8 +85,9 @@ def front_app(config: Any, back_url: str) -> web.Application:
         async with request.app[HTTP].get(f"{back_url}/work") as resp:
             return json_response({"back": resp.status})
 
-    return make_app(config, "front", routes=[web.get("/start/{n}", start)], database=False,
-                    token_keys=TEST_KEYS)  # fmt: skip
+    return make_app(
+        config, "front", routes=[web.get("/start/{n}", start)], database=False, token_keys=TEST_KEYS
+    )
 
 
 def hex_of(raw: bytes) -> str:
@@ -138,13 +140,24 @@ async def test_a_consumer_handles_an_event_in_a_child_span(
     seen: dict[str, Any] = {}
 
     async def handler(ctx: HandlerContext) -> None:
-        seen.update(trace=context.traceparent.get(), correlation=context.correlation_id.get(),
-                    event_id=context.event_id.get())  # fmt: skip
+        seen.update(
+            trace=context.traceparent.get(),
+            correlation=context.correlation_id.get(),
+            event_id=context.event_id.get(),
+        )
 
     event = RecordedEvent(
-        1, 1, "order-1", 1, uuid.uuid4(), "OrderPlaced", 1, {},
-        Metadata(correlation_id="corr-event", traceparent=CALLER), datetime.now(UTC),
-    )  # fmt: skip
+        1,
+        1,
+        "order-1",
+        1,
+        uuid.uuid4(),
+        "OrderPlaced",
+        1,
+        {},
+        Metadata(correlation_id="corr-event", traceparent=CALLER),
+        datetime.now(UTC),
+    )
     try:
         await in_event_context(app, handler)(HandlerContext(None, event, 2))  # type: ignore[arg-type]
     finally:
@@ -152,8 +165,11 @@ async def test_a_consumer_handles_an_event_in_a_child_span(
     span = collector.named("worker", "handle OrderPlaced")
     assert span.kind == 5  # CONSUMER
     assert (hex_of(span.trace_id), hex_of(span.parent_span_id)) == (TRACE_ID, PARENT_SPAN)
-    assert seen == {"trace": f"00-{TRACE_ID}-{hex_of(span.span_id)}-01",
-                    "correlation": "corr-event", "event_id": str(event.event_id)}  # fmt: skip
+    assert seen == {
+        "trace": f"00-{TRACE_ID}-{hex_of(span.span_id)}-01",
+        "correlation": "corr-event",
+        "event_id": str(event.event_id),
+    }
 
 
 async def test_without_an_endpoint_the_trace_still_travels(

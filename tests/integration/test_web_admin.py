@@ -80,13 +80,18 @@ async def test_event_detail_shows_data_metadata_and_the_correlation_chain(
         return Metadata(correlation_id=correlation, service=service, causation_id=causation)
 
     placed = await store.append(f"{category}-a", [Noted("placed <&>")], ANY, metadata=meta("order"))
-    charged = await store.append(f"{category}-b", [Noted("charged", n=2)], ANY,
-                                 metadata=meta("payment", placed))  # fmt: skip
+    charged = await store.append(
+        f"{category}-b", [Noted("charged", n=2)], ANY, metadata=meta("payment", placed)
+    )
     paid = await store.append(
         f"{category}-a", [Noted("paid")], ANY, metadata=meta("order", charged)
     )
-    other = await store.append(f"{category}-c", [Noted("elsewhere")], ANY,
-                               metadata=meta("order", correlation=f"other-{uid}"))  # fmt: skip
+    other = await store.append(
+        f"{category}-c",
+        [Noted("elsewhere")],
+        ANY,
+        metadata=meta("order", correlation=f"other-{uid}"),
+    )
 
     body = await page(admin, f"/admin/events/{charged.event_ids[0]}")
     text = text_of(body)
@@ -125,9 +130,7 @@ async def test_the_global_log_newest_first_with_a_category_filter_and_paging(
     older = re.search(r'href="(/admin/events\?category=[^"]+&amp;before=\d+)"', first)
     assert older is not None
     second = await page(admin, older.group(1).replace("&amp;", "&"))
-    assert re.findall(r"&#34;text&#34;: &#34;(n\d+)&#34;", second) == [
-        "n4", "n3", "n2", "n1", "n0"
-    ]  # fmt: skip
+    assert re.findall(r"&#34;text&#34;: &#34;(n\d+)&#34;", second) == ["n4", "n3", "n2", "n1", "n0"]
     stream = await page(admin, f"/admin/events/stream/{category}-0")
     assert re.findall(r"&#34;text&#34;: &#34;(n\d+)&#34;", stream)[:3] == ["n0", "n3", "n6"]
     await page(admin, f"/admin/events/stream/{category}-nothing", status=404)
@@ -141,8 +144,9 @@ async def test_the_global_log_newest_first_with_a_category_filter_and_paging(
             if len(set(re.findall(rf'stream/({category}-\d)"', streams))) == 3:
                 break
             await asyncio.sleep(0.1)
-    lookup = await admin.get("/admin/events/stream", params={"id": f"{category}-1"},
-                             allow_redirects=False)  # fmt: skip
+    lookup = await admin.get(
+        "/admin/events/stream", params={"id": f"{category}-1"}, allow_redirects=False
+    )
     assert lookup.headers["Location"] == f"/admin/events/stream/{category}-1"
 
 
@@ -159,9 +163,13 @@ async def notes(pool: Pool, uid: str) -> AsyncIterator[Projection]:
 
 
 async def test_projections_page_shows_lag_and_rebuilds_without_changing_rows(
-    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: PostgresEventStore,
-    pool: Pool, notes: Projection,
-) -> None:  # fmt: skip
+    aiohttp_client: MakeClient,
+    test_env: StackEnv,
+    uid: str,
+    store: PostgresEventStore,
+    pool: Pool,
+    notes: Projection,
+) -> None:
     for i in range(20):
         await store.append(f"note{uid}-{i % 4}", [Noted(f"t{i}", n=i)], ANY)
     admin = await admin_client(aiohttp_client, admin_config(test_env, uid))
@@ -203,8 +211,9 @@ async def test_projections_page_shows_lag_and_rebuilds_without_changing_rows(
     after = [dict(r) for r in await pool.fetch(f"SELECT * FROM {notes.table} ORDER BY 1")]
     assert after == before
 
-    missing = await admin.post("/admin/projections/no-such/rebuild",
-                               data={"csrf_token": csrf_of(done)})  # fmt: skip
+    missing = await admin.post(
+        "/admin/projections/no-such/rebuild", data={"csrf_token": csrf_of(done)}
+    )
     assert missing.status == 404
 
 
@@ -265,10 +274,11 @@ async def test_dead_letters_lists_parked_messages_and_replays_them(
         async with aiormq.connect(config.amqp_url) as connection:
             channel = await connection.channel()
             await channel.basic_publish(
-                b'{"poison": "<not an event>"}', exchange=f"{namespace}.events",
+                b'{"poison": "<not an event>"}',
+                exchange=f"{namespace}.events",
                 routing_key="order.OrderPlaced",
                 properties=aiormq.spec.Basic.Properties(message_id=f"poison-{uid}"),
-            )  # fmt: skip
+            )
         async with asyncio.timeout(15):
             while consumer.stats.parked < 1:
                 await asyncio.sleep(0.02)
@@ -284,8 +294,11 @@ async def test_dead_letters_lists_parked_messages_and_replays_them(
     assert "undecodable" in section and '{"poison": "<not an event>"}' in section
     assert await _queue_length(config.amqp_url, f"{namespace}.order-payments.parking") == 1
 
-    resp = await admin.post("/admin/dead-letters/order-payments/replay",
-                            data={"csrf_token": csrf_of(body)}, allow_redirects=False)  # fmt: skip
+    resp = await admin.post(
+        "/admin/dead-letters/order-payments/replay",
+        data={"csrf_token": csrf_of(body)},
+        allow_redirects=False,
+    )
     assert resp.status == 303
     assert resp.headers["Location"].startswith(
         "/admin/dead-letters?replayed=1&queue=order-payments"
@@ -299,12 +312,12 @@ async def test_dead_letters_lists_parked_messages_and_replays_them(
 async def test_dead_letters_page_says_when_rabbitmq_is_down(
     aiohttp_client: MakeClient, test_env: StackEnv, uid: str
 ) -> None:
-    config = test_env.config(namespace=f"{test_env.namespace}-{uid}",
-                             amqp_url="amqp://guest:guest@127.0.0.1:1/")  # fmt: skip
+    config = test_env.config(
+        namespace=f"{test_env.namespace}-{uid}", amqp_url="amqp://guest:guest@127.0.0.1:1/"
+    )
     admin = await admin_client(aiohttp_client, config)
     body = await page(admin, "/admin/dead-letters", status=503)
     assert "RabbitMQ is unavailable" in body
     token = csrf_of(body)
-    resp = await admin.post("/admin/dead-letters/order-payments/replay",
-                            data={"csrf_token": token})  # fmt: skip
+    resp = await admin.post("/admin/dead-letters/order-payments/replay", data={"csrf_token": token})
     assert resp.status == 503

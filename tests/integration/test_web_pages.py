@@ -27,9 +27,15 @@ from web.session import CSRF_COOKIE, SESSION_COOKIE, safe_next
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
 
-ADMIN_PAGES = ["/admin", "/admin/events", "/admin/projections", "/admin/logs",
-               "/admin/dead-letters", "/admin/events/stream/order-1",
-               "/admin/events/00000000-0000-4000-8000-000000000000"]  # fmt: skip
+ADMIN_PAGES = [
+    "/admin",
+    "/admin/events",
+    "/admin/projections",
+    "/admin/logs",
+    "/admin/dead-letters",
+    "/admin/events/stream/order-1",
+    "/admin/events/00000000-0000-4000-8000-000000000000",
+]
 
 
 class LogService:
@@ -41,16 +47,39 @@ class LogService:
     async def logs(self, request: web.Request) -> web.Response:
         self.seen.append((request.headers.get("Authorization", ""), dict(request.query)))
         if request.query.get("level") == "NOPE":
-            return web.json_response({"error": {"code": "validation_error", "message": "bad",
-                                                "details": {"level": ["Must be one of …"]}}},
-                                     status=422)  # fmt: skip
-        return web.json_response({"items": [
-            {"id": 2, "ts": "2024-05-01T12:30:05+00:00", "service": "order", "level": "ERROR",
-             "message": "payment <b>failed</b>", "correlation_id": "corr-42",
-             "request_id": "req-7"},
-            {"id": 1, "ts": "2024-05-01T12:30:00+00:00", "service": "gateway", "level": "INFO",
-             "message": "POST /api/orders 201", "correlation_id": "corr-42"},
-        ]})  # fmt: skip
+            return web.json_response(
+                {
+                    "error": {
+                        "code": "validation_error",
+                        "message": "bad",
+                        "details": {"level": ["Must be one of …"]},
+                    }
+                },
+                status=422,
+            )
+        return web.json_response(
+            {
+                "items": [
+                    {
+                        "id": 2,
+                        "ts": "2024-05-01T12:30:05+00:00",
+                        "service": "order",
+                        "level": "ERROR",
+                        "message": "payment <b>failed</b>",
+                        "correlation_id": "corr-42",
+                        "request_id": "req-7",
+                    },
+                    {
+                        "id": 1,
+                        "ts": "2024-05-01T12:30:00+00:00",
+                        "service": "gateway",
+                        "level": "INFO",
+                        "message": "POST /api/orders 201",
+                        "correlation_id": "corr-42",
+                    },
+                ]
+            }
+        )
 
 
 @pytest.fixture
@@ -66,9 +95,10 @@ def config_for(test_env: StackEnv, **urls: str) -> Any:
     down = closed_port_url()
     services = ("auth", "product", "cart", "order", "payment", "log")
     return test_env.config(
-        internal_api_key="pages-test-key", upstream_timeout_seconds=2.0,
+        internal_api_key="pages-test-key",
+        upstream_timeout_seconds=2.0,
         **{f"{s}_url": urls.get(s, down) for s in services},
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -114,8 +144,9 @@ async def test_admin_pages_send_visitors_to_the_login_page(gateway: Client) -> N
         resp = await gateway.get(path, allow_redirects=False)
         assert resp.status == 302, path
         assert resp.headers["Location"] == f"/login?next={path}"
-    orders = await gateway.get("/orders/00000000-0000-4000-8000-000000000000",
-                               allow_redirects=False)  # fmt: skip
+    orders = await gateway.get(
+        "/orders/00000000-0000-4000-8000-000000000000", allow_redirects=False
+    )
     assert orders.status == 302
     assert orders.headers["Location"].startswith("/login?next=/orders/")
 
@@ -172,15 +203,27 @@ async def test_the_logs_page_searches_log_service_with_the_admins_token(
     client = await aiohttp_client(create_app(config_for(test_env, log=url), token_keys=TEST_KEYS))
     token = admin_token()
     log_in(client, token)
-    resp = await client.get("/admin/logs", params={
-        "service": "order", "level": "error", "correlation_id": "corr-42",
-        "since": "2024-05-01T12:00", "until": "", "limit": "50",
-    })  # fmt: skip
+    resp = await client.get(
+        "/admin/logs",
+        params={
+            "service": "order",
+            "level": "error",
+            "correlation_id": "corr-42",
+            "since": "2024-05-01T12:00",
+            "until": "",
+            "limit": "50",
+        },
+    )
     assert resp.status == 200, await resp.text()
     authorization, query = service.seen[-1]
     assert authorization == f"Bearer {token}"
-    assert query == {"service": "order", "level": "ERROR", "correlation_id": "corr-42",
-                     "since": "2024-05-01T12:00:00+00:00", "limit": "50"}  # fmt: skip
+    assert query == {
+        "service": "order",
+        "level": "ERROR",
+        "correlation_id": "corr-42",
+        "since": "2024-05-01T12:00:00+00:00",
+        "limit": "50",
+    }
     page = await resp.text()
     assert "payment &lt;b&gt;failed&lt;/b&gt;" in page  # autoescaped
     assert 'href="/admin/events?correlation_id=corr-42"' in page  # logs → events
@@ -198,24 +241,35 @@ async def test_state_changing_forms_need_the_csrf_token(gateway: Client) -> None
     page = await (await gateway.get("/admin/projections")).text()
     token = csrf_of(page)
     assert gateway.session.cookie_jar.filter_cookies(gateway.make_url("/"))[CSRF_COOKIE]
-    posts = [("/logout", {}), ("/admin/projections/streams/rebuild", {}),
-             ("/admin/dead-letters/order-payments/replay", {}),
-             ("/login", {"email": "a@b.c", "password": "whatever1"})]  # fmt: skip
+    posts = [
+        ("/logout", {}),
+        ("/admin/projections/streams/rebuild", {}),
+        ("/admin/dead-letters/order-payments/replay", {}),
+        ("/login", {"email": "a@b.c", "password": "whatever1"}),
+    ]
     for path, form in posts:
         missing = await gateway.post(path, data=form, allow_redirects=False)
         assert missing.status == 403, path
         assert "Form expired" in text_of(await missing.text())
-        wrong = await gateway.post(path, data={**form, "csrf_token": token[:-2] + "xx"},
-                                   allow_redirects=False)  # fmt: skip
+        wrong = await gateway.post(
+            path, data={**form, "csrf_token": token[:-2] + "xx"}, allow_redirects=False
+        )
         assert wrong.status == 403, path
-    cross_site = await gateway.post("/logout", data={"csrf_token": token},
-                                    headers={"Origin": "https://evil.example"},
-                                    allow_redirects=False)  # fmt: skip
+    cross_site = await gateway.post(
+        "/logout",
+        data={"csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
     assert cross_site.status == 403
     assert "Cross-site" in await cross_site.text()
     # a token is bound to the browser's nonce: another browser's token does not pass
-    other = await gateway.post("/logout", data={"csrf_token": token},
-                               cookies={CSRF_COOKIE: "x" * 43}, allow_redirects=False)  # fmt: skip
+    other = await gateway.post(
+        "/logout",
+        data={"csrf_token": token},
+        cookies={CSRF_COOKIE: "x" * 43},
+        allow_redirects=False,
+    )
     assert other.status == 403
     ok = await gateway.post("/logout", data={"csrf_token": token}, allow_redirects=False)
     assert ok.status == 303
@@ -225,16 +279,25 @@ async def test_state_changing_forms_need_the_csrf_token(gateway: Client) -> None
 
 async def test_logging_in_says_when_auth_service_is_down(gateway: Client) -> None:
     token = csrf_of(await (await gateway.get("/login")).text())
-    resp = await gateway.post("/login", data={"csrf_token": token, "email": "a@b.c",
-                                              "password": "x" * 10})  # fmt: skip
+    resp = await gateway.post(
+        "/login", data={"csrf_token": token, "email": "a@b.c", "password": "x" * 10}
+    )
     assert resp.status == 502
     assert "The sign-in service is unavailable" in text_of(await resp.text())
 
 
 def test_next_is_only_ever_a_path_on_this_site() -> None:
     assert safe_next("/admin/events?category=order") == "/admin/events?category=order"
-    for bad in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:1",
-                "evil", "/a\nb", "", None):  # fmt: skip
+    for bad in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:1",
+        "evil",
+        "/a\nb",
+        "",
+        None,
+    ):
         assert safe_next(bad) == "/", bad
 
 

@@ -69,11 +69,19 @@ async def test_consumer_and_projection_contexts(
     async def handler(ctx: HandlerContext) -> None:
         handled.append(ctx.event.data.text)
 
-    app = make_app(config, "worker-test", contexts=[
-        consumer_context(f"notes-{uid}", [f"note{uid}.*"], handler,
-                         retry=RetryPolicy(attempts=2, initial=0.05)),
-        projection_context(projection),
-    ])  # fmt: skip
+    app = make_app(
+        config,
+        "worker-test",
+        contexts=[
+            consumer_context(
+                f"notes-{uid}",
+                [f"note{uid}.*"],
+                handler,
+                retry=RetryPolicy(attempts=2, initial=0.05),
+            ),
+            projection_context(projection),
+        ],
+    )
     client = await aiohttp_client(app)
     await until_ready(client)
 

@@ -27,7 +27,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 IMAGE = "microshop:latest"
 
 # Variables compose may set in MicroShop containers although Config does not read them, each
-# with its reason. Keep it empty: compose and the app read the same names (DESIGN §6).
+# with its reason. Keep it empty: compose and the app read the same names.
 COMPOSE_ONLY_ENV: dict[str, str] = {}
 
 # Config variables whose compose default deliberately differs from Config's: name -> (the

@@ -20,10 +20,16 @@ def test_defaults_match_the_design() -> None:
 
 
 def test_values_are_parsed_and_validated() -> None:
-    config = Config.from_env({
-        "MICROSHOP_NAMESPACE": "ci-42", "PAYMENT_SUCCESS_RATE": "0.25", "RELAY_PORT": "9100",
-        "ORDER_CONSUMER_RETRY_ATTEMPTS": "5", "LOG_LEVEL": "warn", "PAYMENT_RANDOM_SEED": "7",
-    })  # fmt: skip
+    config = Config.from_env(
+        {
+            "MICROSHOP_NAMESPACE": "ci-42",
+            "PAYMENT_SUCCESS_RATE": "0.25",
+            "RELAY_PORT": "9100",
+            "ORDER_CONSUMER_RETRY_ATTEMPTS": "5",
+            "LOG_LEVEL": "warn",
+            "PAYMENT_RANDOM_SEED": "7",
+        }
+    )
     assert config.queue("orders") == "ci-42.orders"
     assert config.payment_success_rate == 0.25
     assert config.port_of("relay") == 9100

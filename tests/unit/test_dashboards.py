@@ -526,7 +526,14 @@ def test_main_dashboard_has_the_sections() -> None:
     dashboard = _load_dashboard(MAIN_DASHBOARD)
     assert dashboard["title"] == "MicroShop"
     rows = " ".join(p["title"].lower() for p in dashboard["panels"] if p["type"] == "row")
-    for section in ("requests", "event store", "relay", "projections", "consumers", "business",
-                    "logs"):  # fmt: skip
+    for section in (
+        "requests",
+        "event store",
+        "relay",
+        "projections",
+        "consumers",
+        "business",
+        "logs",
+    ):
         assert section in rows, f"{MAIN_DASHBOARD.name} has no row about {section}"
     assert "service" in _template_variables(dashboard)

@@ -78,8 +78,18 @@ def test_wire_round_trip() -> None:
     event_id = uuid.uuid4()
     at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     meta = Metadata(correlation_id="c-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
-    row = (42, 7, "product-9", 2, event_id, "PriceChanged", 1, '{"product":"p","price":"3.30"}',
-           EventRegistry.encode(meta), at)  # fmt: skip
+    row = (
+        42,
+        7,
+        "product-9",
+        2,
+        event_id,
+        "PriceChanged",
+        1,
+        '{"product":"p","price":"3.30"}',
+        EventRegistry.encode(meta),
+        at,
+    )
 
     key, body, props = encode_row(row)
 

@@ -35,10 +35,19 @@ def test_unserialisable_extras_do_not_break_logging() -> None:
 
 def test_supervisor_renders_json_and_passes_other_lines_through() -> None:
     supervisor = Supervisor(["relay"], env={}, out=io.StringIO())
-    rendered = supervisor.render(json.dumps({
-        "ts": "2026-11-25T10:11:12.345Z", "service": "relay", "level": "WARNING",
-        "message": "relay interrupted", "logger": "x", "request_id": None, "correlation_id": "c",
-    }))  # fmt: skip
+    rendered = supervisor.render(
+        json.dumps(
+            {
+                "ts": "2026-11-25T10:11:12.345Z",
+                "service": "relay",
+                "level": "WARNING",
+                "message": "relay interrupted",
+                "logger": "x",
+                "request_id": None,
+                "correlation_id": "c",
+            }
+        )
+    )
     assert rendered == "10:11:12.345 WARNING relay interrupted  correlation_id=c"
     assert supervisor.render("Traceback (most recent call last):") == (
         "Traceback (most recent call last):"
@@ -48,10 +57,21 @@ def test_supervisor_renders_json_and_passes_other_lines_through() -> None:
 
 def test_supervisor_renders_access_lines_without_repeating_their_fields() -> None:
     supervisor = Supervisor(["gateway"], env={}, out=io.StringIO())
-    rendered = supervisor.render(json.dumps({
-        "ts": "2026-11-25T10:11:12.345Z", "service": "gateway", "level": "INFO",
-        "logger": "microshop.access", "message": "GET /api/products 200 2.4ms",
-        "request_id": "r", "correlation_id": "c", "method": "GET", "route": "/api/products",
-        "status": 200, "duration_ms": 2.36,
-    }))  # fmt: skip
+    rendered = supervisor.render(
+        json.dumps(
+            {
+                "ts": "2026-11-25T10:11:12.345Z",
+                "service": "gateway",
+                "level": "INFO",
+                "logger": "microshop.access",
+                "message": "GET /api/products 200 2.4ms",
+                "request_id": "r",
+                "correlation_id": "c",
+                "method": "GET",
+                "route": "/api/products",
+                "status": 200,
+                "duration_ms": 2.36,
+            }
+        )
+    )
     assert rendered == "10:11:12.345 INFO    GET /api/products 200 2.4ms  correlation_id=c"

@@ -20,8 +20,10 @@ from services.order.domain import (
     PaymentSucceeded,
 )
 
-LINES = [OrderLine("p1", "Mug", Decimal("12.90"), 2, Decimal("25.80")),
-         OrderLine("p2", "Tee", Decimal("24.50"), 1, Decimal("24.50"))]  # fmt: skip
+LINES = [
+    OrderLine("p1", "Mug", Decimal("12.90"), 2, Decimal("25.80")),
+    OrderLine("p2", "Tee", Decimal("24.50"), 1, Decimal("24.50")),
+]
 
 
 def given(*events: object) -> domain.Order:

@@ -128,8 +128,17 @@ def test_inside_refuses_every_way_out(dist: Path) -> None:
     root = dist.resolve()
     inside = spa._inside
     assert inside(root, "assets/index-1a2b3c.js") == root / "assets" / "index-1a2b3c.js"
-    for path in ["../secret.txt", "assets/../../secret.txt", "/etc/passwd", "assets/escape.txt",
-                 "", ".", "assets", "a\x00b", "..\\secret.txt"]:  # fmt: skip
+    for path in [
+        "../secret.txt",
+        "assets/../../secret.txt",
+        "/etc/passwd",
+        "assets/escape.txt",
+        "",
+        ".",
+        "assets",
+        "a\x00b",
+        "..\\secret.txt",
+    ]:
         assert inside(root, path) is None, path
 
 

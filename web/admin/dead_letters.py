@@ -84,11 +84,19 @@ async def dead_letters_page(request: web.Request) -> web.Response:
     consumers = request.app[OPERATOR].consumers
     queues = [await _queue(name, consumer) for name, consumer in consumers.items()]
     replayed = request.query.get("replayed")
-    return await render(request, "admin/dead_letters.html", {
-        "queues": queues, "shown": SHOWN, "excerpt": excerpt,
-        "replayed": int(replayed) if replayed and replayed.isdigit() else None,
-        "replayed_queue": request.query.get("queue", ""),
-    }, status=503 if any(q.error for q in queues) else 200, title="Dead letters")  # fmt: skip
+    return await render(
+        request,
+        "admin/dead_letters.html",
+        {
+            "queues": queues,
+            "shown": SHOWN,
+            "excerpt": excerpt,
+            "replayed": int(replayed) if replayed and replayed.isdigit() else None,
+            "replayed_queue": request.query.get("queue", ""),
+        },
+        status=503 if any(q.error for q in queues) else 200,
+        title="Dead letters",
+    )
 
 
 @routes.post("/admin/dead-letters/{name}/replay", name="admin_replay")
@@ -108,6 +116,7 @@ async def replay(request: web.Request) -> web.Response:
             else:
                 moved = await consumer.replay_parked()
     except _BROKER_DOWN as exc:
-        raise PageError(503, "RabbitMQ is unavailable",
-                        f"Replaying stopped: {type(exc).__name__}: {exc}") from None  # fmt: skip
+        raise PageError(
+            503, "RabbitMQ is unavailable", f"Replaying stopped: {type(exc).__name__}: {exc}"
+        ) from None
     raise Redirect(f"/admin/dead-letters?replayed={moved}&queue={name}#{name}")

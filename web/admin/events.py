@@ -57,9 +57,16 @@ async def log_page(request: web.Request) -> web.Response:
         if context.valid_id(correlation_id) is None:
             raise PageError(400, "Bad correlation id", "Letters, digits and . _ : - only.")
         links = queries.chain(await queries.correlated(pool, correlation_id))
-        return await render(request, "admin/chain.html", {
-            "correlation_id": correlation_id, "links": links, "limit": queries.CHAIN_LIMIT,
-        }, title=f"Correlation {correlation_id}")  # fmt: skip
+        return await render(
+            request,
+            "admin/chain.html",
+            {
+                "correlation_id": correlation_id,
+                "links": links,
+                "limit": queries.CHAIN_LIMIT,
+            },
+            title=f"Correlation {correlation_id}",
+        )
     category = request.query.get("category", "").strip() or None
     if category is not None and not _CATEGORY.match(category):
         raise PageError(400, "Bad category", "A category is the part of a stream id before '-'.")
@@ -69,11 +76,19 @@ async def log_page(request: web.Request) -> web.Response:
     if len(events) == PER_PAGE:
         query = {"category": category} if category else {}
         older = "/admin/events?" + urlencode({**query, "before": events[-1].global_position})
-    return await render(request, "admin/events.html", {
-        "events": events, "category": category or "", "before": before, "older_url": older,
-        "categories": await queries.categories(pool),
-        "streams": await queries.recent_streams(pool, category=category),
-    }, title="Event log")  # fmt: skip
+    return await render(
+        request,
+        "admin/events.html",
+        {
+            "events": events,
+            "category": category or "",
+            "before": before,
+            "older_url": older,
+            "categories": await queries.categories(pool),
+            "streams": await queries.recent_streams(pool, category=category),
+        },
+        title="Event log",
+    )
 
 
 @routes.get("/admin/events/stream", name="admin_stream_lookup")
@@ -100,11 +115,18 @@ async def stream_page(request: web.Request) -> web.Response:
     if len(events) == queries.STREAM_PAGE:
         more = f"/admin/events/stream/{quote(stream_id, safe='')}?after={events[-1].stream_version}"
     category, _, rest = stream_id.partition("-")
-    return await render(request, "admin/stream.html", {
-        "stream_id": stream_id, "events": events, "more_url": more,
-        "order_id": rest if category == "order" else None,
-        "payment_stream": f"payment-{rest}" if category == "order" else None,
-    }, title=stream_id)  # fmt: skip
+    return await render(
+        request,
+        "admin/stream.html",
+        {
+            "stream_id": stream_id,
+            "events": events,
+            "more_url": more,
+            "order_id": rest if category == "order" else None,
+            "payment_stream": f"payment-{rest}" if category == "order" else None,
+        },
+        title=stream_id,
+    )
 
 
 @routes.get("/admin/events/{event_id}", name="admin_event")
@@ -125,9 +147,17 @@ async def event_page(request: web.Request) -> web.Response:
         links = queries.chain(await queries.correlated(pool, event.correlation_id))
     cause_id = _uuid_or_none(event.causation_id)
     cause = await queries.by_id(pool, cause_id) if cause_id is not None else None
-    return await render(request, "admin/event.html", {
-        "event": event, "links": links, "cause": cause, "limit": queries.CHAIN_LIMIT,
-    }, title=f"{event.event_type} {event.stream_id}@{event.stream_version}")  # fmt: skip
+    return await render(
+        request,
+        "admin/event.html",
+        {
+            "event": event,
+            "links": links,
+            "cause": cause,
+            "limit": queries.CHAIN_LIMIT,
+        },
+        title=f"{event.event_type} {event.stream_id}@{event.stream_version}",
+    )
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:

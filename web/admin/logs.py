@@ -86,9 +86,12 @@ async def logs_page(request: web.Request) -> web.Response:
     await session.require_admin(request)
     search = parse(request.query)
     values: dict[str, Any] = {
-        "search": search, "levels": LEVELS, "services": sorted(SERVICE_PORTS), "items": None,
+        "search": search,
+        "levels": LEVELS,
+        "services": sorted(SERVICE_PORTS),
+        "items": None,
         "unavailable": None,
-    }  # fmt: skip
+    }
     if search.errors:
         return await render(request, "admin/logs.html", values, status=422, title="Logs")
     params = search.params()
@@ -96,20 +99,23 @@ async def logs_page(request: web.Request) -> web.Response:
         if name in params:
             params[name] = _timestamp(params[name]) or params[name]
     try:
-        answer = await call(request, "log", "GET", "/api/logs", params=params,
-                            token=session.access_token(request))  # fmt: skip
+        answer = await call(
+            request, "log", "GET", "/api/logs", params=params, token=session.access_token(request)
+        )
     except PageError as down:
         values["unavailable"] = down
         return await render(request, "admin/logs.html", values, status=down.status, title="Logs")
     if answer.status == 422:
-        details = answer.error_details()
-        errors = {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
-                  for k, v in details.items()}  # fmt: skip
-        values["search"] = Search(search.values, errors or {"_": answer.error_message()})
+        details = answer.error_details
+        errors = {
+            k: "; ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in details.items()
+        }
+        values["search"] = Search(search.values, errors or {"_": answer.error_message})
         return await render(request, "admin/logs.html", values, status=422, title="Logs")
     if not answer.ok or not isinstance(answer.body, dict):
-        values["unavailable"] = PageError(502, "The log-service is unavailable",
-                                          f"It answered {answer.error_message()}.")  # fmt: skip
+        values["unavailable"] = PageError(
+            502, "The log-service is unavailable", f"It answered {answer.error_message}."
+        )
         return await render(request, "admin/logs.html", values, status=502, title="Logs")
     items = answer.body.get("items")
     values["items"] = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []

@@ -43,10 +43,17 @@ async def projections_page(request: web.Request) -> web.Response:
     ]
     readers.append(Reader(RELAY, None, await lag(pool, RELAY), None))
     waiting, holders = await held_back(pool)
-    return await render(request, "admin/projections.html", {
-        "readers": readers, "waiting": waiting, "holders": holders,
-        "refresh": 2 if operator.rebuilds.running else None,
-    }, title="Projections")  # fmt: skip
+    return await render(
+        request,
+        "admin/projections.html",
+        {
+            "readers": readers,
+            "waiting": waiting,
+            "holders": holders,
+            "refresh": 2 if operator.rebuilds.running else None,
+        },
+        title="Projections",
+    )
 
 
 @routes.post("/admin/projections/{name}/rebuild", name="admin_rebuild")
@@ -63,7 +70,10 @@ async def rebuild_projection(request: web.Request) -> web.Response:
         operator.rebuilds.start(projection)
     except AlreadyRebuilding as running:
         job = running.job
-        raise PageError(409, "Already rebuilding",
-                        f"A rebuild of {name} started at {job.started_at:%H:%M:%S} UTC is still "
-                        f"running ({job.percent}%). Wait for it to finish.") from None  # fmt: skip
+        raise PageError(
+            409,
+            "Already rebuilding",
+            f"A rebuild of {name} started at {job.started_at:%H:%M:%S} UTC is still "
+            f"running ({job.percent}%). Wait for it to finish.",
+        ) from None
     raise Redirect(f"/admin/projections#{name}")

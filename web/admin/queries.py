@@ -89,10 +89,16 @@ class StreamSummary:
 def _event(row: Any) -> StoredEvent:
     metadata = row["metadata"]
     return StoredEvent(
-        row["global_position"], row["stream_id"], row["stream_version"], row["event_id"],
-        row["event_type"], row["schema_version"], row["data"],
-        metadata if isinstance(metadata, dict) else {}, row["recorded_at"],
-    )  # fmt: skip
+        row["global_position"],
+        row["stream_id"],
+        row["stream_version"],
+        row["event_id"],
+        row["event_type"],
+        row["schema_version"],
+        row["data"],
+        metadata if isinstance(metadata, dict) else {},
+        row["recorded_at"],
+    )
 
 
 async def recent(
@@ -104,8 +110,10 @@ async def recent(
             WHERE ($1::text IS NULL OR starts_with(stream_id, $1 || '-'))
               AND ($2::bigint IS NULL OR global_position < $2)
             ORDER BY global_position DESC LIMIT $3""",
-        category, before, limit,
-    )  # fmt: skip
+        category,
+        before,
+        limit,
+    )
     return [_event(r) for r in rows]
 
 
@@ -121,8 +129,10 @@ async def in_stream(
     rows = await pool.fetch(
         f"""SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
             ORDER BY stream_version LIMIT $3""",
-        stream_id, after_version, limit,
-    )  # fmt: skip
+        stream_id,
+        after_version,
+        limit,
+    )
     return [_event(r) for r in rows]
 
 
@@ -131,8 +141,9 @@ async def correlated(pool: Pool, correlation_id: str) -> list[StoredEvent]:
     rows = await pool.fetch(
         f"""SELECT {_COLUMNS} FROM events WHERE metadata->>'correlation_id' = $1
             ORDER BY global_position LIMIT $2""",
-        correlation_id, CHAIN_LIMIT,
-    )  # fmt: skip
+        correlation_id,
+        CHAIN_LIMIT,
+    )
     return [_event(r) for r in rows]
 
 
@@ -150,8 +161,9 @@ async def recent_streams(
         """SELECT stream_id, category, version, last_event_type, event_count, updated_at
            FROM streams WHERE ($1::text IS NULL OR category = $1)
            ORDER BY updated_at DESC, stream_id LIMIT $2""",
-        category, limit,
-    )  # fmt: skip
+        category,
+        limit,
+    )
     return [StreamSummary(*r) for r in rows]
 
 

@@ -122,8 +122,9 @@ class Rebuilds:
             job.result = await rebuild(self.store, projection, progress=advance)
             job.done = job.result.events
             job.state = "done"
-            log.info("rebuilt %s: %d rows from %d events", job.name, job.result.rows,
-                     job.result.events)  # fmt: skip
+            log.info(
+                "rebuilt %s: %d rows from %d events", job.name, job.result.rows, job.result.events
+            )
         except asyncio.CancelledError:
             job.state, job.error = "failed", "cancelled: the gateway stopped"
             raise
@@ -148,10 +149,16 @@ async def _never_called(ctx: HandlerContext) -> None:  # pragma: no cover - neve
 def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consumer]:
     """A `Consumer` per queue of the system, for listing and replaying its parking queue."""
     return {
-        name: Consumer(store, amqp_url=config.amqp_url, namespace=config.namespace, name=name,
-                       bindings=spec.bindings, handler=_never_called)
+        name: Consumer(
+            store,
+            amqp_url=config.amqp_url,
+            namespace=config.namespace,
+            name=name,
+            bindings=spec.bindings,
+            handler=_never_called,
+        )
         for name, spec in CONSUMERS.items()
-    }  # fmt: skip
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

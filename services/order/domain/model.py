@@ -137,16 +137,26 @@ class Order:
 def apply(order: Order | None, event: object) -> Order | None:
     """The order after `event` (events of other types leave it as it is)."""
     if isinstance(event, OrderPlaced):
-        return Order(event.order_id, event.user_id, PENDING_PAYMENT, tuple(event.items),
-                     event.total, event.currency, round=1, attempts=0)  # fmt: skip
+        return Order(
+            event.order_id,
+            event.user_id,
+            PENDING_PAYMENT,
+            tuple(event.items),
+            event.total,
+            event.currency,
+            round=1,
+            attempts=0,
+        )
     if order is None:
         return None
     if isinstance(event, PaymentSucceeded):
-        return dataclasses.replace(order, status=PAID, payment_id=event.payment_id,
-                                   attempts=order.attempts + event.attempt)  # fmt: skip
+        return dataclasses.replace(
+            order, status=PAID, payment_id=event.payment_id, attempts=order.attempts + event.attempt
+        )
     if isinstance(event, PaymentFailed):
-        return dataclasses.replace(order, status=PAYMENT_FAILED,
-                                   attempts=order.attempts + event.attempts)  # fmt: skip
+        return dataclasses.replace(
+            order, status=PAYMENT_FAILED, attempts=order.attempts + event.attempts
+        )
     if isinstance(event, PaymentRetryRequested):
         return dataclasses.replace(order, status=PENDING_PAYMENT, round=event.round)
     if isinstance(event, OrderCancelled):

@@ -191,7 +191,7 @@ export function newIdempotencyKey(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-// -- the endpoints of DESIGN §5 ---------------------------------------------------------------
+// -- the endpoints of the public API ----------------------------------------------------------
 
 const enc = encodeURIComponent
 

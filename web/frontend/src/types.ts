@@ -1,4 +1,4 @@
-// The shapes of the public HTTP API (DESIGN §5). Money is a decimal string plus a currency
+// The shapes of the public HTTP API. Money is a decimal string plus a currency
 // code: the app shows it as given and never does arithmetic on it.
 
 export interface Product {

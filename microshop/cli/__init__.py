@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import click
 
-from . import services
-from .config import Config, ConfigError
-from .logs import setup_logging
+from .. import services
+from ..logs import setup_logging
+from .common import load_config, run_async
+from .eventlog import events, projections
 
-T = TypeVar("T")
-
-__all__ = ["main", "run_async"]
-
-
-def load_config() -> Config:
-    try:
-        return Config.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on uvloop when it is there."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+__all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,8 +29,8 @@ def main() -> None:
 @click.option("--no-create", is_flag=True, help="Fail instead of creating a missing database.")
 def migrate(no_create: bool) -> None:
     """Create the database if missing and apply pending migrations (idempotent)."""
-    from .migrate import MigrationError
-    from .migrate import migrate as run_migrations
+    from ..migrate import MigrationError
+    from ..migrate import migrate as run_migrations
 
     config = load_config()
     logging.basicConfig(level=logging.WARNING)
@@ -82,8 +63,8 @@ def serve(service: str, port: int | None) -> None:
 @click.option("--skip-migrate", is_flag=True, help="Do not apply migrations first.")
 def up(only: str, skip_migrate: bool) -> None:
     """Migrate, then run every service with prefixed logs; Ctrl-C stops them all."""
-    from .migrate import migrate as run_migrations
-    from .supervisor import Supervisor
+    from ..migrate import migrate as run_migrations
+    from ..supervisor import Supervisor
 
     config = load_config()
     names = services.available()
@@ -112,9 +93,9 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
     """
     from eventstore import PostgresEventStore, create_pool
 
-    from .seeding import has_events
-    from .seeding import reset as wipe
-    from .seeding import seed as run_seed
+    from ..seeding import has_events
+    from ..seeding import reset as wipe
+    from ..seeding import seed as run_seed
 
     config = load_config()
     if reset and not yes:
@@ -152,11 +133,5 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
         raise click.ClickException(f"cannot reach the database: {exc}") from None
 
 
-def _register_subcommands() -> None:
-    from .cli_events import events, projections
-
-    main.add_command(events)
-    main.add_command(projections)
-
-
-_register_subcommands()
+main.add_command(events)
+main.add_command(projections)

@@ -1,4 +1,4 @@
-"""`microshop events ...` and `microshop projections ...`: inspect, replay and rebuild."""
+"""`microshop events ...` and `microshop projections ...`: the event log and its read models."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from eventstore import (
 )
 from eventstore.checkpoints import held_back, lag
 
-from .catalog import load_projections
-from .cli import load_config, run_async
+from ..catalog import load_projections
+from .common import load_config, run_async
 
 __all__ = ["events", "projections"]
 
@@ -227,9 +227,10 @@ def status() -> None:
                     str(behind.position),
                     str(behind.events),
                     f"{behind.seconds:.1f}",
-                    "never" if behind.updated_at is None
+                    "never"
+                    if behind.updated_at is None
                     else f"{behind.updated_at:%Y-%m-%d %H:%M:%S}",
-                )  # fmt: skip
+                )
             console = Console()
             console.print(table)
             waiting, holders = await held_back(store.pool)
@@ -262,9 +263,11 @@ def rebuild_command(name: str) -> None:
             total = int(await store.pool.fetchval("SELECT count(*) FROM events"))
             started = time.perf_counter()
             columns = (
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
                 TimeRemainingColumn(),
-            )  # fmt: skip
+            )
             with Progress(*columns) as progress:
                 task = progress.add_task(f"rebuild {name}", total=total)
                 try:
