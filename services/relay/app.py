@@ -18,11 +18,11 @@ async def relay_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     relay = app[RELAY] = Relay(app[STORE], config.amqp_url, config.events_exchange)
     metrics = app[METRICS]
-    published = metrics.gauge("relay_published_events", "Events this relay has published.")
+    published = metrics.counter("relay_published_events_total", "Events this relay has published.")
     leader = metrics.gauge("relay_leader", "1 while this relay holds the leader lock.")
     lag_events = metrics.gauge("relay_lag_events", "Committed events not yet published.")
     lag_seconds = metrics.gauge("relay_lag_seconds", "Age of the oldest unpublished event.")
-    restarts = metrics.gauge("relay_restarts", "Times the relay resumed after a failure.")
+    restarts = metrics.counter("relay_restarts_total", "Times the relay resumed after a failure.")
 
     async def collect() -> None:
         published.set({}, relay.stats.published)

@@ -101,7 +101,7 @@ async def test_every_metrics_endpoint_parses_and_counters_move(shop: Shop) -> No
     assert moved("payment", "eventstore_appended_events_total", category="payment") >= 2
     assert moved("order-consumer", "consumer_handled_total") >= 1
     assert moved("cart", "consumer_handled_total") >= 1  # the cart empties on OrderPlaced
-    assert moved("relay", "relay_published_events") >= 4
+    assert moved("relay", "relay_published_events_total") >= 4
     assert value(after["order"], "orders_by_status", status="PAID") >= 1
     for service in ("order", "cart", "product"):
         assert any(n == "projection_lag_events" for n, _ in after[service]), service

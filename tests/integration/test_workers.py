@@ -53,7 +53,7 @@ async def test_relay_service_publishes_and_reports_lag(
         await channel.queue_delete(queue)
 
     metrics = await (await client.get("/metrics")).text()
-    assert "relay_published_events" in metrics
+    assert "relay_published_events_total" in metrics
     assert "relay_lag_events" in metrics
     assert 'relay_leader{service="relay"} 1' in metrics
 
