@@ -6,7 +6,7 @@ it. `execute` / `Aggregate` (`command.py`) is the one write path; `Category` nam
 """
 
 from .category import Category
-from .command import Aggregate, Executed, Loaded, Retry, execute, load
+from .command import Aggregate, Executed, Loaded, Retry, Snapshot, execute, load
 from .consumer import (
     AlreadyHandled,
     Consumer,
@@ -72,6 +72,7 @@ __all__ = [
     "RetryLater",
     "RetryPolicy",
     "Row",
+    "Snapshot",
     "UnknownEventType",
     "UpcastError",
     "create_pool",

@@ -153,6 +153,7 @@ async def error_middleware(
     except DomainError as exc:
         return error_response(api_error(exc))
     except UpstreamError as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc.message)
         return error_response(upstream_error(exc))
     except ConcurrencyError as exc:
         return error_response(Conflict(str(exc), code="concurrency_conflict"))

@@ -113,7 +113,15 @@ def api_error(refusal: DomainError) -> ApiError:
     return error_type(refusal.message, code=refusal.code, details=refusal.details)
 
 
+_UPSTREAM_MESSAGES = {
+    "unavailable": "{}-service is unavailable; try again shortly",
+    "timeout": "{}-service did not answer in time",
+}
+
+
 def upstream_error(error: UpstreamError) -> ApiError:
-    """The HTTP answer when another service could not help: 503, 504 or 502."""
+    """The HTTP answer when another service could not help: 503, 504 or 502. The client
+    gets a fixed message; the cause (addresses, upstream bodies) is for the log."""
     error_type = {503: ServiceUnavailable, 504: GatewayTimeout}.get(error.status, BadGateway)
-    return error_type(error.message, code=error.code, details={"service": error.service})
+    message = _UPSTREAM_MESSAGES.get(error.kind, "{}-service failed").format(error.service)
+    return error_type(message, code=error.code, details={"service": error.service})

@@ -1,8 +1,8 @@
-"""Registers the cart's domain events with the event store under their class names."""
+"""The cart's streams and its events in the shared registry (under their class names)."""
 
 from __future__ import annotations
 
-from eventstore import registry
+from eventstore import Category, registry
 
 from .domain import (
     CartCheckedOut,
@@ -12,7 +12,10 @@ from .domain import (
     CartItemRemoved,
 )
 
-__all__ = ["EVENT_TYPES"]
+__all__ = ["CART_STREAMS", "EVENT_TYPES"]
+
+CART_STREAMS = Category("cart")
+"""`cart-{user_id}`: one stream per user, the cart of that user."""
 
 EVENT_TYPES = (
     CartItemAdded,
@@ -22,5 +25,4 @@ EVENT_TYPES = (
     CartCheckedOut,
 )
 
-for _cls in EVENT_TYPES:
-    registry.register(_cls)
+registry.register_all(*EVENT_TYPES)

@@ -11,19 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from eventstore import Projection, RecordedEvent, Row, register_projection
+from eventstore import Projection, RecordedEvent, Row, Snapshot, register_projection
 from eventstore.pg import Executor
 
 from .domain import EMPTY, Cart, Line, apply
+from .events import CART_STREAMS
 
-__all__ = ["CARTS", "STREAM_PREFIX", "CartsProjection", "read_cart", "stream_of"]
-
-STREAM_PREFIX = "cart-"
-
-
-def stream_of(user_id: str) -> str:
-    """The event stream of `user_id`'s cart."""
-    return f"{STREAM_PREFIX}{user_id}"
+__all__ = ["CARTS", "CartsProjection", "read_cart", "snapshot_of"]
 
 
 def cart_of_row(row: Row) -> Cart:
@@ -54,18 +48,16 @@ class CartsProjection(Projection):
     name = "carts"
     table = "carts"
     key = "user_id"
-    categories = frozenset({STREAM_PREFIX.rstrip("-")})
+    categories = frozenset({CART_STREAMS.name})
     columns = ("user_id", "items", "total", "currency", "version", "updated_at")
 
     def key_of(self, event: RecordedEvent) -> str | None:
-        if not event.stream_id.startswith(STREAM_PREFIX):
-            return None
-        return event.stream_id[len(STREAM_PREFIX) :]
+        return CART_STREAMS.id_of(event.stream_id) if CART_STREAMS.owns(event) else None
 
     def apply(self, row: Row | None, event: RecordedEvent) -> Row:
         cart = apply(EMPTY if row is None else cart_of_row(row), event.data)
         return {
-            "user_id": event.stream_id[len(STREAM_PREFIX) :],
+            "user_id": CART_STREAMS.id_of(event.stream_id),
             "items": items_of(cart),
             "total": cart.total,
             "currency": cart.currency,
@@ -83,3 +75,15 @@ async def read_cart(executor: Executor, user_id: str) -> Cart:
         "SELECT items, currency, version FROM carts WHERE user_id = $1", user_id
     )
     return EMPTY if row is None else cart_of_row(dict(row))
+
+
+def snapshot_of(pool: Executor, user_id: str) -> Snapshot[Cart]:
+    """The read model's row of `user_id`'s cart as the state to fold the stream's newer
+    events on: a long-lived cart costs the same to load as a new one. Read on the write's
+    own connection when it has one (`conn`), else on `pool`."""
+
+    async def snapshot(conn: Any) -> tuple[Cart, int] | None:
+        cart = await read_cart(conn if conn is not None else pool, user_id)
+        return None if cart.version == 0 else (cart, cart.version)
+
+    return snapshot

@@ -8,6 +8,7 @@ down, failing or slow into a 502/503/504 JSON error.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -26,6 +27,8 @@ from microshop.errors import BadGateway, GatewayTimeout
 from .routing import Access, Route
 
 __all__ = ["forward", "handler_for"]
+
+log = logging.getLogger(__name__)
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus those the proxy sets itself.
 _HOP_BY_HOP = frozenset(
@@ -105,7 +108,8 @@ async def forward(request: web.Request, service: str) -> web.Response:
             f"{service} is not reachable", code="upstream_unavailable", details=details
         ) from None
     except UpstreamError as exc:
-        raise BadGateway(exc.message, details=details) from None
+        log.warning("%s %s via %s: %s", request.method, request.path, service, exc.message)
+        raise BadGateway(f"{service} failed", details=details) from None
 
 
 def handler_for(route: Route, method: str) -> Callable[[web.Request], Awaitable[web.Response]]:

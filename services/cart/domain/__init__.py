@@ -1,6 +1,12 @@
 """The cart domain: events, the cart as a fold of them, and the decisions (pure, no I/O)."""
 
-from .errors import CurrencyMismatch, DomainError, ItemNotInCart, QuantityOutOfRange
+from .errors import (
+    CurrencyMismatch,
+    DomainError,
+    ItemNotInCart,
+    QuantityOutOfRange,
+    UnknownProduct,
+)
 from .events import (
     CartCheckedOut,
     CartCleared,
@@ -39,6 +45,7 @@ __all__ = [
     "ItemNotInCart",
     "Line",
     "QuantityOutOfRange",
+    "UnknownProduct",
     "add_item",
     "apply",
     "change_quantity",

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-__all__ = ["CurrencyMismatch", "DomainError", "ItemNotInCart", "QuantityOutOfRange"]
+from microshop import domain as kernel
+from microshop.domain import Kind
+
+__all__ = [
+    "CurrencyMismatch",
+    "DomainError",
+    "ItemNotInCart",
+    "QuantityOutOfRange",
+    "UnknownProduct",
+]
 
 
-class DomainError(Exception):
+class DomainError(kernel.DomainError):
     """A decision the cart refuses; `code` is stable and machine-readable."""
 
-    code: ClassVar[str] = "domain_error"
+    kind, code = Kind.INVALID, "domain_error"
 
     def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+        super().__init__(message, details=details)
 
 
 class QuantityOutOfRange(DomainError):
@@ -49,7 +56,17 @@ class CurrencyMismatch(DomainError):
 class ItemNotInCart(DomainError):
     """The cart has no line for the product."""
 
-    code = "item_not_in_cart"
+    kind, code = Kind.NOT_FOUND, "item_not_in_cart"
 
     def __init__(self, product_id: str) -> None:
         super().__init__(f"product {product_id} is not in the cart", product_id=product_id)
+
+
+class UnknownProduct(DomainError):
+    """The catalog has no such product, or no longer sells it."""
+
+    code = "unknown_product"
+
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"product {product_id} does not exist or is no longer sold")
+        self.details = {"product_id": [f"no active product {product_id}"]}
