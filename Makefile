@@ -33,11 +33,12 @@ up: migrate $(UP_WEB)  ## set everything up, then run every service (Ctrl-C stop
 	$(BIN)/microshop seed --if-empty
 	$(BIN)/microshop up --skip-migrate
 
-test: lint typecheck frontend-test frontend pytest  ## everything CI runs: ruff, mypy, Vitest, the test suite
+test: lint typecheck frontend-test frontend pytest  ## everything CI runs: ruff, import contracts, mypy, Vitest, the tests
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy

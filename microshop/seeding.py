@@ -1,27 +1,29 @@
-"""`microshop seed`: the admin account and the demo catalog; `--reset` wipes the data first."""
+"""`microshop seed`: each service seeds what it owns; `--reset` wipes the data first.
+
+A service that has something to seed has a `seed` module with
+`async def seed(config, store) -> list[str]` (the lines to report). The kernel finds them
+by the services' names (`services.SERVICES`), never by importing a service directly, and
+runs them in start-up order (accounts before the catalog).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
+import importlib
+import importlib.util
+from collections.abc import Awaitable, Callable
 
 from eventstore import PostgresEventStore
 from eventstore.pg import Pool
 
 from .config import Config
+from .services import SERVICES
 
-__all__ = ["SeedResult", "has_events", "reset", "seed"]
+__all__ = ["has_events", "reset", "seed", "seeders"]
+
+Seeder = Callable[[Config, PostgresEventStore], Awaitable[list[str]]]
 
 # Kept by a reset: the schema's own bookkeeping and the token signing keys.
 _KEPT = ("schema_migrations", "signing_keys")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SeedResult:
-    admin_email: str
-    admin_created: bool
-    generated_password: str | None
-    products_created: int
 
 
 async def has_events(pool: Pool) -> bool:
@@ -44,18 +46,23 @@ async def reset(pool: Pool) -> list[str]:
     return tables
 
 
-async def seed(config: Config, store: PostgresEventStore) -> SeedResult:
-    """Create the admin (ADMIN_EMAIL/ADMIN_PASSWORD) and the missing demo products."""
-    from services.auth import events as _auth_events  # noqa: F401  (registers its events)
-    from services.auth.accounts import Accounts
-    from services.auth.app import ensure_admin
-    from services.product import events as _product_events  # noqa: F401
-    from services.product.seed import seed_products
+def seeders() -> dict[str, Seeder]:
+    """Each service's `seed`, by service name, in start-up order."""
+    found: dict[str, Seeder] = {}
+    for name, app_module in SERVICES.items():
+        module = app_module.rpartition(".")[0] + ".seed"
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            present = False
+        if present:
+            found[name] = importlib.import_module(module).seed
+    return found
 
-    password = config.admin_password
-    generated = None
-    if not password:
-        password = generated = secrets.token_urlsafe(12)
-    created = await ensure_admin(Accounts(store), config.admin_email, password)
-    products = await seed_products(store, store.pool)
-    return SeedResult(config.admin_email, created, generated if created else None, products)
+
+async def seed(config: Config, store: PostgresEventStore) -> list[str]:
+    """Run every service's seeder; the lines they report, in order."""
+    lines: list[str] = []
+    for seeder in seeders().values():
+        lines += await seeder(config, store)
+    return lines

@@ -113,19 +113,11 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
                 return
             if reset:
                 click.echo(f"wiped {len(await wipe(pool))} tables")
-            result = await run_seed(config, store)
+            for line in await run_seed(config, store):
+                click.echo(line)
         finally:
             await store.close()
             await pool.close()
-        if result.admin_created:
-            click.echo(f"created admin {result.admin_email}")
-            if result.generated_password:
-                click.echo(
-                    f"  password: {result.generated_password}  (set ADMIN_PASSWORD to choose)"
-                )
-        else:
-            click.echo(f"admin {result.admin_email} exists")
-        click.echo(f"created {result.products_created} demo products")
 
     try:
         run_async(run())

@@ -8,15 +8,23 @@ from typing import Any
 
 import asyncpg
 
-from eventstore import Metadata, PostgresEventStore
+from eventstore import NO_STREAM, Metadata, PostgresEventStore
+from microshop.domain import ConflictError
 
 from .domain import UserRegistered, normalize_email, register
+from .events import USER_STREAMS
 
 __all__ = ["Account", "Accounts", "EmailTaken"]
 
 
-class EmailTaken(Exception):
+class EmailTaken(ConflictError):
     """An account with this email exists."""
+
+    code = "email_taken"
+
+    def __init__(self, email: str) -> None:
+        super().__init__("an account with this email exists")
+        self.email = email
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,12 +53,20 @@ class Accounts:
             try:
                 await conn.execute(
                     "INSERT INTO users (id, email, password_hash, roles) VALUES ($1, $2, $3, $4)",
-                    uuid.UUID(event.user_id), event.email, password_hash, list(event.roles),
-                )  # fmt: skip
+                    uuid.UUID(event.user_id),
+                    event.email,
+                    password_hash,
+                    list(event.roles),
+                )
             except asyncpg.UniqueViolationError:
                 raise EmailTaken(event.email) from None
-            await self.store.append(f"user-{event.user_id}", [event], 0, metadata=metadata,
-                                    conn=conn)  # fmt: skip
+            await self.store.append(
+                USER_STREAMS.stream(event.user_id),
+                [event],
+                NO_STREAM,
+                metadata=metadata,
+                conn=conn,
+            )
         return event
 
     async def by_email(self, email: str) -> Account | None:
@@ -81,8 +97,10 @@ class Accounts:
                          WHERE key = ANY($1) AND failed_at > now() - make_interval(secs => $3)
                         ) recent
                    WHERE n <= $2 GROUP BY key HAVING count(*) >= $2) locked""",
-            keys, limit, float(window),
-        )  # fmt: skip
+            keys,
+            limit,
+            float(window),
+        )
         wait = row[0] if row is not None else None
         return max(float(wait), 0.0) if wait is not None else 0.0
 
@@ -91,8 +109,9 @@ class Accounts:
             """WITH gone AS (DELETE FROM login_failures
                              WHERE key = ANY($1) AND failed_at < now() - make_interval(secs => $2))
                INSERT INTO login_failures (key) SELECT unnest($1::text[])""",
-            keys, float(window),
-        )  # fmt: skip
+            keys,
+            float(window),
+        )
 
     async def clear_failures(self, key: str) -> None:
         await self.pool.execute("DELETE FROM login_failures WHERE key = $1", key)

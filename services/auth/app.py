@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from eventstore import Metadata
 from microshop.app import CONFIG, STORE, make_app
 from microshop.config import Config
 
 from . import events as _events  # noqa: F401  (registers UserRegistered)
-from .accounts import Accounts, EmailTaken
-from .app_keys import ACCOUNTS, KEYS
+from .accounts import Accounts
+from .appkeys import ACCOUNTS, KEYS
 from .keys import KeyStore
 from .openapi import OPERATIONS
-from .passwords import hash_password
+from .seed import ensure_admin
 from .views import routes
 
 log = logging.getLogger(__name__)
@@ -29,19 +28,6 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     if config.admin_password:
         await ensure_admin(accounts, config.admin_email, config.admin_password)
     yield
-
-
-async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
-    """Create the admin account from ADMIN_EMAIL/ADMIN_PASSWORD unless it exists."""
-    if await accounts.by_email(email) is not None:
-        return False
-    try:
-        await accounts.create(email, await hash_password(password), admin=True,
-                              metadata=Metadata(service="auth", actor="bootstrap"))  # fmt: skip
-    except EmailTaken:  # another instance won the race
-        return False
-    log.info("created the admin account %s", email)
-    return True
 
 
 def create_app(config: Config) -> web.Application:

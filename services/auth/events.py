@@ -1,7 +1,14 @@
-"""auth-service's events in the shared registry."""
+"""auth-service's streams and events in the shared registry."""
 
-from eventstore import registry
+from __future__ import annotations
+
+from eventstore import Category, registry
 
 from .domain import UserRegistered
 
-registry.register(UserRegistered)
+__all__ = ["USER_STREAMS"]
+
+USER_STREAMS = Category("user")
+"""`user-{user_id}`: one stream per account."""
+
+registry.register_all(UserRegistered)

@@ -61,8 +61,9 @@ class KeyStore:
                 await conn.execute(
                     "INSERT INTO signing_keys (kid, private_pem) VALUES ($1, $2)"
                     " ON CONFLICT (kid) DO NOTHING",
-                    kid_of(key.public_key()), _pem(key),
-                )  # fmt: skip
+                    kid_of(key.public_key()),
+                    _pem(key),
+                )
             rows = await conn.fetch(
                 "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL"
                 " ORDER BY created_at DESC"

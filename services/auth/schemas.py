@@ -12,10 +12,11 @@ class RegisterSchema(Schema):
     password = fields.String(
         required=True,
         validate=validate.Length(
-            min=MIN_PASSWORD, max=MAX_PASSWORD,
+            min=MIN_PASSWORD,
+            max=MAX_PASSWORD,
             error=f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
         ),
-    )  # fmt: skip
+    )
 
 
 class LoginSchema(Schema):

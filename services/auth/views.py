@@ -11,11 +11,11 @@ from aiohttp import web
 from microshop import context
 from microshop.appkeys import CONFIG
 from microshop.auth import ALGORITHM, authenticate, client_address
-from microshop.errors import Conflict, TooManyRequests, Unauthorized
+from microshop.errors import TooManyRequests, Unauthorized
 from microshop.http import json_response, read_json
 
-from .accounts import Account, EmailTaken
-from .app_keys import ACCOUNTS, KEYS
+from .accounts import Account
+from .appkeys import ACCOUNTS, KEYS
 from .domain import normalize_email
 from .passwords import hash_password, verify_password
 from .schemas import LoginSchema, RegisterSchema
@@ -30,10 +30,7 @@ async def register(request: web.Request) -> web.Response:
     body = await read_json(request, RegisterSchema())
     password_hash = await hash_password(body["password"])
     meta = context.event_metadata("auth")
-    try:
-        event = await request.app[ACCOUNTS].create(body["email"], password_hash, metadata=meta)
-    except EmailTaken:
-        raise Conflict("an account with this email exists", code="email_taken") from None
+    event = await request.app[ACCOUNTS].create(body["email"], password_hash, metadata=meta)
     return json_response({"id": event.user_id, "email": event.email}, status=201)
 
 
@@ -47,9 +44,8 @@ async def login(request: web.Request) -> web.Response:
     # one account: a few tries; one client (maybe a NAT of many users): a few times more
     wait = max(
         await accounts.locked_for([account_key], config.login_max_failures, window),
-        await accounts.locked_for([client_key], CLIENT_FACTOR * config.login_max_failures,
-                                  window),
-    )  # fmt: skip
+        await accounts.locked_for([client_key], CLIENT_FACTOR * config.login_max_failures, window),
+    )
     if wait > 0:
         raise TooManyRequests(
             "too many failed logins; try again later",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import marshmallow
 import msgspec
@@ -23,13 +24,15 @@ from eventstore import (
     Executed,
     HandlerContext,
     Metadata,
+    RecordedEvent,
     Reject,
     Snapshot,
 )
 from microshop import context
 
-from .domain import EMPTY, Cart, CartEvent, DomainError, check_out, fold
+from .domain import EMPTY, Cart, CartEvent, DomainError, add_item, check_out, fold
 from .events import CART_STREAMS
+from .products import Products
 from .projections import snapshot_of
 from .schemas import OrderPlacedSchema, PlacedOrder
 
@@ -37,8 +40,11 @@ __all__ = [
     "CART",
     "CHECKOUT_NAMESPACE",
     "Decision",
+    "add_to_cart",
     "change_cart",
+    "check_out_order",
     "checkout_event_id",
+    "checkout_metadata",
     "on_order_placed",
     "placed_order",
 ]
@@ -71,6 +77,37 @@ async def change_cart(
     return await CART.execute(store, user_id, decide, metadata=metadata, snapshot=snapshot)
 
 
+async def add_to_cart(
+    store: EventStore,
+    products: Products,
+    user_id: str,
+    product_id: str,
+    quantity: int,
+    *,
+    metadata: Metadata,
+    snapshot: Snapshot[Cart] | None = None,
+) -> Executed[Cart]:
+    """Put `quantity` of a product into `user_id`'s cart at the price `products` asks now.
+
+    A product `products` does not sell is `UnknownProduct`; nothing is written then.
+    """
+    product = await products.sold(product_id)
+    return await change_cart(
+        store,
+        user_id,
+        lambda cart: add_item(
+            cart,
+            product_id=product.id,
+            name=product.name,
+            unit_price=product.price,
+            currency=product.currency,
+            quantity=quantity,
+        ),
+        metadata=metadata,
+        snapshot=snapshot,
+    )
+
+
 # -- checkout ----------------------------------------------------------------------------
 
 _ORDER_PLACED = OrderPlacedSchema()
@@ -95,6 +132,42 @@ def placed_order(data: object) -> PlacedOrder:
     return placed
 
 
+def checkout_metadata(event: RecordedEvent, user_id: str) -> Metadata:
+    """The metadata of the `CartCheckedOut` that `event` (an `OrderPlaced`) causes: in the
+    order's correlation and trace, caused by that event, acted by the buyer."""
+    return Metadata(
+        correlation_id=event.metadata.correlation_id,
+        causation_id=str(event.event_id),
+        actor=user_id,
+        service="cart",
+        traceparent=context.traceparent.get() or event.metadata.traceparent,
+    )
+
+
+async def check_out_order(
+    store: EventStore,
+    placed: PlacedOrder,
+    *,
+    metadata: Metadata,
+    snapshot: Snapshot[Cart] | None = None,
+    conn: Any = None,
+) -> Executed[Cart]:
+    """Take what order `placed` took out of the buyer's cart.
+
+    The event id is derived from the order id, so a second checkout of the same order is
+    a `DuplicateEventError` and writes nothing. With `conn`, in the caller's transaction.
+    """
+    return await CART.execute(
+        store,
+        placed.user_id,
+        lambda cart: check_out(cart, placed.order_id, placed.lines),
+        metadata=metadata,
+        event_ids=[checkout_event_id(placed.order_id)],
+        snapshot=snapshot,
+        conn=conn,
+    )
+
+
 async def on_order_placed(ctx: HandlerContext) -> None:
     """Take the ordered quantities out of the buyer's cart, exactly once per order.
 
@@ -107,21 +180,13 @@ async def on_order_placed(ctx: HandlerContext) -> None:
     """
     placed = placed_order(ctx.event.data)
     store = ctx.consumer.store
-    metadata = Metadata(  # in the OrderPlaced's correlation and trace
-        correlation_id=ctx.event.metadata.correlation_id,
-        causation_id=str(ctx.event.event_id),
-        actor=placed.user_id,
-        service="cart",
-        traceparent=context.traceparent.get() or ctx.event.metadata.traceparent,
-    )
+    metadata = checkout_metadata(ctx.event, placed.user_id)
     try:
         async with ctx.transaction() as conn:
-            await CART.execute(
+            await check_out_order(
                 store,
-                placed.user_id,
-                lambda cart: check_out(cart, placed.order_id, placed.lines),
+                placed,
                 metadata=metadata,
-                event_ids=[checkout_event_id(placed.order_id)],
                 snapshot=snapshot_of(store.pool, placed.user_id),
                 conn=conn,
             )

@@ -15,15 +15,15 @@ from microshop.client import ServiceClient, ServiceFailed
 from .domain import UnknownProduct
 from .schemas import Product, ProductSchema
 
-__all__ = ["Catalog", "ProductService"]
+__all__ = ["ProductService", "Products"]
 
 _PRODUCT = ProductSchema()
 # product-service answers these for an id that names no product (404), or no valid id.
 _NO_SUCH_PRODUCT = frozenset({400, 404, 422})
 
 
-class Catalog(Protocol):
-    """Where a cart line's product comes from."""
+class Products(Protocol):
+    """Where a cart line's product comes from (a fake in tests, product-service in the app)."""
 
     async def sold(self, product_id: str) -> Product: ...
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from eventstore import Executed, Metadata
 from microshop import context
-from microshop.app import POOL, STORE
+from microshop.appkeys import POOL, STORE
 from microshop.auth import authenticate
 from microshop.client import ServiceClient
 from microshop.http import json_response, read_json
@@ -21,7 +22,7 @@ from microshop.workers import read_your_writes
 
 from . import domain
 from .domain import Cart
-from .handlers import Decision, change_cart
+from .handlers import Decision, add_to_cart, change_cart
 from .products import ProductService
 from .projections import CARTS, items_of, read_cart, snapshot_of
 from .schemas import AddItem, AddItemSchema, SetQuantity, SetQuantitySchema
@@ -41,6 +42,17 @@ def render(cart: Cart) -> dict[str, Any]:
     }
 
 
+def _metadata(user_id: str) -> Metadata:
+    return context.event_metadata("cart", actor=user_id)
+
+
+async def _settled(app: web.Application, done: Executed[Cart]) -> Cart:
+    """The cart a write produced, once the read model has it (or has not, in time: the
+    write is committed either way, so it is answered)."""
+    await read_your_writes(app, CARTS.name, done.position)
+    return done.state
+
+
 async def _write(request: web.Request, decide: Decision) -> Cart:
     """Run `decide` on the caller's cart, wait until the read model has it, return the cart."""
     user_id = (await authenticate(request)).user_id
@@ -49,11 +61,10 @@ async def _write(request: web.Request, decide: Decision) -> Cart:
         app[STORE],
         user_id,
         decide,
-        metadata=context.event_metadata("cart", actor=user_id),
+        metadata=_metadata(user_id),
         snapshot=snapshot_of(app[POOL], user_id),
     )
-    await read_your_writes(app, CARTS.name, done.position)
-    return done.state
+    return await _settled(app, done)
 
 
 @routes.get("/api/cart")
@@ -64,21 +75,19 @@ async def get_cart(request: web.Request) -> web.Response:
 
 @routes.post("/api/cart/items")
 async def add_item(request: web.Request) -> web.Response:
-    await authenticate(request)
+    user_id = (await authenticate(request)).user_id
     body: AddItem = await read_json(request, AddItemSchema())
-    product = await ProductService(ServiceClient.of(request.app, "product")).sold(body.product_id)
-    cart = await _write(
-        request,
-        lambda cart: domain.add_item(
-            cart,
-            product_id=product.id,
-            name=product.name,
-            unit_price=product.price,
-            currency=product.currency,
-            quantity=body.quantity,
-        ),
+    app = request.app
+    done = await add_to_cart(
+        app[STORE],
+        ProductService(ServiceClient.of(app, "product")),
+        user_id,
+        body.product_id,
+        body.quantity,
+        metadata=_metadata(user_id),
+        snapshot=snapshot_of(app[POOL], user_id),
     )
-    return json_response(render(cart))
+    return json_response(render(await _settled(app, done)))
 
 
 @routes.put("/api/cart/items/{product_id}")

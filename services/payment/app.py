@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from microshop.app import make_app
-from microshop.appkeys import CONFIG, HTTP, METRICS
+from microshop.appkeys import CONFIG, METRICS
 from microshop.auth import KeySource
+from microshop.client import ServiceClient
 from microshop.config import Config
 
 from . import events as _events  # noqa: F401  (registers the payment event types)
-from .app_keys import ORDERS, PAYMENT_METRICS, SIMULATOR, PaymentMetrics
+from .appkeys import ORDER_SERVICE, PAYMENT_METRICS, SIMULATOR, PaymentMetrics
 from .orders import REPORT_TIMEOUT, OrderService
 from .simulator import PaymentSimulator
 from .views import routes
@@ -25,11 +26,9 @@ async def payment_context(app: web.Application) -> AsyncIterator[None]:
     on the shared HTTP session, and the payment counters."""
     config = app[CONFIG]
     app[SIMULATOR] = PaymentSimulator.from_config(config)
-    app[ORDERS] = OrderService(
-        app[HTTP],
-        config.url_of("order"),
-        config.internal_api_key,
-        timeout=min(REPORT_TIMEOUT, config.upstream_timeout_seconds),
+    timeout = min(REPORT_TIMEOUT, config.upstream_timeout_seconds)
+    app[ORDER_SERVICE] = OrderService(
+        ServiceClient.of(app, "order", internal=True, timeout=timeout)
     )
     app[PAYMENT_METRICS] = PaymentMetrics.on(app[METRICS])
     yield

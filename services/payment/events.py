@@ -1,13 +1,11 @@
-"""Registers the payment events with the event store under their contract names (DESIGN §4).
+"""The payment streams and events in the shared registry (under their class names).
 
 Import this module (the app does) before reading payment streams.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from eventstore import registry
+from eventstore import Category, registry
 
 from .domain.events import (
     PaymentAttempted,
@@ -17,16 +15,12 @@ from .domain.events import (
     PaymentRefunded,
 )
 
-__all__ = ["CATEGORY", "PAYMENT_EVENTS", "PaymentEvent", "stream_id"]
+__all__ = ["PAYMENT_EVENTS", "PAYMENT_STREAMS", "PaymentEvent"]
 
-CATEGORY = "payment"
+PAYMENT_STREAMS = Category("payment")
+"""`payment-{order_id}`: the payment stream of one order (part of the published contract:
+order-service reads it for an order's timeline)."""
 
 PAYMENT_EVENTS = (PaymentAttempted, PaymentCharged, PaymentAttemptFailed, PaymentRefunded)
 
-for _cls in PAYMENT_EVENTS:
-    registry.register(_cls, name=_cls.__name__, version=1)
-
-
-def stream_id(order_id: uuid.UUID) -> str:
-    """`payment-{order_id}`: the payment stream of one order."""
-    return f"{CATEGORY}-{order_id}"
+registry.register_all(*PAYMENT_EVENTS)

@@ -11,7 +11,7 @@ from eventstore import EventStore
 
 from . import domain
 from .domain import Payment, PaymentAttempted
-from .events import stream_id
+from .events import PAYMENT_STREAMS
 
 __all__ = ["History", "payment_history"]
 
@@ -26,7 +26,7 @@ class History:
 
 async def payment_history(store: EventStore, order_id: uuid.UUID) -> History | None:
     """None when the order has no payment events."""
-    recorded = await store.read_stream(stream_id(order_id))
+    recorded = await store.read_stream(PAYMENT_STREAMS.stream(order_id))
     state = domain.fold(e.data for e in recorded)
     if state is None:
         return None

@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -19,12 +17,12 @@ from eventstore import Metadata
 from microshop import context
 from microshop.appkeys import STORE
 from microshop.auth import require_internal
-from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.errors import NotFound
 from microshop.http import json_response, read_json
 
 from . import handlers, queries
-from .app_keys import ORDERS, PAYMENT_METRICS, SIMULATOR
-from .domain import AttemptMismatch, InvalidValue, PaymentResult, PaymentStatus
+from .appkeys import ORDER_SERVICE, PAYMENT_METRICS, SIMULATOR
+from .domain import PaymentResult, PaymentStatus
 from .orders import Report
 from .schemas import PaymentRequestSchema, SettingsSchema
 from .simulator import Settings
@@ -44,17 +42,6 @@ def metadata_for(request: web.Request) -> Metadata:
     return context.event_metadata(
         SERVICE, actor=SERVICE, causation_id=context.valid_id(request.headers.get("X-Causation-ID"))
     )
-
-
-@contextlib.contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the domain's refusals into the API's errors."""
-    try:
-        yield
-    except AttemptMismatch as exc:
-        raise Conflict(str(exc), code="idempotency_conflict") from None
-    except InvalidValue as exc:
-        raise ValidationFailed(details={exc.field: [exc.message]}) from None
 
 
 def present_result(result: PaymentResult) -> dict[str, Any]:
@@ -90,17 +77,21 @@ async def create_payment(request: web.Request) -> web.Response:
     payment_request = await read_json(request, PaymentRequestSchema())
     app = request.app
     metadata = metadata_for(request)
-    with domain_errors():
-        paid = await handlers.pay(app[STORE], app[SIMULATOR], payment_request, metadata=metadata)
+    paid = await handlers.pay(app[STORE], app[SIMULATOR], payment_request, metadata=metadata)
     result = paid.result
     app[PAYMENT_METRICS].payments.inc({"outcome": result.status.value})
-    log.info("payment of order %s round %d attempt %d: %s%s",
-             result.order_id, result.round, result.attempt, result.status.value,
-             "" if paid.recorded else " (answered from the record)")  # fmt: skip
+    log.info(
+        "payment of order %s round %d attempt %d: %s%s",
+        result.order_id,
+        result.round,
+        result.attempt,
+        result.status.value,
+        "" if paid.recorded else " (answered from the record)",
+    )
     reported = False
     if result.status is PaymentStatus.CHARGED and not paid.refunded:
         report, refunded = await handlers.report_charge(
-            app[STORE], app[ORDERS], paid, metadata=metadata
+            app[STORE], app[ORDER_SERVICE], paid, metadata=metadata
         )
         reported = report is Report.ACCEPTED
         if refunded:
@@ -130,12 +121,14 @@ async def get_payments(request: web.Request) -> web.Response:
         }
         for a in payment.attempts
     ]
-    return json_response({
-        "order_id": str(order_id),
-        "charged": charge is not None,
-        "payment_id": None if charge is None else str(charge.payment_id),
-        "attempts": attempts,
-    })  # fmt: skip
+    return json_response(
+        {
+            "order_id": str(order_id),
+            "charged": charge is not None,
+            "payment_id": None if charge is None else str(charge.payment_id),
+            "attempts": attempts,
+        }
+    )
 
 
 @routes.get("/internal/settings")
@@ -151,6 +144,9 @@ async def put_settings(request: web.Request) -> web.Response:
     require_internal(request)
     changes = await read_json(request, SettingsSchema())
     settings = request.app[SIMULATOR].change(**changes)
-    log.info("payment simulation settings are now success_rate=%s latency_ms=%d",
-             settings.success_rate, settings.latency_ms)  # fmt: skip
+    log.info(
+        "payment simulation settings are now success_rate=%s latency_ms=%d",
+        settings.success_rate,
+        settings.latency_ms,
+    )
     return json_response(present_settings(settings))

@@ -1,13 +1,11 @@
-"""Registers the product events with the event store under their contract names (DESIGN §4).
+"""The catalog's streams and its events in the shared registry (under their class names).
 
 Import this module (the app, the projection and the CLI do) before reading product streams.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from eventstore import registry
+from eventstore import Category, registry
 
 from .domain.events import (
     ProductCreated,
@@ -17,16 +15,11 @@ from .domain.events import (
     ProductUpdated,
 )
 
-__all__ = ["CATEGORY", "PRODUCT_EVENTS", "ProductEvent", "stream_id"]
+__all__ = ["PRODUCT_EVENTS", "PRODUCT_STREAMS", "ProductEvent"]
 
-CATEGORY = "product"
+PRODUCT_STREAMS = Category("product")
+"""`product-{uuid}`: one stream per product."""
 
 PRODUCT_EVENTS = (ProductCreated, ProductUpdated, ProductPriceChanged, ProductDiscontinued)
 
-for _cls in PRODUCT_EVENTS:
-    registry.register(_cls, name=_cls.__name__, version=1)
-
-
-def stream_id(product_id: uuid.UUID) -> str:
-    """`product-{uuid}`: the stream of one product."""
-    return f"{CATEGORY}-{product_id}"
+registry.register_all(*PRODUCT_EVENTS)

@@ -11,23 +11,33 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 
-from eventstore import NO_STREAM, ConcurrencyError, EventStore, Metadata, Position
+from eventstore import (
+    NO_STREAM,
+    Aggregate,
+    ConcurrencyError,
+    EventStore,
+    Executed,
+    Metadata,
+    Position,
+)
 from eventstore.pg import Pool
 
 from . import domain
 from .domain import NewProduct, Product, ProductChanges, ProductEvent
-from .events import stream_id
+from .events import PRODUCT_STREAMS
 
 __all__ = [
     "ATTEMPTS",
+    "PRODUCT",
     "Outcome",
     "change_product",
     "create_product",
     "discontinue_product",
-    "load_product",
 ]
 
-ATTEMPTS = 4
+PRODUCT = Aggregate(PRODUCT_STREAMS, domain.fold, None)
+"""A product's stream folded into its state (None: no such product)."""
+ATTEMPTS = PRODUCT.retry.attempts
 """How often a change is decided again after losing a race for the stream version."""
 
 _CLAIM_SKU = """
@@ -43,13 +53,6 @@ class Outcome:
 
     product: Product
     position: Position | None
-
-
-async def load_product(store: EventStore, product_id: uuid.UUID) -> tuple[Product | None, int]:
-    """A product's current state and its stream version (None, 0: no such product)."""
-    recorded = await store.read_stream(stream_id(product_id))
-    state = domain.fold(e.data for e in recorded)
-    return state, recorded[-1].stream_version if recorded else 0
 
 
 async def create_product(
@@ -70,12 +73,12 @@ async def create_product(
         if not await conn.fetchval(_CLAIM_SKU, product.sku, product_id):
             raise domain.SkuTaken(product.sku)
         try:
-            result = await store.append(
-                stream_id(product_id), events, NO_STREAM, metadata=metadata, conn=conn
+            appended = await store.append(
+                PRODUCT.stream(product_id), events, NO_STREAM, metadata=metadata, conn=conn
             )
         except ConcurrencyError:
             raise domain.ProductAlreadyExists(product_id) from None
-    return Outcome(product, result.position)
+    return Outcome(product, appended.position)
 
 
 async def _decide(
@@ -84,24 +87,19 @@ async def _decide(
     decide: Callable[[Product | None], list[ProductEvent]],
     metadata: Metadata | None,
 ) -> Outcome:
-    """Load, decide, append at the loaded version; on a lost race decide again on the new
-    state (which may now refuse), up to `ATTEMPTS` times, then let `ConcurrencyError` out."""
-    for attempt in range(1, ATTEMPTS + 1):
-        state, version = await load_product(store, product_id)
-        events = decide(state)
-        after = domain.fold(events, state)
-        if after is None:  # decisions refuse a missing product; this is for the type checker
+    """`decide` on the product's current state through `PRODUCT.execute` (a lost race is
+    decided again on the new state, which may now refuse)."""
+
+    def on_existing(state: Product | None) -> list[ProductEvent]:
+        if state is None:
             raise domain.ProductNotFound(product_id)
-        if not events:
-            return Outcome(after, None)
-        try:
-            result = await store.append(stream_id(product_id), events, version, metadata=metadata)
-        except ConcurrencyError:
-            if attempt == ATTEMPTS:
-                raise
-            continue
-        return Outcome(after, result.position)
-    raise AssertionError("unreachable")
+        return decide(state)
+
+    done: Executed[Product | None] = await PRODUCT.execute(
+        store, product_id, on_existing, metadata=metadata
+    )
+    assert done.state is not None  # on_existing refused a missing product
+    return Outcome(done.state, done.position)
 
 
 async def change_product(

@@ -10,7 +10,7 @@ from eventstore import Projection, RecordedEvent, Row, register_projection
 
 from .domain import Product, ProductCreated
 from .domain import apply as apply_event
-from .events import CATEGORY, PRODUCT_EVENTS
+from .events import PRODUCT_EVENTS, PRODUCT_STREAMS
 from .images import default_image_url
 
 __all__ = ["PRODUCTS", "ProductsProjection", "product_from_row"]
@@ -38,14 +38,23 @@ class ProductsProjection(Projection):
     name = "products"
     table = "products"
     key = "id"
-    categories = frozenset({CATEGORY})
+    categories = frozenset({PRODUCT_STREAMS.name})
     columns = (
-        "id", "sku", "name", "description", "price", "currency", "image_url", "active",
-        "created_at", "updated_at", "version",
-    )  # fmt: skip
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "currency",
+        "image_url",
+        "active",
+        "created_at",
+        "updated_at",
+        "version",
+    )
 
     def key_of(self, event: RecordedEvent) -> uuid.UUID | None:
-        if event.category != CATEGORY or not isinstance(event.data, PRODUCT_EVENTS):
+        if not PRODUCT_STREAMS.owns(event) or not isinstance(event.data, PRODUCT_EVENTS):
             return None  # another category, or a type this process does not know
         return event.data.product_id
 

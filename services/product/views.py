@@ -1,4 +1,4 @@
-"""HTTP routes of product-service (DESIGN §5): the public catalog and admin changes.
+"""HTTP routes of product-service: the public catalog and admin changes.
 
 Every change waits until the `products` read model has applied it before answering, so a
 GET right after a POST, PATCH or DELETE sees the change (read-your-writes).
@@ -6,11 +6,9 @@ GET right after a POST, PATCH or DELETE sees the change (read-your-writes).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -19,20 +17,12 @@ from eventstore import Metadata
 from microshop import context
 from microshop.appkeys import POOL, STORE
 from microshop.auth import Principal, require_admin
-from microshop.errors import Conflict, NotFound, ValidationFailed
+from microshop.errors import NotFound
 from microshop.http import json_response, read_json, read_query
-from microshop.workers import RUNNERS
+from microshop.workers import read_your_writes
 
 from . import handlers, queries
-from .domain import (
-    DomainError,
-    InvalidValue,
-    Product,
-    ProductAlreadyExists,
-    ProductIsDiscontinued,
-    ProductNotFound,
-    SkuTaken,
-)
+from .domain import Product
 from .images import default_image_url, render_svg
 from .projections import PRODUCTS
 from .schemas import ListQuery, ListQuerySchema, NewProductSchema, ProductChangesSchema
@@ -42,7 +32,6 @@ __all__ = ["routes"]
 log = logging.getLogger(__name__)
 
 SERVICE = "product"
-READ_MODEL_TIMEOUT = 5.0
 
 routes = web.RouteTableDef()
 
@@ -51,7 +40,7 @@ routes = web.RouteTableDef()
 
 
 def present(product: Product) -> dict[str, Any]:
-    """The product as the API shows it (DESIGN §5); the price is a decimal string."""
+    """The product as the API shows it; the price is a decimal string."""
     return {
         "id": str(product.product_id),
         "sku": product.sku,
@@ -73,42 +62,14 @@ def product_id_of(request: web.Request) -> uuid.UUID:
         raise NotFound(f"no product {raw[:64]!r}") from None
 
 
-@contextlib.contextmanager
-def domain_errors(product_id: uuid.UUID | None = None) -> Iterator[None]:
-    """Turn the domain's refusals into the API's errors."""
-    try:
-        yield
-    except ProductNotFound:
-        raise NotFound(f"no product {product_id}") from None
-    except SkuTaken as exc:
-        raise Conflict(f"SKU {exc.sku!r} is taken", code="sku_taken",
-                       details={"sku": exc.sku}) from None  # fmt: skip
-    except ProductIsDiscontinued:
-        raise Conflict(f"product {product_id} is discontinued and cannot change",
-                       code="product_discontinued") from None  # fmt: skip
-    except ProductAlreadyExists:
-        raise Conflict("the product already exists", code="product_exists") from None
-    except InvalidValue as exc:
-        raise ValidationFailed(details={exc.field: [exc.message]}) from None
-    except DomainError as exc:  # a refusal without a mapping of its own: still the client's
-        raise Conflict(str(exc), code="rejected") from None
-
-
 def metadata_for(principal: Principal) -> Metadata:
     return context.event_metadata(SERVICE, actor=principal.user_id)
 
 
 async def settle(request: web.Request, outcome: handlers.Outcome) -> None:
-    """Wait until the read model has what was appended (read-your-writes). The change is
-    committed either way, so a slow read model is logged, not reported as a failure."""
-    if outcome.position is None:
-        return
-    try:
-        await request.app[RUNNERS][PRODUCTS.name].wait_for(
-            outcome.position, timeout=READ_MODEL_TIMEOUT
-        )
-    except TimeoutError:
-        log.warning("read model %s is not at %s yet", PRODUCTS.name, outcome.position)
+    """Wait until the read model has what was appended (read-your-writes); the change is
+    committed either way, so a slow read model is logged, never reported as a failure."""
+    await read_your_writes(request.app, PRODUCTS.name, outcome.position)
 
 
 # -- the public catalog ------------------------------------------------------------------
@@ -152,8 +113,7 @@ async def product_image(request: web.Request) -> web.Response:
     }
     if etag in _etags(request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
-    return web.Response(body=svg, content_type="image/svg+xml", charset="utf-8",
-                        headers=headers)  # fmt: skip
+    return web.Response(body=svg, content_type="image/svg+xml", charset="utf-8", headers=headers)
 
 
 # -- admin changes -----------------------------------------------------------------------
@@ -164,10 +124,9 @@ async def create_product(request: web.Request) -> web.Response:
     """201 with the new product; 409 `sku_taken` when another product has the SKU."""
     principal = await require_admin(request)
     new = await read_json(request, NewProductSchema())
-    with domain_errors():
-        outcome = await handlers.create_product(
-            request.app[STORE], request.app[POOL], new, metadata=metadata_for(principal)
-        )
+    outcome = await handlers.create_product(
+        request.app[STORE], request.app[POOL], new, metadata=metadata_for(principal)
+    )
     await settle(request, outcome)
     body = present(outcome.product)
     return json_response(body, status=201, headers={"Location": f"/api/products/{body['id']}"})
@@ -179,10 +138,9 @@ async def change_product(request: web.Request) -> web.Response:
     principal = await require_admin(request)
     product_id = product_id_of(request)
     changes = await read_json(request, ProductChangesSchema())
-    with domain_errors(product_id):
-        outcome = await handlers.change_product(
-            request.app[STORE], product_id, changes, metadata=metadata_for(principal)
-        )
+    outcome = await handlers.change_product(
+        request.app[STORE], product_id, changes, metadata=metadata_for(principal)
+    )
     await settle(request, outcome)
     return json_response(present(outcome.product))
 
@@ -192,10 +150,9 @@ async def discontinue_product(request: web.Request) -> web.Response:
     """204; discontinuing a discontinued product again records nothing."""
     principal = await require_admin(request)
     product_id = product_id_of(request)
-    with domain_errors(product_id):
-        outcome = await handlers.discontinue_product(
-            request.app[STORE], product_id, metadata=metadata_for(principal)
-        )
+    outcome = await handlers.discontinue_product(
+        request.app[STORE], product_id, metadata=metadata_for(principal)
+    )
     await settle(request, outcome)
     return web.Response(status=204)
 

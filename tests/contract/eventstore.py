@@ -22,10 +22,31 @@ from eventstore import (
     EventRegistry,
     EventStore,
     Metadata,
+    Position,
+    RecordedEvent,
     UnknownEventType,
 )
 from eventstore.errors import UpcastError
 from tests.samples import Noted, Priced
+
+
+async def visible(
+    store: EventStore,
+    after: Position,
+    part: str,
+    count: int,
+    categories: set[str] | None = None,
+) -> list[RecordedEvent]:
+    """The global log's events of streams whose id contains `part` after `after`, once
+    `count` of them are there: readers see a commit when every older transaction has
+    ended, and other tests sharing the database may hold one open for a moment."""
+    async with asyncio.timeout(10):
+        while True:
+            batch = await store.read_all(after, limit=100_000, categories=categories)
+            found = [e for e in batch if part in e.stream_id]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.01)
 
 
 class EventStoreContract:
@@ -151,19 +172,11 @@ class EventStoreContract:
         start = await store.head()
         for i in range(25):
             await store.append(f"order{uid}-{i % 3}", [Noted(str(i))], ANY)
-        mine = [
-            e
-            for e in await store.read_all(start, limit=100_000)
-            if e.stream_id.startswith(f"order{uid}-")
-        ]
+        mine = await visible(store, start, f"order{uid}-", 25)
         assert [e.data.text for e in mine] == [str(i) for i in range(25)]
         positions = [e.position for e in mine]
         assert positions == sorted(positions) and len(set(positions)) == 25
-        rest = [
-            e
-            for e in await store.read_all(mine[10].position, limit=100_000)
-            if e.stream_id.startswith(f"order{uid}-")
-        ]
+        rest = await visible(store, mine[10].position, f"order{uid}-", 14)
         assert [e.data.text for e in rest] == [str(i) for i in range(11, 25)]
         assert await store.head() >= mine[-1].position
         batch = await store.read_all(start, limit=4)
@@ -175,7 +188,14 @@ class EventStoreContract:
         start = await store.head()
         await store.append(f"mine{uid}-1", [Noted("kept")], NO_STREAM)
         await store.append(f"theirs{uid}-1", [Noted("skipped")], NO_STREAM)
-        events = await store.read_all(start, limit=100_000, categories={f"mine{uid}"})
+        events = await visible(store, start, "", 2, categories={f"mine{uid}"})
+        events = [e for e in events if uid in e.stream_id]
+        while len(events) < 2:  # both visible: the fence passed them
+            events = [
+                e
+                for e in await visible(store, start, "", 2, categories={f"mine{uid}"})
+                if uid in e.stream_id
+            ]
         by_stream = {e.stream_id: e for e in events}
         assert by_stream[f"mine{uid}-1"].data == Noted("kept")
         assert by_stream[f"theirs{uid}-1"].data is None  # read, but not decoded

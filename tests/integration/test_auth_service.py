@@ -119,8 +119,10 @@ async def test_taken_email_is_409_whatever_its_case(client: Client, uid: str) ->
 async def test_wrong_credentials_are_401(client: Client, uid: str) -> None:
     email = f"carol.{uid}@example.com"
     await register(client, email)
-    client_ip = {"X-Forwarded-For": f"10.1.{secrets.randbelow(250)}.1",
-                 "X-Internal-Api-Key": INTERNAL_KEY}  # fmt: skip
+    client_ip = {
+        "X-Forwarded-For": f"10.1.{secrets.randbelow(250)}.1",
+        "X-Internal-Api-Key": INTERNAL_KEY,
+    }
     for attempt in (
         await login(client, email, "wrong password", **client_ip),
         await login(client, f"nobody.{uid}@example.com", "correct horse", **client_ip),
@@ -195,9 +197,10 @@ async def test_a_configured_private_key_signs(
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ).decode()  # fmt: skip
+    ).decode()
     client = await aiohttp_client(create_app(config(test_env, jwt_private_key=pem)))
     email = f"gina.{uid}@example.com"
     await register(client, email)

@@ -64,8 +64,13 @@ class Catalog:
 
     async def product(self, price: str = "19.99", currency: str = "EUR") -> dict[str, Any]:
         self.count += 1
-        body = {"sku": f"SKU-{self.uid}-{self.count}", "name": f"Product {self.count}",
-                "description": "for a cart test", "price": price, "currency": currency}  # fmt: skip
+        body = {
+            "sku": f"SKU-{self.uid}-{self.count}",
+            "name": f"Product {self.count}",
+            "description": "for a cart test",
+            "price": price,
+            "currency": currency,
+        }
         resp = await self.client.post("/api/products", json=body, headers=self.admin)
         assert resp.status == 201, await resp.text()
         product: dict[str, Any] = await resp.json()
@@ -113,8 +118,13 @@ def user() -> dict[str, str]:
 
 def line(product: dict[str, Any], quantity: int) -> dict[str, Any]:
     price = Decimal(product["price"])
-    return {"product_id": product["id"], "name": product["name"], "unit_price": str(price),
-            "quantity": quantity, "line_total": str(price * quantity)}  # fmt: skip
+    return {
+        "product_id": product["id"],
+        "name": product["name"],
+        "unit_price": str(price),
+        "quantity": quantity,
+        "line_total": str(price * quantity),
+    }
 
 
 async def add(client: Client, headers: dict[str, str], product_id: str, quantity: int) -> Any:
@@ -152,13 +162,21 @@ def free_port() -> int:
 
 async def test_a_new_cart_is_empty(cart: Client, user: dict[str, str]) -> None:
     assert await get_cart(cart, user) == {
-        "items": [], "total": "0.00", "currency": None, "version": 0
-    }  # fmt: skip
+        "items": [],
+        "total": "0.00",
+        "currency": None,
+        "version": 0,
+    }
 
 
 async def test_every_endpoint_needs_a_valid_token(cart: Client) -> None:
-    calls = [("GET", "/api/cart"), ("POST", "/api/cart/items"), ("PUT", "/api/cart/items/x"),
-             ("DELETE", "/api/cart/items/x"), ("DELETE", "/api/cart")]  # fmt: skip
+    calls = [
+        ("GET", "/api/cart"),
+        ("POST", "/api/cart/items"),
+        ("PUT", "/api/cart/items/x"),
+        ("DELETE", "/api/cart/items/x"),
+        ("DELETE", "/api/cart"),
+    ]
     for headers in ({}, bearer(mint(other_key=True)), bearer(mint(ttl=-60)), bearer("nonsense")):
         for method, path in calls:
             resp = await cart.request(method, path, json={"quantity": 1}, headers=headers)
@@ -181,9 +199,14 @@ async def test_adding_captures_the_catalog_price_and_adds_to_the_line(
     body = await add(cart, user, tee["id"], 3)
     assert body["items"] == [
         line(tee, 5),
-        {"product_id": mug["id"], "name": mug["name"], "unit_price": "5.00", "quantity": 1,
-         "line_total": "5.00"},
-    ]  # fmt: skip
+        {
+            "product_id": mug["id"],
+            "name": mug["name"],
+            "unit_price": "5.00",
+            "quantity": 1,
+            "line_total": "5.00",
+        },
+    ]
     assert body["total"] == "104.95"
     assert body["version"] == 3
     assert await get_cart(cart, user) == body
@@ -252,8 +275,9 @@ async def test_invalid_quantities_are_422_with_field_details(
 
     await add(cart, user, tee["id"], 1)
     if quantity != 0:  # 0 is valid for PUT: it removes the line
-        resp = await cart.put(f"/api/cart/items/{tee['id']}", json={"quantity": quantity},
-                              headers=user)  # fmt: skip
+        resp = await cart.put(
+            f"/api/cart/items/{tee['id']}", json={"quantity": quantity}, headers=user
+        )
         assert resp.status == 422
         assert set(assert_error(await resp.json(), "validation_error")) == {"quantity"}
     assert (await get_cart(cart, user))["version"] == 1
@@ -274,8 +298,9 @@ async def test_invalid_quantities_are_422_with_field_details(
 async def test_malformed_bodies(
     cart: Client, user: dict[str, str], body: bytes, status: int, fields: set[str] | None
 ) -> None:
-    resp = await cart.post("/api/cart/items", data=body,
-                           headers={**user, "Content-Type": "application/json"})  # fmt: skip
+    resp = await cart.post(
+        "/api/cart/items", data=body, headers={**user, "Content-Type": "application/json"}
+    )
     assert resp.status == status
     details = assert_error(
         await resp.json(), "bad_request" if status == 400 else "validation_error"
@@ -330,9 +355,11 @@ async def test_product_service_failing_or_slow_is_502_or_504(
     server = await aiohttp_raw_server(faulty)
     cart = await cart_app(str(server.make_url("")).rstrip("/"), upstream_timeout_seconds=0.3)
     body = {"product_id": str(uuid.uuid4()), "quantity": 1}
-    for mode, status, code in [("500", 502, "product_service_error"),
-                               ("garbage", 502, "product_service_error"),
-                               ("hang", 504, "product_service_timeout")]:  # fmt: skip
+    for mode, status, code in [
+        ("500", 502, "product_service_error"),
+        ("garbage", 502, "product_service_error"),
+        ("hang", 504, "product_service_timeout"),
+    ]:
         resp = await cart.post("/api/cart/items", json=body, headers=user)
         assert resp.status == status, mode
         assert_error(await resp.json(), code)
@@ -363,8 +390,7 @@ async def test_put_sets_the_quantity_and_zero_removes(
     assert await get_cart(cart, user) == body
 
     for product_id in (tee["id"], str(uuid.uuid4())):
-        resp = await cart.put(f"/api/cart/items/{product_id}", json={"quantity": 2},
-                              headers=user)  # fmt: skip
+        resp = await cart.put(f"/api/cart/items/{product_id}", json={"quantity": 2}, headers=user)
         assert resp.status == 404
         assert assert_error(await resp.json(), "item_not_in_cart") == {"product_id": product_id}
 
@@ -400,8 +426,11 @@ async def test_clearing_is_204_and_an_empty_cart_records_nothing(
     assert resp.status == 204
     assert await resp.read() == b""
     assert await get_cart(cart, user) == {
-        "items": [], "total": "0.00", "currency": None, "version": 2
-    }  # fmt: skip
+        "items": [],
+        "total": "0.00",
+        "currency": None,
+        "version": 2,
+    }
     assert (await cart.delete("/api/cart", headers=user)).status == 204
     events = await store.read_stream(f"cart-{user_id}")
     assert [e.event_type for e in events] == ["CartItemAdded", "CartCleared"]
@@ -416,8 +445,9 @@ async def test_the_token_chooses_the_cart(
 
     assert (await get_cart(cart, other))["items"] == []
     for method in ("PUT", "DELETE"):
-        resp = await cart.request(method, f"/api/cart/items/{tee['id']}", json={"quantity": 5},
-                                  headers=other)  # fmt: skip
+        resp = await cart.request(
+            method, f"/api/cart/items/{tee['id']}", json={"quantity": 5}, headers=other
+        )
         assert resp.status == 404, method
     assert (await cart.delete("/api/cart", headers=other)).status == 204
     await add(cart, other, tee["id"], 1)
@@ -439,8 +469,9 @@ async def test_concurrent_adds_lose_nothing(
     requests = [(p["id"], 1) for p in distinct] + [(same["id"], 2)] * 20
 
     async def post(product_id: str, quantity: int) -> int:
-        resp = await cart.post("/api/cart/items", headers=user,
-                               json={"product_id": product_id, "quantity": quantity})  # fmt: skip
+        resp = await cart.post(
+            "/api/cart/items", headers=user, json={"product_id": product_id, "quantity": quantity}
+        )
         return resp.status
 
     statuses = await asyncio.gather(*(post(p, q) for p, q in requests))
@@ -473,9 +504,11 @@ class Orders:
                SELECT $1, coalesce(max(stream_version), 0) + 1, $2, 'OrderPlaced',
                       $3::text::jsonb, $4::text::jsonb
                FROM events WHERE stream_id = $1""",
-            f"order-{order_id}", event_id, json.dumps(data),
+            f"order-{order_id}",
+            event_id,
+            json.dumps(data),
             json.dumps({"correlation_id": f"corr-{order_id}", "service": "order"}),
-        )  # fmt: skip
+        )
 
         found: list[Any] = []
 
@@ -493,16 +526,30 @@ class Orders:
         must not sit in the shared test log, where every orders projection would trip."""
         order_id = str(data.get("order_id"))
         meta = json.dumps({"correlation_id": f"corr-{order_id}", "service": "order"})
-        return (0, 0, f"order-{order_id}", 1, uuid.uuid4(), "OrderPlaced", 1, json.dumps(data),
-                meta, datetime.now(UTC))  # fmt: skip
+        return (
+            0,
+            0,
+            f"order-{order_id}",
+            1,
+            uuid.uuid4(),
+            "OrderPlaced",
+            1,
+            json.dumps(data),
+            meta,
+            datetime.now(UTC),
+        )
 
     async def publish(self, *rows: Any) -> None:
         async with aiormq.connect(self.amqp_url) as connection:
             channel = await connection.channel()
             for row in rows:
                 key, body, properties = encode_row(row)
-                await channel.basic_publish(body, exchange=self.config.events_exchange,
-                                            routing_key=key, properties=properties)  # fmt: skip
+                await channel.basic_publish(
+                    body,
+                    exchange=self.config.events_exchange,
+                    routing_key=key,
+                    properties=properties,
+                )
 
 
 def order_placed(user_id: str, *items: tuple[dict[str, Any], int]) -> dict[str, Any]:
@@ -587,8 +634,9 @@ async def test_a_checkout_racing_with_adds_loses_neither(
     consumer = cart.app[CONSUMERS]["cart-checkout"]
 
     async def post(product_id: str) -> int:
-        resp = await cart.post("/api/cart/items", headers=user,
-                               json={"product_id": product_id, "quantity": 1})  # fmt: skip
+        resp = await cart.post(
+            "/api/cart/items", headers=user, json={"product_id": product_id, "quantity": 1}
+        )
         return resp.status
 
     adds = [post(tee["id"]) for _ in range(5)] + [post(cap["id"]) for _ in range(10)]
@@ -621,8 +669,9 @@ def test_the_order_placed_contract() -> None:
         total: Decimal
         currency: str
 
-    typed = TypedOrderPlaced(uuid.UUID(placed["order_id"]), "user-1", placed["items"],
-                             Decimal(placed["total"]), "EUR")  # fmt: skip
+    typed = TypedOrderPlaced(
+        uuid.UUID(placed["order_id"]), "user-1", placed["items"], Decimal(placed["total"]), "EUR"
+    )
     assert placed_order(typed) == order
 
     broken: list[dict[str, Any]] = [
@@ -704,5 +753,8 @@ async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
 
     await until(projected)
     assert await get_cart(cart, bearer(mint(user_id))) == {
-        "items": [], "total": "0.00", "currency": None, "version": 1
-    }  # fmt: skip
+        "items": [],
+        "total": "0.00",
+        "currency": None,
+        "version": 1,
+    }

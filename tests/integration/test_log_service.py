@@ -122,7 +122,7 @@ async def test_shipped_lines_are_stored_and_searchable(
         "payment failed",
         "payment slow",
         "placed order o-1",
-    ]  # fmt: skip  (newest first)
+    ]  # newest first
     placed = items[-1]
     assert placed["service"] == service and placed["level"] == "INFO"
     assert placed["correlation_id"] == f"corr-{uid}" and placed["order_id"] == "o-1"

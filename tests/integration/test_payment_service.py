@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from eventstore import PostgresEventStore
 from microshop.appkeys import METRICS
 from services.payment.app import create_app
-from services.payment.app_keys import PAYMENT_METRICS, SIMULATOR
+from services.payment.appkeys import PAYMENT_METRICS, SIMULATOR
 from services.payment.domain import (
     PaymentAttempted,
     PaymentAttemptFailed,
@@ -70,8 +70,13 @@ class OrderUpstream:
 
     def cancel_orders(self) -> None:
         self.status = 409
-        self.body = {"error": {"code": "order_cancelled", "message": "the order is CANCELLED",
-                               "details": {"status": "CANCELLED"}}}  # fmt: skip
+        self.body = {
+            "error": {
+                "code": "order_cancelled",
+                "message": "the order is CANCELLED",
+                "details": {"status": "CANCELLED"},
+            }
+        }
 
 
 @pytest.fixture
@@ -95,9 +100,12 @@ def make_payment(
 
     async def make(**overrides: Any) -> Client:
         settings: dict[str, Any] = {
-            "internal_api_key": KEY, "order_url": orders.url, "payment_success_rate": 1.0,
-            "payment_latency_ms": 0, "payment_random_seed": None,
-        }  # fmt: skip
+            "internal_api_key": KEY,
+            "order_url": orders.url,
+            "payment_success_rate": 1.0,
+            "payment_latency_ms": 0,
+            "payment_random_seed": None,
+        }
         settings.update(overrides)
         return await aiohttp_client(create_app(test_env.config(**settings)))
 
@@ -119,8 +127,14 @@ def assert_error(body: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def payment(order_id: uuid.UUID | str, attempt: int = 1, round_: int = 1, **fields: Any) -> Any:
-    return {"order_id": str(order_id), "round": round_, "attempt": attempt, "amount": "12.34",
-            "currency": "EUR", **fields}  # fmt: skip
+    return {
+        "order_id": str(order_id),
+        "round": round_,
+        "attempt": attempt,
+        "amount": "12.34",
+        "currency": "EUR",
+        **fields,
+    }
 
 
 async def pay(client: Client, body: dict[str, Any], **headers: str) -> dict[str, Any]:
@@ -159,9 +173,14 @@ ROUTES = [
 ]
 
 
-BAD_KEYS = [{}, {"X-Internal-Api-Key": "wrong"}, {"X-Internal-Api-Key": ""},
-            {"X-Internal-Api-Key": "K"}, {"X-Internal-Api-Key": "kk"},
-            {"Authorization": "Bearer k"}]  # fmt: skip
+BAD_KEYS = [
+    {},
+    {"X-Internal-Api-Key": "wrong"},
+    {"X-Internal-Api-Key": ""},
+    {"X-Internal-Api-Key": "K"},
+    {"X-Internal-Api-Key": "kk"},
+    {"Authorization": "Bearer k"},
+]
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)
@@ -267,13 +286,20 @@ async def test_rate_1_charges_records_and_reports_to_order_service(
 ) -> None:
     order_id = uuid.uuid4()
     answer = await pay(
-        client, payment(order_id, attempt=2, round_=3, amount="12.3"),
+        client,
+        payment(order_id, attempt=2, round_=3, amount="12.3"),
         **{"X-Correlation-ID": "corr-pay-1", "X-Causation-ID": "event-42"},
-    )  # fmt: skip
+    )
     payment_id = uuid.UUID(answer["payment_id"])
-    assert answer == {"status": "charged", "order_id": str(order_id), "round": 3, "attempt": 2,
-                      "payment_id": str(payment_id), "reason": None,
-                      "reported": True}  # fmt: skip
+    assert answer == {
+        "status": "charged",
+        "order_id": str(order_id),
+        "round": 3,
+        "attempt": 2,
+        "payment_id": str(payment_id),
+        "reason": None,
+        "reported": True,
+    }
 
     recorded = await store.read_stream(f"payment-{order_id}")
     assert [e.data for e in recorded] == [
@@ -300,9 +326,15 @@ async def test_rate_0_declines_records_and_reports_nothing(
     client = await make_payment(payment_success_rate=0.0)
     order_id = uuid.uuid4()
     answer = await pay(client, payment(order_id))
-    assert answer == {"status": "declined", "order_id": str(order_id), "round": 1, "attempt": 1,
-                      "payment_id": None, "reason": DECLINE_REASON,
-                      "reported": False}  # fmt: skip
+    assert answer == {
+        "status": "declined",
+        "order_id": str(order_id),
+        "round": 1,
+        "attempt": 1,
+        "payment_id": None,
+        "reason": DECLINE_REASON,
+        "reported": False,
+    }
     assert await stream_of(store, order_id) == [
         PaymentAttempted(order_id, 1, 1, Decimal("12.34"), "EUR"),
         PaymentAttemptFailed(order_id, 1, 1, DECLINE_REASON),
@@ -348,10 +380,15 @@ async def test_a_replay_reports_the_charge_again_and_a_new_attempt_is_already_ch
 
     for round_, attempt in ((1, 2), (2, 1)):
         answer = await pay(client, payment(order_id, attempt=attempt, round_=round_))
-        assert answer == {"status": "already_charged", "order_id": str(order_id),
-                          "round": round_, "attempt": attempt,
-                          "payment_id": charged["payment_id"], "reason": None,
-                          "reported": False}  # fmt: skip
+        assert answer == {
+            "status": "already_charged",
+            "order_id": str(order_id),
+            "round": round_,
+            "attempt": attempt,
+            "payment_id": charged["payment_id"],
+            "reason": None,
+            "reported": False,
+        }
     assert len(await stream_of(store, order_id)) == 2
     assert len(orders.reports) == 2  # already_charged is not reported
 
@@ -382,8 +419,11 @@ async def test_a_declined_order_can_be_charged_by_a_later_attempt(
     # the declined attempt keeps its answer, even now that the order is charged
     assert (await pay(client, payment(order_id, attempt=1)))["status"] == "declined"
     assert [type(e) for e in await stream_of(store, order_id)] == [
-        PaymentAttempted, PaymentAttemptFailed, PaymentAttempted, PaymentCharged,
-    ]  # fmt: skip
+        PaymentAttempted,
+        PaymentAttemptFailed,
+        PaymentAttempted,
+        PaymentCharged,
+    ]
 
 
 # -- concurrency: never charged twice ------------------------------------------------------
@@ -446,10 +486,12 @@ async def outcomes(client: Client, count: int) -> list[str]:
 
 async def test_a_seed_makes_the_outcomes_reproducible(make_payment: MakePayment) -> None:
     seed, count = 20240611, 24
-    first = await outcomes(await make_payment(payment_success_rate=0.5,
-                                              payment_random_seed=seed), count)  # fmt: skip
-    second = await outcomes(await make_payment(payment_success_rate=0.5,
-                                               payment_random_seed=seed), count)  # fmt: skip
+    first = await outcomes(
+        await make_payment(payment_success_rate=0.5, payment_random_seed=seed), count
+    )
+    second = await outcomes(
+        await make_payment(payment_success_rate=0.5, payment_random_seed=seed), count
+    )
     dice = random.Random(seed)
     expected = ["charged" if dice.random() < 0.5 else "declined" for _ in range(count)]
     assert first == second == expected
@@ -475,20 +517,23 @@ async def test_settings_start_from_the_config_and_change_the_next_payment(
     assert await settings_of(client) == {"success_rate": 0.25, "latency_ms": 0}
 
     assert await put_settings(client, {"success_rate": 0}) == {
-        "success_rate": 0.0, "latency_ms": 0,
-    }  # fmt: skip
+        "success_rate": 0.0,
+        "latency_ms": 0,
+    }
     assert await outcomes(client, 3) == ["declined"] * 3
 
     assert await put_settings(client, {"success_rate": 1, "latency_ms": 5}) == {
-        "success_rate": 1.0, "latency_ms": 5,
-    }  # fmt: skip
+        "success_rate": 1.0,
+        "latency_ms": 5,
+    }
     assert await outcomes(client, 3) == ["charged"] * 3
 
     assert await put_settings(client, {"latency_ms": 0}) == {"success_rate": 1.0, "latency_ms": 0}
     assert await put_settings(client, {}) == {"success_rate": 1.0, "latency_ms": 0}
     assert await put_settings(client, {"success_rate": 0.75}) == {
-        "success_rate": 0.75, "latency_ms": 0,
-    }  # fmt: skip
+        "success_rate": 0.75,
+        "latency_ms": 0,
+    }
     assert await settings_of(client) == {"success_rate": 0.75, "latency_ms": 0}
 
 
@@ -524,8 +569,9 @@ async def test_invalid_settings_are_422_and_change_nothing(
     assert await settings_of(client) == before
 
 
-@pytest.mark.parametrize("raw", [b'{"success_rate": 1e400}', b'{"success_rate": 1.0000001}',
-                                 b'{"latency_ms": 1e3}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw", [b'{"success_rate": 1e400}', b'{"success_rate": 1.0000001}', b'{"latency_ms": 1e3}']
+)
 async def test_numbers_beyond_the_bounds_are_422(client: Client, raw: bytes) -> None:
     resp = await client.put("/internal/settings", data=raw, headers=INTERNAL)
     assert resp.status == 422, await resp.text()
@@ -534,11 +580,13 @@ async def test_numbers_beyond_the_bounds_are_422(client: Client, raw: bytes) -> 
 
 async def test_settings_bounds_are_accepted(client: Client) -> None:
     assert await put_settings(client, {"success_rate": 0.0, "latency_ms": 60000}) == {
-        "success_rate": 0.0, "latency_ms": 60000,
-    }  # fmt: skip
+        "success_rate": 0.0,
+        "latency_ms": 60000,
+    }
     assert await put_settings(client, {"success_rate": 1.0, "latency_ms": 0}) == {
-        "success_rate": 1.0, "latency_ms": 0,
-    }  # fmt: skip
+        "success_rate": 1.0,
+        "latency_ms": 0,
+    }
 
 
 async def test_settings_are_per_process(make_payment: MakePayment) -> None:
@@ -614,8 +662,9 @@ async def test_a_failed_report_does_not_fail_the_payment(
     assert answer["status"] == "charged"
     assert len(orders.reports) == 1
     assert [type(e) for e in await stream_of(store, order_id)] == [
-        PaymentAttempted, PaymentCharged,
-    ]  # fmt: skip
+        PaymentAttempted,
+        PaymentCharged,
+    ]
 
 
 async def test_an_unreachable_order_service_does_not_fail_the_payment(
@@ -646,18 +695,36 @@ async def test_payments_list_every_attempt_of_an_order(
     listing = await resp.json()
     recorded = await store.read_stream(f"payment-{order_id}")
     attempts = listing.pop("attempts")
-    assert listing == {"order_id": str(order_id), "charged": True,
-                       "payment_id": charged["payment_id"]}  # fmt: skip
+    assert listing == {
+        "order_id": str(order_id),
+        "charged": True,
+        "payment_id": charged["payment_id"],
+    }
     for entry in attempts:
         assert datetime.fromisoformat(entry.pop("recorded_at"))
     assert attempts == [
-        {"round": 1, "attempt": 1, "status": "declined", "payment_id": None,
-         "reason": DECLINE_REASON},
-        {"round": 1, "attempt": 2, "status": "declined", "payment_id": None,
-         "reason": DECLINE_REASON},
-        {"round": 2, "attempt": 1, "status": "charged", "payment_id": charged["payment_id"],
-         "reason": None},
-    ]  # fmt: skip
+        {
+            "round": 1,
+            "attempt": 1,
+            "status": "declined",
+            "payment_id": None,
+            "reason": DECLINE_REASON,
+        },
+        {
+            "round": 1,
+            "attempt": 2,
+            "status": "declined",
+            "payment_id": None,
+            "reason": DECLINE_REASON,
+        },
+        {
+            "round": 2,
+            "attempt": 1,
+            "status": "charged",
+            "payment_id": charged["payment_id"],
+            "reason": None,
+        },
+    ]
     assert len(recorded) == 6
 
 

@@ -1,4 +1,4 @@
-"""product-service over HTTP on the real database: the catalog contract of DESIGN §5."""
+"""product-service over HTTP on the real database: the public catalog contract."""
 
 from __future__ import annotations
 
@@ -76,21 +76,31 @@ async def search(client: Client, q: str, **params: Any) -> dict[str, Any]:
 async def test_create_answers_201_and_a_get_right_after_sees_it(client: Client, uid: str) -> None:
     resp = await client.post(
         "/api/products",
-        json={"sku": f"MUG-{uid}", "name": "  Coffee Mug ", "price": "12.9",
-              "description": "Holds 350 ml.", "currency": "USD",
-              "image_url": "https://cdn.example/mug.png"},
+        json={
+            "sku": f"MUG-{uid}",
+            "name": "  Coffee Mug ",
+            "price": "12.9",
+            "description": "Holds 350 ml.",
+            "currency": "USD",
+            "image_url": "https://cdn.example/mug.png",
+        },
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert resp.status == 201
     created = await resp.json()
     assert set(created) == PRODUCT_KEYS
     assert uuid.UUID(created["id"])
     assert resp.headers["Location"] == f"/api/products/{created['id']}"
     assert created == {
-        "id": created["id"], "sku": f"MUG-{uid}", "name": "Coffee Mug",
-        "description": "Holds 350 ml.", "price": "12.90", "currency": "USD",
-        "image_url": "https://cdn.example/mug.png", "active": True,
-    }  # fmt: skip
+        "id": created["id"],
+        "sku": f"MUG-{uid}",
+        "name": "Coffee Mug",
+        "description": "Holds 350 ml.",
+        "price": "12.90",
+        "currency": "USD",
+        "image_url": "https://cdn.example/mug.png",
+        "active": True,
+    }
 
     assert await get(client, created["id"]) == created
     assert (await search(client, f"MUG-{uid}"))["items"] == []  # the SKU is not searched
@@ -123,8 +133,9 @@ async def test_events_carry_who_and_which_request(
     product = await resp.json()
     [event] = await store.read_stream(f"product-{product['id']}")
     assert event.event_type == "ProductCreated"
-    assert event.data == ProductCreated(uuid.UUID(product["id"]), f"m-{uid}", "Meta", "",
-                                        Decimal("1.00"), "EUR", None)  # fmt: skip
+    assert event.data == ProductCreated(
+        uuid.UUID(product["id"]), f"m-{uid}", "Meta", "", Decimal("1.00"), "EUR", None
+    )
     assert event.metadata.actor == ADMIN_ID
     assert event.metadata.service == "product"
     assert event.metadata.correlation_id == f"corr-{uid}"
@@ -148,15 +159,15 @@ async def test_patch_records_price_changes_and_updates_apart(
     )
     assert resp.status == 200
     patched = await resp.json()
-    assert patched == {**product, "name": "Renamed", "image_url": "/static/x.png",
-                       "price": "26.50"}  # fmt: skip
+    assert patched == {**product, "name": "Renamed", "image_url": "/static/x.png", "price": "26.50"}
     assert await get(client, pid) == patched
 
     # back to the generated image; the same values again change nothing
     resp = await client.patch(f"/api/products/{pid}", json={"image_url": None}, headers=ADMIN)
     assert (await resp.json())["image_url"] == f"/api/products/{pid}/image.svg"
-    resp = await client.patch(f"/api/products/{pid}", json={"name": "Renamed", "price": "26.5"},
-                              headers=ADMIN)  # fmt: skip
+    resp = await client.patch(
+        f"/api/products/{pid}", json={"name": "Renamed", "price": "26.5"}, headers=ADMIN
+    )
     assert resp.status == 200
 
     events = [e.data for e in await store.read_stream(f"product-{pid}")]
@@ -252,8 +263,11 @@ async def test_changes_need_an_admin(client: Client, uid: str) -> None:
     product = await create(client, f"a-{uid}")
     path = f"/api/products/{product['id']}"
     body = {"sku": f"a2-{uid}", "name": "x", "price": "1.00"}
-    calls = [("POST", "/api/products", body), ("PATCH", path, {"name": "y"}),
-             ("DELETE", path, None)]  # fmt: skip
+    calls = [
+        ("POST", "/api/products", body),
+        ("PATCH", path, {"name": "y"}),
+        ("DELETE", path, None),
+    ]
     for method, url, json_body in calls:
         resp = await client.request(method, url, json=json_body)
         assert resp.status == 401, (method, url)
@@ -341,9 +355,11 @@ async def test_concurrent_changes_are_decided_again_and_form_one_chain(
     for round_ in range(3):  # every price differs from every other: each request changes it
         prices = [f"{round_}{n}.00" for n in range(1, 1 + ATTEMPTS)]
         responses = await asyncio.gather(
-            *(client.patch(f"/api/products/{pid}", json={"price": p}, headers=ADMIN)
-              for p in prices)
-        )  # fmt: skip
+            *(
+                client.patch(f"/api/products/{pid}", json={"price": p}, headers=ADMIN)
+                for p in prices
+            )
+        )
         assert [r.status for r in responses] == [200] * len(prices)
 
     changes = [e.data for e in await store.read_stream(f"product-{pid}")][1:]
@@ -362,9 +378,11 @@ async def test_changes_that_keep_losing_races_are_409(
     product = await create(client, f"cl-{uid}", price="1.00")
     pid = product["id"]
     responses = await asyncio.gather(
-        *(client.patch(f"/api/products/{pid}", json={"price": f"{n}.00"}, headers=ADMIN)
-          for n in range(2, 22))
-    )  # fmt: skip
+        *(
+            client.patch(f"/api/products/{pid}", json={"price": f"{n}.00"}, headers=ADMIN)
+            for n in range(2, 22)
+        )
+    )
     statuses = [r.status for r in responses]
     assert set(statuses) <= {200, 409}
     for resp in responses:
@@ -383,25 +401,46 @@ VALID = {"sku": "ok-sku", "name": "Fine", "price": "9.99"}
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"sku": None}, "sku"), ({"name": None}, "name"), ({"price": None}, "price"),
-        ({"sku": ""}, "sku"), ({"sku": "x" * 65}, "sku"), ({"sku": "bad sku!"}, "sku"),
-        ({"sku": "ümlaut"}, "sku"), ({"sku": 123}, "sku"),
-        ({"name": ""}, "name"), ({"name": "   "}, "name"), ({"name": "n" * 201}, "name"),
-        ({"name": ["x"]}, "name"), ({"name": "nul\u0000"}, "name"),
+        ({"sku": None}, "sku"),
+        ({"name": None}, "name"),
+        ({"price": None}, "price"),
+        ({"sku": ""}, "sku"),
+        ({"sku": "x" * 65}, "sku"),
+        ({"sku": "bad sku!"}, "sku"),
+        ({"sku": "ümlaut"}, "sku"),
+        ({"sku": 123}, "sku"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"name": ["x"]}, "name"),
+        ({"name": "nul\u0000"}, "name"),
         ({"name": "bell\u0007"}, "name"),
-        ({"description": "d" * 5001}, "description"), ({"description": 5}, "description"),
-        ({"price": 19.99}, "price"), ({"price": 20}, "price"), ({"price": "19.999"}, "price"),
-        ({"price": "0"}, "price"), ({"price": "0.00"}, "price"), ({"price": "-1.00"}, "price"),
-        ({"price": "abc"}, "price"), ({"price": "1e3"}, "price"), ({"price": "NaN"}, "price"),
-        ({"price": "1000000.01"}, "price"), ({"price": "9" * 50}, "price"),
-        ({"price": " 1.00"}, "price"), ({"price": True}, "price"), ({"price": {}}, "price"),
-        ({"currency": "eur"}, "currency"), ({"currency": "EURO"}, "currency"),
-        ({"currency": 978}, "currency"), ({"currency": None}, "currency"),
-        ({"image_url": "javascript:alert(1)"}, "image_url"), ({"image_url": 42}, "image_url"),
+        ({"description": "d" * 5001}, "description"),
+        ({"description": 5}, "description"),
+        ({"price": 19.99}, "price"),
+        ({"price": 20}, "price"),
+        ({"price": "19.999"}, "price"),
+        ({"price": "0"}, "price"),
+        ({"price": "0.00"}, "price"),
+        ({"price": "-1.00"}, "price"),
+        ({"price": "abc"}, "price"),
+        ({"price": "1e3"}, "price"),
+        ({"price": "NaN"}, "price"),
+        ({"price": "1000000.01"}, "price"),
+        ({"price": "9" * 50}, "price"),
+        ({"price": " 1.00"}, "price"),
+        ({"price": True}, "price"),
+        ({"price": {}}, "price"),
+        ({"currency": "eur"}, "currency"),
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": 978}, "currency"),
+        ({"currency": None}, "currency"),
+        ({"image_url": "javascript:alert(1)"}, "image_url"),
+        ({"image_url": 42}, "image_url"),
         ({"image_url": "//evil.example/x.png"}, "image_url"),
         ({"colour": "red"}, "colour"),
     ],
-)  # fmt: skip
+)
 async def test_create_validation_is_422_per_field(
     client: Client, changes: dict[str, Any], field: str
 ) -> None:
@@ -438,12 +477,17 @@ async def test_numbers_and_strings_postgres_cannot_hold_are_422(client: Client, 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "_schema"), ({"currency": "USD"}, "currency"), ({"sku": "other"}, "sku"),
-        ({"price": 1.5}, "price"), ({"price": "1.001"}, "price"), ({"name": None}, "name"),
-        ({"name": ""}, "name"), ({"description": None}, "description"),
+        ({}, "_schema"),
+        ({"currency": "USD"}, "currency"),
+        ({"sku": "other"}, "sku"),
+        ({"price": 1.5}, "price"),
+        ({"price": "1.001"}, "price"),
+        ({"name": None}, "name"),
+        ({"name": ""}, "name"),
+        ({"description": None}, "description"),
         ({"image_url": "ftp://x/y"}, "image_url"),
     ],
-)  # fmt: skip
+)
 async def test_patch_validation_is_422(
     client: Client, uid: str, body: dict[str, Any], field: str
 ) -> None:
@@ -459,12 +503,19 @@ async def test_patch_validation_is_422(
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"),
-        ("limit=1.5", "limit"), ("limit=", "limit"), ("offset=-1", "offset"),
-        ("offset=99999999999999999999999", "offset"), ("offset=x", "offset"),
-        ("q=%00", "q"), ("q=a%0Ab", "q"), ("q=" + "x" * 201, "q"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=99999999999999999999999", "offset"),
+        ("offset=x", "offset"),
+        ("q=%00", "q"),
+        ("q=a%0Ab", "q"),
+        ("q=" + "x" * 201, "q"),
     ],
-)  # fmt: skip
+)
 async def test_bad_list_parameters_are_422(client: Client, query: str, field: str) -> None:
     resp = await client.get(f"/api/products?{query}")
     assert resp.status == 422, await resp.text()
@@ -513,16 +564,29 @@ async def test_no_client_mistake_is_a_500(client: Client, uid: str) -> None:
     product = await create(client, f"fz-{uid}")
     pid = product["id"]
     bodies: list[bytes] = [
-        b"null", b"true", b"0", b"[]", b"{}", b'{"price": {"$gt": 0}}', b'{"name": []}',
-        b"[" * 5000, b'{"sku": "a", "name": "b", "price": "1.00", "sku": "c"}',
+        b"null",
+        b"true",
+        b"0",
+        b"[]",
+        b"{}",
+        b'{"price": {"$gt": 0}}',
+        b'{"name": []}',
+        b"[" * 5000,
+        b'{"sku": "a", "name": "b", "price": "1.00", "sku": "c"}',
         json.dumps({"sku": "s" * 10_000, "name": "n" * 100_000, "price": "1" * 1000}).encode(),
-        '{"sku": "é", "name": "\u202e", "price": "١٢"}'.encode(), b"\xff\xfe\x00",
+        '{"sku": "é", "name": "\u202e", "price": "١٢"}'.encode(),
+        b"\xff\xfe\x00",
         b'{"name": "\\ud83d\\ude00 fine emoji", "description": "\\ud83d alone"}',
-    ]  # fmt: skip
-    paths = [("POST", "/api/products"), ("PATCH", f"/api/products/{pid}"),
-             ("PATCH", "/api/products/%FF"), ("DELETE", "/api/products/%00"),
-             ("PUT", f"/api/products/{pid}"), ("GET", "/api/products/"),
-             ("GET", f"/api/products/{pid}/image.svg?x=%00")]  # fmt: skip
+    ]
+    paths = [
+        ("POST", "/api/products"),
+        ("PATCH", f"/api/products/{pid}"),
+        ("PATCH", "/api/products/%FF"),
+        ("DELETE", "/api/products/%00"),
+        ("PUT", f"/api/products/{pid}"),
+        ("GET", "/api/products/"),
+        ("GET", f"/api/products/{pid}/image.svg?x=%00"),
+    ]
     for method, path in paths:
         for raw in bodies:
             for headers in (ADMIN, USER, {}):
@@ -531,8 +595,15 @@ async def test_no_client_mistake_is_a_500(client: Client, uid: str) -> None:
                 if resp.status >= 400:
                     error = await resp.json()
                     assert_error(error, error["error"]["code"])
-    for query in ("q=%FF%FE", "q=%ED%A0%80", "limit=%00", "offset=1e3", "q=%25%5F%5C",
-                  "limit=-0", "limit=%EF%BC%91%EF%BC%90"):  # fmt: skip
+    for query in (
+        "q=%FF%FE",
+        "q=%ED%A0%80",
+        "limit=%00",
+        "offset=1e3",
+        "q=%25%5F%5C",
+        "limit=-0",
+        "limit=%EF%BC%91%EF%BC%90",
+    ):
         resp = await client.get(f"/api/products?{query}")
         assert resp.status in (200, 422), (query, await resp.text())
 
@@ -579,8 +650,9 @@ async def test_a_rebuild_reproduces_the_read_model(
 ) -> None:
     a = await create(client, f"rb1-{uid}", name="Rebuild A", image_url="/x.png")
     b = await create(client, f"rb2-{uid}", name="Rebuild B")
-    await client.patch(f"/api/products/{a['id']}", json={"price": "3.30", "name": "A2"},
-                       headers=ADMIN)  # fmt: skip
+    await client.patch(
+        f"/api/products/{a['id']}", json={"price": "3.30", "name": "A2"}, headers=ADMIN
+    )
     await client.patch(f"/api/products/{a['id']}", json={"image_url": None}, headers=ADMIN)
     await client.delete(f"/api/products/{b['id']}", headers=ADMIN)
 
@@ -610,15 +682,19 @@ async def test_seed_creates_the_missing_demo_products_once(
 
     assert await seed_products(store, pool) == len(DEMO_PRODUCTS) - present
     assert await seed_products(store, pool) == 0
-    assert await pool.fetchval("SELECT count(*) FROM product_skus WHERE sku = ANY($1)",
-                               skus) == len(skus)  # fmt: skip
+    assert await pool.fetchval(
+        "SELECT count(*) FROM product_skus WHERE sku = ANY($1)", skus
+    ) == len(skus)
 
     await client.app[RUNNERS]["products"].wait_for(await store.head())
     demo = DEMO_PRODUCTS[0]
     product = await get(client, str(demo_product_id(demo.sku)))
     assert (product["sku"], product["name"], product["price"], product["currency"]) == (
-        demo.sku, demo.name, demo.price, "EUR",
-    )  # fmt: skip
+        demo.sku,
+        demo.name,
+        demo.price,
+        "EUR",
+    )
     [event] = await store.read_stream(f"product-{product['id']}")
     assert event.metadata.actor == "seed"
 

@@ -44,8 +44,9 @@ def _alg_none(token: str) -> str:
 
 def _hs256_with_public_key(token: str) -> str:
     claims = jwt.decode(token, options={"verify_signature": False})
-    return jwt.encode(claims, "not-the-key-but-some-secret-of-32-bytes!", algorithm="HS256",
-                      headers={"kid": KID})  # fmt: skip
+    return jwt.encode(
+        claims, "not-the-key-but-some-secret-of-32-bytes!", algorithm="HS256", headers={"kid": KID}
+    )
 
 
 @pytest.mark.parametrize(

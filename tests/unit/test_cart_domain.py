@@ -56,9 +56,13 @@ def then_raises(
 
 def add(product_id: str, quantity: int, price: str = "10.00", currency: str = "EUR") -> Decide:
     return lambda cart: add_item(
-        cart, product_id=product_id, name=f"Product {product_id}", unit_price=Decimal(price),
-        currency=currency, quantity=quantity,
-    )  # fmt: skip
+        cart,
+        product_id=product_id,
+        name=f"Product {product_id}",
+        unit_price=Decimal(price),
+        currency=currency,
+        quantity=quantity,
+    )
 
 
 # -- the fold ----------------------------------------------------------------------------

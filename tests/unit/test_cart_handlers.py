@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from eventstore import InMemoryEventStore, Metadata
+from eventstore import DuplicateEventError, InMemoryEventStore, Metadata, RecordedEvent, Reject
 from services.cart import domain
 from services.cart import events as _cart_events  # noqa: F401  (registers the types)
 from services.cart.domain import Cart, CartCheckedOut, CartItemAdded, CartItemRemoved
-from services.cart.handlers import CART, change_cart
+from services.cart.handlers import (
+    CART,
+    add_to_cart,
+    change_cart,
+    check_out_order,
+    checkout_event_id,
+    checkout_metadata,
+    placed_order,
+)
+from services.cart.schemas import PlacedOrder, Product
 
 META = Metadata(actor="user-1", service="cart")
 
@@ -78,13 +89,45 @@ async def test_a_refusal_writes_nothing() -> None:
     assert len(await events_of(store, "u1")) == 1
 
 
+class SlowReads(InMemoryEventStore):
+    """The in-memory store with reads that take a moment, as they do over a network: every
+    writer loads before any of them appends, so they really race."""
+
+    async def read_stream(self, stream_id: str, **options: Any) -> list[RecordedEvent]:
+        recorded = await super().read_stream(stream_id, **options)
+        await asyncio.sleep(0)
+        return recorded
+
+
+def conflicts_of(store: InMemoryEventStore) -> list[str]:
+    seen: list[str] = []
+    store.append_observers.append(
+        lambda stream, n, seconds, outcome: seen.append(stream) if outcome == "conflict" else None
+    )
+    return seen
+
+
 async def test_concurrent_writers_to_one_cart_all_land() -> None:
-    store = InMemoryEventStore()
-    writes = [change_cart(store, "u1", add(f"p{i}", 1), metadata=META) for i in range(12)]
+    store = SlowReads()
+    conflicts = conflicts_of(store)
+    writes = [change_cart(store, "u1", add(f"p{i}", 1), metadata=META) for i in range(5)]
     await asyncio.gather(*writes)
+    assert conflicts  # they did lose races, and decided again
     cart = (await CART.load(store, "u1")).state
-    assert sorted(line.product_id for line in cart.lines) == sorted(f"p{i}" for i in range(12))
-    assert cart.version == 12
+    assert sorted(line.product_id for line in cart.lines) == [f"p{i}" for i in range(5)]
+    assert cart.version == 5
+
+
+async def test_a_lost_race_is_decided_again_on_the_new_state() -> None:
+    store = SlowReads()
+    first, second = await asyncio.gather(
+        change_cart(store, "u1", add("mug", 60), metadata=META),
+        change_cart(store, "u1", add("mug", 60), metadata=META),
+        return_exceptions=True,
+    )
+    outcomes = sorted([first, second], key=lambda o: isinstance(o, Exception))
+    assert isinstance(outcomes[1], domain.QuantityOutOfRange)  # 120 > 99 on the new state
+    assert await events_of(store, "u1") == [CartItemAdded("mug", "Mug", Decimal("2.50"), "EUR", 60)]
 
 
 async def test_a_snapshot_is_folded_on_like_the_stream_itself() -> None:
@@ -102,12 +145,133 @@ async def test_a_snapshot_is_folded_on_like_the_stream_itself() -> None:
     assert [e.stream_version for e in done.before.recorded] == []  # only the tail was read
 
 
-async def test_checking_out_takes_what_the_order_took() -> None:
-    store = InMemoryEventStore()
+class FakeProducts:
+    """The products port: what it sells, by id."""
+
+    def __init__(self, *products: Product) -> None:
+        self.sold_ids = {p.id: p for p in products if p.active}
+        self.asked: list[str] = []
+
+    async def sold(self, product_id: str) -> Product:
+        self.asked.append(product_id)
+        product = self.sold_ids.get(product_id)
+        if product is None:
+            raise domain.UnknownProduct(product_id)
+        return product
+
+
+MUG = Product("mug-1", "Mug", Decimal("4.5"), "EUR", active=True)
+OLD = Product("old-1", "Old", Decimal("1.00"), "EUR", active=False)
+
+
+async def test_an_item_goes_in_at_the_price_of_the_moment() -> None:
+    store, products = InMemoryEventStore(), FakeProducts(MUG, OLD)
+    done = await add_to_cart(store, products, "u1", "mug-1", 2, metadata=META)
+    assert done.events == (CartItemAdded("mug-1", "Mug", Decimal("4.50"), "EUR", 2),)
+    assert done.state.total == Decimal("9.00") and products.asked == ["mug-1"]
+
+
+async def test_a_product_not_sold_is_refused_and_nothing_written() -> None:
+    store, products = InMemoryEventStore(), FakeProducts(MUG, OLD)
+    for product_id in ("old-1", "nope"):
+        with pytest.raises(domain.UnknownProduct) as refused:
+            await add_to_cart(store, products, "u1", product_id, 1, metadata=META)
+        assert refused.value.code == "unknown_product"
+        assert refused.value.details == {"product_id": [f"no active product {product_id}"]}
+    assert await events_of(store, "u1") == []
+
+
+# -- checkout ----------------------------------------------------------------------------
+
+ORDER_ID = "0b6f7f43-2a8e-4f0e-9d3c-5a1b2c3d4e5f"
+
+
+def order_placed(user_id: str = "u1", **data: Any) -> RecordedEvent:
+    payload = {
+        "order_id": ORDER_ID,
+        "user_id": user_id,
+        "items": [
+            {"product_id": "mug", "name": "Mug", "unit_price": "2.50", "quantity": 2},
+            {"product_id": "tea", "name": "Tea", "unit_price": "2.50", "quantity": 1},
+        ],
+        "total": "7.50",
+        "currency": "EUR",
+        **data,
+    }
+    return RecordedEvent(
+        7,
+        7,
+        f"order-{ORDER_ID}",
+        1,
+        uuid.uuid4(),
+        "OrderPlaced",
+        1,
+        payload,
+        Metadata(correlation_id="corr-1", traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01"),
+        datetime.now(UTC),
+    )
+
+
+async def given_mugs_and_tea(store: InMemoryEventStore) -> None:
     await change_cart(store, "u1", add("mug", 3), metadata=META)
     await change_cart(store, "u1", add("tea", 1), metadata=META)
-    done = await CART.execute(
-        store, "u1", lambda cart: domain.check_out(cart, "order-1", [("mug", 2), ("tea", 1)])
-    )
-    assert done.events == (CartCheckedOut("order-1", (("mug", 2), ("tea", 1))),)
+
+
+async def test_checking_out_takes_what_the_order_took_once() -> None:
+    store = InMemoryEventStore()
+    await given_mugs_and_tea(store)
+    event = order_placed()
+    placed = placed_order(event.data)
+    assert placed == PlacedOrder(ORDER_ID, "u1", (("mug", 2), ("tea", 1)))
+    done = await check_out_order(store, placed, metadata=checkout_metadata(event, placed.user_id))
+    assert done.events == (CartCheckedOut(ORDER_ID, (("mug", 2), ("tea", 1))),)
     assert [(line.product_id, line.quantity) for line in done.state.lines] == [("mug", 1)]
+    last = (await store.read_stream(CART.stream("u1")))[-1]
+    assert last.event_id == checkout_event_id(ORDER_ID)
+    assert last.metadata == Metadata(
+        correlation_id="corr-1",
+        causation_id=str(event.event_id),
+        actor="u1",
+        service="cart",
+        traceparent=event.metadata.traceparent,
+    )
+    with pytest.raises(DuplicateEventError):  # a second delivery of the same order
+        await check_out_order(store, placed, metadata=META)
+    assert len(await events_of(store, "u1")) == 3
+
+
+async def test_a_checkout_racing_a_change_takes_only_what_was_ordered() -> None:
+    store = SlowReads()
+    await given_mugs_and_tea(store)
+    conflicts = conflicts_of(store)
+    placed = placed_order(order_placed().data)
+    await asyncio.gather(
+        check_out_order(store, placed, metadata=META),
+        change_cart(store, "u1", add("cup", 1), metadata=META),
+    )
+    assert conflicts
+    cart = (await CART.load(store, "u1")).state
+    assert sorted((line.product_id, line.quantity) for line in cart.lines) == [
+        ("cup", 1),
+        ("mug", 1),
+    ]
+
+
+async def test_an_order_of_an_empty_cart_is_still_recorded() -> None:
+    store = InMemoryEventStore()
+    done = await check_out_order(store, placed_order(order_placed().data), metadata=META)
+    assert done.state.is_empty and done.version == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"items": []},
+        {"order_id": "not-a-uuid"},
+        {"items": [{"product_id": "mug", "quantity": 0}]},
+        {"user_id": ""},
+    ],
+)
+def test_a_malformed_order_placed_is_rejected(data: dict[str, Any]) -> None:
+    with pytest.raises(Reject, match="malformed OrderPlaced"):
+        placed_order(order_placed(**data).data)

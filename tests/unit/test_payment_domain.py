@@ -229,9 +229,25 @@ def test_amounts_are_decimal_strings_normalised_to_cents(text: str, amount: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["0", "0.00", "-1", "+1", "1.234", "1e3", "", " 1", "1.", ".5", "NaN", "Infinity",
-     "1,00", "١٢", "1" * 40, "1000000000000"],
-)  # fmt: skip
+    [
+        "0",
+        "0.00",
+        "-1",
+        "+1",
+        "1.234",
+        "1e3",
+        "",
+        " 1",
+        "1.",
+        ".5",
+        "NaN",
+        "Infinity",
+        "1,00",
+        "١٢",
+        "1" * 40,
+        "1000000000000",
+    ],
+)
 def test_bad_amounts_are_refused(text: str) -> None:
     with pytest.raises(InvalidValue) as refused:
         parse_amount(text)

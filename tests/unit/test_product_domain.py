@@ -33,9 +33,14 @@ from services.product.domain.rules import parse_price, valid_image_url
 
 PID = uuid.UUID("7d0c6a52-7f32-4a0e-9a39-2b6f0f3b1c11")
 CREATED = ProductCreated(
-    product_id=PID, sku="MUG-1", name="Mug", description="A mug.", price=Decimal("12.90"),
-    currency="EUR", image_url=None,
-)  # fmt: skip
+    product_id=PID,
+    sku="MUG-1",
+    name="Mug",
+    description="A mug.",
+    price=Decimal("12.90"),
+    currency="EUR",
+    image_url=None,
+)
 
 
 def given(*events: ProductEvent) -> Product | None:
@@ -58,8 +63,16 @@ def test_the_fold_replays_every_event() -> None:
         ProductPriceChanged(PID, Decimal("12.90"), Decimal("14.00"), "EUR"),
         ProductDiscontinued(PID),
     )
-    assert state == Product(PID, "MUG-1", "Big mug", "", Decimal("14.00"), "EUR",
-                            "https://img.example/m.png", active=False)  # fmt: skip
+    assert state == Product(
+        PID,
+        "MUG-1",
+        "Big mug",
+        "",
+        Decimal("14.00"),
+        "EUR",
+        "https://img.example/m.png",
+        active=False,
+    )
 
 
 def test_a_stream_must_start_with_its_creation() -> None:
@@ -118,9 +131,18 @@ def test_create_refuses_values_breaking_the_rules(overrides: dict[str, object], 
 
 
 def test_create_accepts_the_edges_of_the_rules() -> None:
-    [event] = create(None, PID, new(sku="a" * 64, name="n" * 200, description="d" * 5000,
-                                    price=Decimal("1000000"), currency="JPY",
-                                    image_url="/static/mug.png"))  # fmt: skip
+    [event] = create(
+        None,
+        PID,
+        new(
+            sku="a" * 64,
+            name="n" * 200,
+            description="d" * 5000,
+            price=Decimal("1000000"),
+            currency="JPY",
+            image_url="/static/mug.png",
+        ),
+    )
     assert isinstance(event, ProductCreated)
     assert event.price == Decimal("1000000.00") and event.currency == "JPY"
     [event] = create(None, PID, new(price=Decimal("0.01"), image_url="https://cdn.example/m.png"))
@@ -216,18 +238,44 @@ def test_discontinue_refuses_a_missing_product() -> None:
 
 @pytest.mark.parametrize(
     ("text", "price"),
-    [("19.99", "19.99"), ("5", "5.00"), ("0.5", "0.50"), ("007.10", "7.10"),
-     ("1000000", "1000000.00"), ("1000000.00", "1000000.00")],
-)  # fmt: skip
+    [
+        ("19.99", "19.99"),
+        ("5", "5.00"),
+        ("0.5", "0.50"),
+        ("007.10", "7.10"),
+        ("1000000", "1000000.00"),
+        ("1000000.00", "1000000.00"),
+    ],
+)
 def test_prices_parse_from_decimal_strings(text: str, price: str) -> None:
     assert str(parse_price(text)) == price
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", " 1", "1 ", "+1", "-1", "1e3", "1E3", "1.", ".5", "1,50", "NaN", "Infinity", "0",
-     "0.00", "1.999", "1.990", "1000000.01", "9" * 40, "١٢", "0x10"],
-)  # fmt: skip
+    [
+        "",
+        " 1",
+        "1 ",
+        "+1",
+        "-1",
+        "1e3",
+        "1E3",
+        "1.",
+        ".5",
+        "1,50",
+        "NaN",
+        "Infinity",
+        "0",
+        "0.00",
+        "1.999",
+        "1.990",
+        "1000000.01",
+        "9" * 40,
+        "١٢",
+        "0x10",
+    ],
+)
 def test_prices_refuse_everything_else(text: str) -> None:
     with pytest.raises(InvalidValue) as refused:
         parse_price(text)

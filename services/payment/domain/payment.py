@@ -186,16 +186,17 @@ def apply(state: Payment | None, event: PaymentEvent) -> Payment:
     if state is None:
         raise ValueError(f"{type(event).__name__} before any PaymentAttempted")
     if isinstance(event, PaymentCharged):
-        state = _settle_attempt(state, (event.round, event.attempt), AttemptStatus.CHARGED,
-                                payment_id=event.payment_id)  # fmt: skip
+        state = _settle_attempt(
+            state, (event.round, event.attempt), AttemptStatus.CHARGED, payment_id=event.payment_id
+        )
         if state.charge is not None:  # cannot happen through `decide`; keep the first
             return state
-        charge = Charge(event.payment_id, event.round, event.attempt, event.amount,
-                        event.currency)  # fmt: skip
+        charge = Charge(event.payment_id, event.round, event.attempt, event.amount, event.currency)
         return dataclasses.replace(state, charge=charge)
     if isinstance(event, PaymentAttemptFailed):
-        return _settle_attempt(state, (event.round, event.attempt), AttemptStatus.DECLINED,
-                               reason=event.reason)  # fmt: skip
+        return _settle_attempt(
+            state, (event.round, event.attempt), AttemptStatus.DECLINED, reason=event.reason
+        )
     if isinstance(event, PaymentRefunded):
         return dataclasses.replace(state, refunded=True)
     assert_never(event)
@@ -225,8 +226,11 @@ def settled(state: Payment | None, request: PaymentRequest) -> PaymentResult | N
     if recorded is not None and recorded.status is not None:
         if (recorded.amount, recorded.currency) != (request.amount, request.currency):
             raise AttemptMismatch(request.order_id, request.round, request.attempt)
-        status = (PaymentStatus.CHARGED if recorded.status is AttemptStatus.CHARGED
-                  else PaymentStatus.DECLINED)  # fmt: skip
+        status = (
+            PaymentStatus.CHARGED
+            if recorded.status is AttemptStatus.CHARGED
+            else PaymentStatus.DECLINED
+        )
         return _result(request, status, recorded.payment_id, recorded.reason)
     if state.charge is not None:
         return _result(request, PaymentStatus.ALREADY_CHARGED, state.charge.payment_id)
@@ -248,12 +252,14 @@ def decide(state: Payment | None, request: PaymentRequest, outcome: ProviderOutc
         events = (PaymentAttempted(*key, request.amount, request.currency),)
     if isinstance(outcome, Approved):
         charged = PaymentCharged(*key, outcome.payment_id, request.amount, request.currency)
-        return Decision(_result(request, PaymentStatus.CHARGED, outcome.payment_id),
-                        (*events, charged))  # fmt: skip
+        return Decision(
+            _result(request, PaymentStatus.CHARGED, outcome.payment_id), (*events, charged)
+        )
     if isinstance(outcome, Declined):
         failed = PaymentAttemptFailed(*key, outcome.reason)
-        return Decision(_result(request, PaymentStatus.DECLINED, reason=outcome.reason),
-                        (*events, failed))  # fmt: skip
+        return Decision(
+            _result(request, PaymentStatus.DECLINED, reason=outcome.reason), (*events, failed)
+        )
     assert_never(outcome)
 
 
@@ -272,5 +278,6 @@ def _result(
     payment_id: uuid.UUID | None = None,
     reason: str | None = None,
 ) -> PaymentResult:
-    return PaymentResult(status, request.order_id, request.round, request.attempt,
-                         payment_id, reason)  # fmt: skip
+    return PaymentResult(
+        status, request.order_id, request.round, request.attempt, payment_id, reason
+    )

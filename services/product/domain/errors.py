@@ -1,8 +1,14 @@
-"""Why a product decision is refused: one exception type per reason a caller may act on."""
+"""Why a product decision is refused: one exception type per reason a caller may act on.
+
+Each is a `microshop.domain.DomainError` with a kind and a code, which the kernel answers
+(404 not found, 409 conflicts, 422 for a value breaking a rule).
+"""
 
 from __future__ import annotations
 
 import uuid
+
+from microshop.domain import ConflictError, DomainError, InvalidValue, NotFoundError
 
 __all__ = [
     "DomainError",
@@ -14,46 +20,39 @@ __all__ = [
 ]
 
 
-class DomainError(Exception):
-    """Base class of every refusal of the product rules."""
-
-
-class InvalidValue(DomainError):
-    """A field's value breaks a catalog rule (a price with three decimals, an empty name)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
-
-
-class ProductNotFound(DomainError):
+class ProductNotFound(NotFoundError):
     """No product has this id."""
 
     def __init__(self, product_id: uuid.UUID | None = None) -> None:
-        self.product_id = product_id
         super().__init__(f"no product {product_id}" if product_id else "no such product")
+        self.product_id = product_id
 
 
-class ProductAlreadyExists(DomainError):
+class ProductAlreadyExists(ConflictError):
     """A product with this id was created before."""
 
+    code = "product_exists"
+
     def __init__(self, product_id: uuid.UUID) -> None:
+        super().__init__("the product already exists")
         self.product_id = product_id
-        super().__init__(f"product {product_id} already exists")
 
 
-class ProductIsDiscontinued(DomainError):
+class ProductIsDiscontinued(ConflictError):
     """The product was discontinued; it can no longer change."""
 
+    code = "product_discontinued"
+
     def __init__(self, product_id: uuid.UUID) -> None:
+        super().__init__(f"product {product_id} is discontinued and cannot change")
         self.product_id = product_id
-        super().__init__(f"product {product_id} is discontinued")
 
 
-class SkuTaken(DomainError):
+class SkuTaken(ConflictError):
     """Another product already has this SKU (SKUs stay reserved after discontinuation)."""
 
+    code = "sku_taken"
+
     def __init__(self, sku: str) -> None:
+        super().__init__(f"SKU {sku!r} is taken", details={"sku": sku})
         self.sku = sku
-        super().__init__(f"SKU {sku!r} is taken")

@@ -18,6 +18,7 @@ __all__ = [
     "IMAGE_URL_MAX",
     "MAX_PRICE",
     "NAME_MAX",
+    "PRICE",
     "SKU_MAX",
     "parse_price",
     "valid_currency",
@@ -36,7 +37,6 @@ MAX_PRICE = Decimal(1_000_000)
 DEFAULT_CURRENCY = "EUR"
 
 _SKU = re.compile(r"[A-Za-z0-9._-]+")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _LINE_BREAKS = frozenset("\n\r\t")
 
 
@@ -73,10 +73,7 @@ def valid_description(value: str) -> str:
     return description
 
 
-def valid_currency(value: str) -> str:
-    if not _CURRENCY.fullmatch(value):
-        raise InvalidValue("currency", "must be 3 uppercase letters (ISO 4217), e.g. EUR")
-    return value
+valid_currency = money.valid_currency
 
 
 def valid_image_url(value: str | None) -> str | None:
@@ -99,18 +96,10 @@ def valid_image_url(value: str | None) -> str | None:
     raise InvalidValue("image_url", message)
 
 
-def valid_price(value: Decimal) -> Decimal:
-    """Greater than 0, at most 1000000, whole cents; returned with exactly two decimals."""
-    try:
-        return money.check_money(value, MAX_PRICE)
-    except ValueError as exc:
-        raise InvalidValue("price", str(exc)) from None
+PRICE = money.MoneyRule("price", MAX_PRICE, "19.99")
 
-
-def parse_price(text: str) -> Decimal:
-    """A price from its decimal-string form (`"19.99"`, `"5"`); no signs, exponents or
-    spaces, at most two digits after the point."""
-    try:
-        return money.parse_money(text, MAX_PRICE, "19.99")
-    except ValueError as exc:
-        raise InvalidValue("price", str(exc)) from None
+valid_price = PRICE.check
+"""Greater than 0, at most 1000000, whole cents; returned with exactly two decimals."""
+parse_price = PRICE.parse
+"""A price from its decimal-string form (`"19.99"`, `"5"`); no signs, exponents or spaces,
+at most two digits after the point."""

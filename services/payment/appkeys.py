@@ -12,7 +12,7 @@ from microshop.metrics import Metrics
 from .orders import OrderService
 from .simulator import PaymentSimulator
 
-__all__ = ["ORDERS", "PAYMENT_METRICS", "SIMULATOR", "PaymentMetrics"]
+__all__ = ["ORDER_SERVICE", "PAYMENT_METRICS", "SIMULATOR", "PaymentMetrics"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,5 +36,5 @@ class PaymentMetrics:
 
 
 SIMULATOR = web.AppKey("payment_simulator", PaymentSimulator)
-ORDERS = web.AppKey("payment_orders", OrderService)
+ORDER_SERVICE = web.AppKey("order_service", OrderService)
 PAYMENT_METRICS = web.AppKey("payment_metrics", PaymentMetrics)
