@@ -37,8 +37,8 @@ import aiohttp
 import aiormq
 import uvloop
 
-from microshop.catalog import CONSUMERS
 from microshop.config import SERVICE_PORTS
+from microshop.topology import CONSUMER_QUEUES
 
 from ._common import amqp_url, info, scratch_database, unique_name
 
@@ -60,7 +60,7 @@ def _free_ports(count: int) -> list[int]:
 async def remove_broker_objects(namespace: str) -> None:
     """The exchanges and queues a stack declared in `namespace` (so runs leave none behind)."""
     queues = [f"{namespace}.logs"]
-    for name in CONSUMERS:
+    for name in CONSUMER_QUEUES:
         queues += [f"{namespace}.{name}", f"{namespace}.{name}.parking"]
     async with aiormq.connect(amqp_url()) as connection:
         channel = await connection.channel()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import aiohttp
@@ -37,7 +37,7 @@ from .errors import (
 from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
-from .openapi import Operation, openapi_route
+from .openapi import openapi_route, operations_of
 from .tracing import client_trace_config, tracing_context, tracing_middleware
 
 __all__ = [
@@ -319,12 +319,11 @@ def make_app(
     database: bool = True,
     middlewares: Iterable[Any] = (),
     token_keys: KeySource | None = None,
-    api: Sequence[Operation] = (),
 ) -> web.Application:
     """The application of `service`: kernel middlewares and routes plus the given ones.
 
-    Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise. `api`
-    documents the service's public operations, served at `GET /openapi.json`.
+    Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise. The
+    `@documented` ones among `routes` make up the service's `GET /openapi.json`.
     """
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -352,7 +351,9 @@ def make_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/demo/logs", demo_logs)
-    app.router.add_routes(list(routes))
-    if api:
-        app.router.add_routes([openapi_route(service, api)])
+    routes = list(routes)
+    app.router.add_routes(routes)
+    operations = operations_of(routes)
+    if operations:
+        app.router.add_routes([openapi_route(service, operations)])
     return app

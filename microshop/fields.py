@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import marshmallow
 from marshmallow import fields
 
+from .domain import InvalidValue
+
 __all__ = ["Checked"]
 
 T = TypeVar("T")
@@ -16,11 +18,12 @@ T = TypeVar("T")
 class Checked(fields.Field[T], Generic[T]):
     """A JSON string passed through a domain rule; the rule's refusal becomes the message.
 
-    Subclasses name the refusals of their domain in `refusals`: exceptions carrying a
-    human `message`. One set of rules, enforced by the domain, worded once.
+    A rule refuses with `InvalidValue` (its `reason` is the message: the 422 already files
+    it under the field) or a `ValueError`. One set of rules, enforced by the domain, worded
+    once.
     """
 
-    refusals: ClassVar[tuple[type[Exception], ...]] = (ValueError,)
+    refusals: ClassVar[tuple[type[Exception], ...]] = (InvalidValue, ValueError)
     default_error_messages = {"invalid": "Not a valid string."}
 
     def __init__(self, rule: Callable[[str], T], **kwargs: Any) -> None:
@@ -35,4 +38,5 @@ class Checked(fields.Field[T], Generic[T]):
         try:
             return self.rule(value)
         except self.refusals as exc:
-            raise marshmallow.ValidationError(getattr(exc, "message", str(exc))) from None
+            reason = exc.reason if isinstance(exc, InvalidValue) else str(exc)
+            raise marshmallow.ValidationError(reason) from None

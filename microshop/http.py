@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -10,9 +11,9 @@ import marshmallow
 import msgspec
 from aiohttp import web
 
-from .errors import BadRequest, ValidationFailed
+from .errors import BadRequest, NotFound, ValidationFailed
 
-__all__ = ["MAX_BODY", "json_response", "read_json", "read_query"]
+__all__ = ["MAX_BODY", "json_response", "read_json", "read_query", "uuid_in_path"]
 
 T = TypeVar("T")
 
@@ -68,3 +69,13 @@ def read_query(request: web.Request, schema: marshmallow.Schema, _: type[T]) -> 
 
 def _details(exc: marshmallow.ValidationError) -> dict[str, Any]:
     return exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+
+
+def uuid_in_path(request: web.Request, name: str, what: str) -> uuid.UUID:
+    """The path parameter `name` as a UUID; anything else names no such thing: a 404
+    ("no `what` '...'"), not a 422, since a path is an address, not a body."""
+    raw = request.match_info[name]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"no {what} {raw[:64]!r}") from None

@@ -36,7 +36,7 @@ def _exists(module: str) -> bool:
 
 
 def available() -> list[str]:
-    """The services built so far, in start-up order (the gateway last)."""
+    """The services there are, in start-up order (the gateway last)."""
     return [name for name, module in SERVICES.items() if _exists(module)]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from decimal import Decimal
+from typing import Any
 
-from eventstore import Projection, RecordedEvent, Row, registry
+from eventstore import InMemoryEventStore, Projection, RecordedEvent, Row, registry
 
 
 @registry.event("TestNoted")
@@ -60,3 +62,22 @@ def notes_projection(uid: str) -> Projection:
 NOTES_DDL = """CREATE TABLE {table} (
     stream_id text PRIMARY KEY, count integer NOT NULL, total bigint NOT NULL,
     last_text text, version integer NOT NULL)"""
+
+
+class RacingStore(InMemoryEventStore):
+    """The in-memory store with reads that yield to the other writers, as a database's do:
+    concurrent writers all load before any of them appends, so they really race. `lost`
+    counts the appends that lost (a `ConcurrencyError`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+        self.append_observers.append(self._count)
+
+    def _count(self, stream_id: str, events: int, seconds: float, outcome: str) -> None:
+        self.lost += outcome == "conflict"
+
+    async def read_stream(self, stream_id: str, **options: Any) -> list[RecordedEvent]:
+        recorded = await super().read_stream(stream_id, **options)
+        await asyncio.sleep(0)
+        return recorded

@@ -27,7 +27,7 @@ from eventstore import (
 )
 from eventstore.checkpoints import held_back, lag
 
-from ..catalog import load_projections
+from ..topology import load_projections
 from .common import load_config, run_async
 
 __all__ = ["events", "projections"]

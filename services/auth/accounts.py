@@ -29,6 +29,8 @@ class EmailTaken(ConflictError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Account:
+    """A row of `users`: who may log in, with which password hash and roles."""
+
     id: str
     email: str
     password_hash: str

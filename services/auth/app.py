@@ -14,7 +14,6 @@ from . import events as _events  # noqa: F401  (registers UserRegistered)
 from .accounts import Accounts
 from .appkeys import ACCOUNTS, KEYS
 from .keys import KeyStore
-from .openapi import OPERATIONS
 from .seed import ensure_admin
 from .views import routes
 
@@ -38,7 +37,6 @@ def create_app(config: Config) -> web.Application:
         routes=routes,
         contexts=[accounts_context],
         token_keys=keys,
-        api=OPERATIONS,
     )
     app[KEYS] = keys
     return app

@@ -1,14 +1,10 @@
-"""auth-service's part of the public API document (the gateway joins every service's)."""
+"""auth-service's answers as the API document describes them (the routes say which)."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from microshop.openapi import Operation
-
-from .schemas import LoginSchema, RegisterSchema
-
-__all__ = ["OPERATIONS"]
+__all__ = ["AccountSchema", "JwksSchema", "TokenSchema"]
 
 
 class AccountSchema(Schema):
@@ -25,31 +21,3 @@ class TokenSchema(Schema):
 
 class JwksSchema(Schema):
     keys = fields.List(fields.Dict(), required=True)
-
-
-OPERATIONS = (
-    Operation(
-        "POST",
-        "/api/auth/register",
-        "Create an account",
-        request=RegisterSchema,
-        status=201,
-        response=AccountSchema,
-        errors=(400, 409, 422),
-    ),
-    Operation(
-        "POST",
-        "/api/auth/login",
-        "Get an access token",
-        request=LoginSchema,
-        response=TokenSchema,
-        errors=(400, 401, 422, 429),
-    ),
-    Operation("GET", "/api/auth/me", "The caller's account", response=AccountSchema, errors=(401,)),
-    Operation(
-        "GET",
-        "/.well-known/jwks.json",
-        "Public keys that verify access tokens",
-        response=JwksSchema,
-    ),
-)

@@ -13,10 +13,12 @@ from microshop.appkeys import CONFIG
 from microshop.auth import ALGORITHM, authenticate, client_address
 from microshop.errors import TooManyRequests, Unauthorized
 from microshop.http import json_response, read_json
+from microshop.openapi import documented
 
 from .accounts import Account
 from .appkeys import ACCOUNTS, KEYS
 from .domain import normalize_email
+from .openapi import AccountSchema, JwksSchema, TokenSchema
 from .passwords import hash_password, verify_password
 from .schemas import LoginSchema, RegisterSchema
 
@@ -26,7 +28,9 @@ CLIENT_FACTOR = 4
 
 
 @routes.post("/api/auth/register")
+@documented(request=RegisterSchema, status=201, response=AccountSchema, errors=(400, 409, 422))
 async def register(request: web.Request) -> web.Response:
+    """Create an account."""
     body = await read_json(request, RegisterSchema())
     password_hash = await hash_password(body["password"])
     meta = context.event_metadata("auth")
@@ -35,7 +39,9 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/login")
+@documented(request=LoginSchema, response=TokenSchema, errors=(400, 401, 422, 429))
 async def login(request: web.Request) -> web.Response:
+    """Get an access token."""
     body = await read_json(request, LoginSchema())
     config, accounts = request.app[CONFIG], request.app[ACCOUNTS]
     account_key = f"account:{normalize_email(body['email'])}"
@@ -80,7 +86,9 @@ def issue_token(app: web.Application, account: Account) -> tuple[str, int]:
 
 
 @routes.get("/api/auth/me")
+@documented(response=AccountSchema, errors=(401,))
 async def me(request: web.Request) -> web.Response:
+    """The caller's account."""
     principal = await authenticate(request)
     account = await request.app[ACCOUNTS].by_id(principal.user_id)
     if account is None:
@@ -89,5 +97,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 @routes.get("/.well-known/jwks.json")
+@documented(response=JwksSchema)
 async def jwks(request: web.Request) -> web.Response:
+    """Public keys that verify access tokens."""
     return json_response(request.app[KEYS].jwks(), headers={"Cache-Control": "max-age=300"})

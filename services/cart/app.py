@@ -6,19 +6,18 @@ from aiohttp import web
 
 from microshop.app import make_app
 from microshop.auth import KeySource
-from microshop.catalog import CONSUMERS
 from microshop.config import Config
+from microshop.topology import CONSUMER_QUEUES
 from microshop.workers import consumer_context, projection_context
 
 from . import events as _events  # noqa: F401  (registers the cart's event types)
 from .handlers import on_order_placed
-from .openapi import OPERATIONS
 from .projections import CARTS
 from .views import routes
 
 __all__ = ["create_app"]
 
-CHECKOUT = CONSUMERS["cart-checkout"]  # queue and bindings: the system's consumer registry
+CHECKOUT = CONSUMER_QUEUES["cart-checkout"]  # queue and bindings: the system's consumer registry
 
 
 def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
@@ -31,5 +30,4 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
             consumer_context(CHECKOUT.name, CHECKOUT.bindings, on_order_placed),
         ],
         token_keys=token_keys,
-        api=OPERATIONS,
     )

@@ -18,11 +18,13 @@ from microshop.appkeys import POOL, STORE
 from microshop.auth import authenticate
 from microshop.client import ServiceClient
 from microshop.http import json_response, read_json
+from microshop.openapi import documented
 from microshop.workers import read_your_writes
 
 from . import domain
 from .domain import Cart
 from .handlers import Decision, add_to_cart, change_cart
+from .openapi import CartSchema
 from .products import ProductService
 from .projections import CARTS, items_of, read_cart, snapshot_of
 from .schemas import AddItem, AddItemSchema, SetQuantity, SetQuantitySchema
@@ -68,13 +70,17 @@ async def _write(request: web.Request, decide: Decision) -> Cart:
 
 
 @routes.get("/api/cart")
+@documented(response=CartSchema, errors=(401,))
 async def get_cart(request: web.Request) -> web.Response:
+    """The caller's cart."""
     user_id = (await authenticate(request)).user_id
     return json_response(render(await read_cart(request.app[POOL], user_id)))
 
 
 @routes.post("/api/cart/items")
+@documented(request=AddItemSchema, response=CartSchema, errors=(400, 401, 422))
 async def add_item(request: web.Request) -> web.Response:
+    """Add to a cart line."""
     user_id = (await authenticate(request)).user_id
     body: AddItem = await read_json(request, AddItemSchema())
     app = request.app
@@ -91,7 +97,9 @@ async def add_item(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/cart/items/{product_id}")
+@documented(request=SetQuantitySchema, response=CartSchema, errors=(400, 401, 404, 422))
 async def set_quantity(request: web.Request) -> web.Response:
+    """Set a line's quantity (0 removes it)."""
     await authenticate(request)
     product_id = request.match_info["product_id"]
     body: SetQuantity = await read_json(request, SetQuantitySchema())
@@ -102,13 +110,17 @@ async def set_quantity(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/cart/items/{product_id}")
+@documented(response=CartSchema, errors=(401, 404))
 async def remove_item(request: web.Request) -> web.Response:
+    """Remove a line."""
     product_id = request.match_info["product_id"]
     cart = await _write(request, lambda cart: domain.remove_item(cart, product_id))
     return json_response(render(cart))
 
 
 @routes.delete("/api/cart")
+@documented(status=204, errors=(401,))
 async def clear_cart(request: web.Request) -> web.Response:
+    """Empty the cart."""
     await _write(request, domain.clear)
     return web.Response(status=204)

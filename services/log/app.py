@@ -21,7 +21,6 @@ from microshop.auth import KeySource
 from microshop.config import Config
 
 from .ingest import Ingestor
-from .openapi import OPERATIONS
 from .store import delete_older_than
 from .views import routes
 
@@ -79,6 +78,4 @@ async def retain(app: web.Application) -> None:
 
 def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Application:
     contexts = [ingest_context, background("log-retention", retain)]
-    return make_app(
-        config, "log", routes=routes, contexts=contexts, token_keys=token_keys, api=OPERATIONS
-    )
+    return make_app(config, "log", routes=routes, contexts=contexts, token_keys=token_keys)

@@ -1,12 +1,10 @@
-"""log-service's part of the public API document (the gateway joins every service's)."""
+"""log-service's answers as the API document describes them (the routes say which)."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from microshop.openapi import Operation, Query
-
-__all__ = ["OPERATIONS"]
+__all__ = ["LogLineSchema", "LogListSchema"]
 
 
 class LogLineSchema(Schema):
@@ -19,24 +17,3 @@ class LogLineSchema(Schema):
 
 class LogListSchema(Schema):
     items = fields.List(fields.Nested(LogLineSchema), required=True)
-
-
-OPERATIONS = (
-    Operation(
-        "GET",
-        "/api/logs",
-        "Search the central logs",
-        response=LogListSchema,
-        errors=(401, 403, 422),
-        query=(
-            Query("service", "string", "e.g. order-consumer"),
-            Query("level", "string", "DEBUG, INFO, WARN, ERROR or FATAL"),
-            Query("correlation_id", "string"),
-            Query("request_id", "string"),
-            Query("since", "string", "ISO 8601 time"),
-            Query("until", "string", "ISO 8601 time"),
-            Query("q", "string", "words in the message"),
-            Query("limit", "integer", "1..1000, default 100; newest first"),
-        ),
-    ),
-)

@@ -48,14 +48,29 @@ class LogQuerySchema(marshmallow.Schema):
     service = fields.String(
         load_default=None,
         validate=validate.Regexp(_SERVICE, error="Not a service name (e.g. order-consumer)."),
+        metadata={"description": "the service that wrote the line, e.g. order-consumer"},
     )
-    level = _Level(load_default=None)
-    correlation_id = _Id(load_default=None)
-    request_id = _Id(load_default=None)
-    since = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
-    until = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
-    q = fields.String(load_default=None, validate=validate.Length(1, 200))
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
+    level = _Level(
+        load_default=None, metadata={"description": ", ".join(LEVEL_NAMES) + " (WARNING = WARN)"}
+    )
+    correlation_id = _Id(load_default=None, metadata={"description": "one correlation's lines"})
+    request_id = _Id(load_default=None, metadata={"description": "one request's lines"})
+    since = fields.AwareDateTime(
+        load_default=None, default_timezone=dt.UTC, metadata={"description": "ISO 8601 time"}
+    )
+    until = fields.AwareDateTime(
+        load_default=None, default_timezone=dt.UTC, metadata={"description": "ISO 8601 time"}
+    )
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 200),
+        metadata={"description": "words in the message"},
+    )
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": "how many lines, newest first"},
+    )
 
     @marshmallow.validates_schema
     def window(self, data: dict[str, Any], **kwargs: Any) -> None:

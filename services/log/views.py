@@ -7,7 +7,9 @@ from aiohttp import web
 from microshop.appkeys import POOL
 from microshop.auth import require_admin
 from microshop.http import json_response, read_query
+from microshop.openapi import documented
 
+from .openapi import LogListSchema
 from .schemas import LogQuerySchema
 from .store import LogQuery, search
 
@@ -17,8 +19,11 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/logs")
+@documented(response=LogListSchema, errors=(401, 403, 422), query=LogQuerySchema)
 async def list_logs(request: web.Request) -> web.Response:
-    """Stored log lines matching every filter given, newest first (admin only)."""
+    """Search the central logs.
+
+    Stored log lines matching every filter given, newest first (admin only)."""
     await require_admin(request)
     query = read_query(request, LogQuerySchema(), LogQuery)
     return json_response({"items": await search(request.app[POOL], query)})

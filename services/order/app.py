@@ -11,7 +11,6 @@ from microshop.workers import projection_context
 
 from . import events as _events  # noqa: F401  (registers the order events)
 from .metrics import order_metrics_context
-from .openapi import OPERATIONS
 from .projections import ORDERS
 from .views import routes
 
@@ -25,5 +24,4 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         routes=routes,
         contexts=[projection_context(ORDERS), order_metrics_context],
         token_keys=token_keys,
-        api=OPERATIONS,
     )

@@ -1,22 +1,19 @@
-"""order-service's part of the public API document (the gateway joins every service's)."""
+"""order-service's answers as the API document describes them (the routes say which)."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from microshop.openapi import Operation, Query
+from microshop.openapi import PricedLineSchema
 
 from .domain import CANCELLED, PAID, PAYMENT_FAILED, PENDING_PAYMENT
 
-__all__ = ["OPERATIONS"]
-
-
-class OrderLineSchema(Schema):
-    product_id = fields.String(required=True)
-    name = fields.String(required=True)
-    unit_price = fields.Decimal(as_string=True, required=True)
-    quantity = fields.Integer(required=True)
-    line_total = fields.Decimal(as_string=True, required=True)
+__all__ = [
+    "OrderListSchema",
+    "OrderSchema",
+    "TimelineEntrySchema",
+    "TimelineSchema",
+]
 
 
 class OrderSchema(Schema):
@@ -24,7 +21,7 @@ class OrderSchema(Schema):
     status = fields.String(
         required=True, metadata={"enum": [PENDING_PAYMENT, PAID, PAYMENT_FAILED, CANCELLED]}
     )
-    items = fields.List(fields.Nested(OrderLineSchema), required=True)
+    items = fields.List(fields.Nested(PricedLineSchema), required=True)
     total = fields.Decimal(as_string=True, required=True)
     currency = fields.String(required=True)
     payment_attempts = fields.Integer(required=True)
@@ -47,61 +44,3 @@ class TimelineEntrySchema(Schema):
 
 class TimelineSchema(Schema):
     items = fields.List(fields.Nested(TimelineEntrySchema), required=True)
-
-
-_LONG_POLL = (
-    Query("wait", "number", "long polling: up to this many seconds (max 25) for a change"),
-    Query(
-        "while_status",
-        "string",
-        "answer once the status is no longer this one (default PENDING_PAYMENT)",
-    ),
-)
-
-OPERATIONS = (
-    Operation(
-        "GET",
-        "/api/orders",
-        "The caller's orders, newest first",
-        response=OrderListSchema,
-        errors=(401,),
-    ),
-    Operation(
-        "POST",
-        "/api/orders",
-        "Place an order from the cart (Idempotency-Key honoured)",
-        status=201,
-        response=OrderSchema,
-        errors=(401, 409, 422),
-    ),
-    Operation(
-        "GET",
-        "/api/orders/{id}",
-        "One order (optionally long-polled)",
-        response=OrderSchema,
-        errors=(401, 404, 422),
-        query=_LONG_POLL,
-    ),
-    Operation(
-        "GET",
-        "/api/orders/{id}/events",
-        "The order's event timeline",
-        response=TimelineSchema,
-        errors=(401, 404),
-    ),
-    Operation(
-        "POST",
-        "/api/orders/{id}/retry-payment",
-        "Retry a failed payment",
-        status=202,
-        response=OrderSchema,
-        errors=(401, 404, 409),
-    ),
-    Operation(
-        "POST",
-        "/api/orders/{id}/cancel",
-        "Cancel an order that is not final",
-        response=OrderSchema,
-        errors=(401, 404, 409),
-    ),
-)

@@ -28,8 +28,9 @@ def _lines(items: tuple[domain.OrderLine, ...]) -> list[dict[str, Any]]:
 
 
 class OrdersProjection(Projection):
+    """Table `orders`: one row per order, its status as the domain's fold derives it."""
+
     name = "orders"
-    table = "orders"
     key = "id"
     categories = frozenset({ORDER_STREAMS.name})
     columns = (

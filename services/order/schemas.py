@@ -26,10 +26,15 @@ class OrderWaitSchema(Schema):
     class Meta:
         unknown = marshmallow.EXCLUDE
 
-    wait = fields.Float(load_default=0.0, validate=validate.Range(0.0, MAX_WAIT))
+    wait = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(0.0, MAX_WAIT),
+        metadata={"description": "long polling: up to this many seconds for a change"},
+    )
     while_status = fields.String(
         load_default=PENDING_PAYMENT,
         validate=validate.OneOf((PENDING_PAYMENT, PAYMENT_FAILED, PAID, CANCELLED)),
+        metadata={"description": "answer once the status is no longer this one"},
     )
 
     @marshmallow.post_load

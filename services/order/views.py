@@ -19,6 +19,7 @@ from microshop.auth import Principal, authenticate, require_internal
 from microshop.client import ServiceClient
 from microshop.errors import ValidationFailed
 from microshop.http import json_response, read_json, read_query
+from microshop.openapi import documented
 from microshop.workers import RUNNERS, read_your_writes
 
 from . import domain
@@ -26,6 +27,7 @@ from .carts import CartService
 from .events import ORDER_STREAMS, PAYMENT_STREAMS
 from .handlers import ORDER, change_order, place_order
 from .metrics import ORDER_METRICS
+from .openapi import OrderListSchema, OrderSchema, TimelineSchema
 from .projections import ORDERS, order_json, row_from_log
 from .schemas import OrderWait, OrderWaitSchema, PaymentFailedSchema, PaymentSucceededSchema
 
@@ -79,7 +81,9 @@ async def _settled(request: web.Request, order_id: str, position: Position | Non
 
 
 @routes.post("/api/orders")
+@documented(status=201, response=OrderSchema, errors=(401, 409, 422))
 async def create_order(request: web.Request) -> web.Response:
+    """Place an order from the cart (Idempotency-Key honoured)."""
     principal = await authenticate(request)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
@@ -106,7 +110,9 @@ async def create_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/orders")
+@documented(response=OrderListSchema, errors=(401,))
 async def list_orders(request: web.Request) -> web.Response:
+    """The caller's orders, newest first."""
     principal = await authenticate(request)
     rows = await request.app[POOL].fetch(
         "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500",
@@ -116,8 +122,11 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/orders/{id}")
+@documented(response=OrderSchema, errors=(401, 404, 422), query=OrderWaitSchema)
 async def get_order(request: web.Request) -> web.Response:
-    """The order; with `?wait=S`, answered once its status is no longer `while_status`
+    """One order (optionally long-polled).
+
+    The order; with `?wait=S`, answered once its status is no longer `while_status`
     (default PENDING_PAYMENT) or after S seconds, whichever comes first."""
     principal = await authenticate(request)
     query = read_query(request, OrderWaitSchema(), OrderWait)
@@ -140,8 +149,11 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/orders/{id}/events")
+@documented(response=TimelineSchema, errors=(401, 404))
 async def order_events(request: web.Request) -> web.Response:
-    """The order's timeline: its own events and its payment's, in the order they happened."""
+    """The order's event timeline.
+
+    The order's timeline: its own events and its payment's, in the order they happened."""
     principal = await authenticate(request)
     row = await _visible_row(request, principal, owner_only=False)
     store, order_id = request.app[STORE], str(row["id"])
@@ -182,12 +194,16 @@ async def _transition(request: web.Request, decide: Any, status: int) -> web.Res
 
 
 @routes.post("/api/orders/{id}/retry-payment")
+@documented(status=202, response=OrderSchema, errors=(401, 404, 409))
 async def retry_payment(request: web.Request) -> web.Response:
+    """Retry a failed payment."""
     return await _transition(request, domain.request_retry, 202)
 
 
 @routes.post("/api/orders/{id}/cancel")
+@documented(response=OrderSchema, errors=(401, 404, 409))
 async def cancel_order(request: web.Request) -> web.Response:
+    """Cancel an order that is not final."""
     return await _transition(request, domain.cancel, 200)
 
 

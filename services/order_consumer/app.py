@@ -9,9 +9,9 @@ from aiohttp import web
 from eventstore import HandlerContext, RetryPolicy
 from microshop.app import CONFIG, make_app
 from microshop.auth import KeySource
-from microshop.catalog import CONSUMERS
 from microshop.client import ServiceClient
 from microshop.config import Config
+from microshop.topology import CONSUMER_QUEUES
 from microshop.workers import consumer_context
 
 from .handlers import EXTRA_DELIVERIES, PaymentDriver
@@ -42,6 +42,6 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         multiplier=config.order_consumer_backoff_multiplier,
     )
     app.cleanup_ctx.append(driver_context)
-    payments = CONSUMERS["order-payments"]  # queue and bindings: the consumer registry
+    payments = CONSUMER_QUEUES["order-payments"]  # queue and bindings: the consumer registry
     app.cleanup_ctx.append(consumer_context(payments.name, payments.bindings, drive, retry=retry))
     return app

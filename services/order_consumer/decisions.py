@@ -21,6 +21,7 @@ import dataclasses
 
 __all__ = [
     "Charge",
+    "Ending",
     "FindCharge",
     "OrderView",
     "Park",
@@ -71,18 +72,24 @@ class PaymentAnswer:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SawOrder:
-    order: OrderView | None  # None: order-service has no such order
+    """order-service's answer: the order, or None when it has no such order."""
+
+    order: OrderView | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SawPayment:
+    """payment-service's answer to this delivery's attempt."""
+
     answer: PaymentAnswer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SawCharge:
+    """The charge found (or not), looked for in any round or in this round only."""
+
     charge: Charge | None
-    any_round: bool  # looked for the charge `already_charged` spoke of (any round)
+    any_round: bool
 
 
 Seen = SawOrder | SawPayment | SawCharge
@@ -92,24 +99,22 @@ Seen = SawOrder | SawPayment | SawCharge
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Stop:
+class Ending:
+    """A step that ends the delivery's work, and why."""
+
+    why: str
+
+
+class Stop(Ending):
     """Nothing (more) to do for this delivery."""
 
-    why: str
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Park:
+class Park(Ending):
     """The message can never be handled: park it."""
 
-    why: str
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RetryLater:
+class RetryLater(Ending):
     """Deliver the message again after the consumer's backoff."""
-
-    why: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,11 +131,15 @@ class FindCharge:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReportSuccess:
+    """Tell order-service the order is paid by `charge`."""
+
     charge: Charge
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReportFailure:
+    """Tell order-service the round failed after `attempts` attempts."""
+
     attempts: int
 
 

@@ -11,7 +11,7 @@ import uuid
 
 import msgspec
 
-from eventstore import Aggregate, EventStore, Metadata, RecordedEvent
+from eventstore import Aggregate, EventStore, Metadata, RecordedEvent, Retry
 
 from . import domain
 from .domain import Payment, PaymentCharged, PaymentRequest, PaymentResult, PaymentStatus
@@ -23,11 +23,12 @@ __all__ = ["PAYMENT", "REFUND_REASON", "Paid", "pay", "refund", "report_charge"]
 
 log = logging.getLogger(__name__)
 
-PAYMENT = Aggregate(PAYMENT_STREAMS, domain.fold, None)
+PAYMENT = Aggregate(PAYMENT_STREAMS, domain.fold, None, retry=Retry(attempts=64))
 """An order's payment stream (`payment-{order_id}`) folded (None: no payment events yet).
 
 Every lost race means another request for the same order got its events in, so the
-retry policy bounds the number of concurrent attempts one order can have, not the time."""
+retry policy bounds the number of concurrent attempts one order can have, not the time:
+up to 64 of them all land (each loser decides again, with the provider's same outcome)."""
 
 REFUND_REASON = "order cancelled while its payment ran"
 

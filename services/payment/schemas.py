@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
 
 from microshop import fields as kernel_fields
 
-from .domain import InvalidValue, PaymentRequest, rules
+from .domain import PaymentRequest, rules
 from .simulator import MAX_LATENCY_MS
 
 __all__ = ["PaymentRequestSchema", "SettingsSchema"]
 
-T = TypeVar("T")
 
-
-class Checked(kernel_fields.Checked[T]):
-    """A JSON string passed through a payment rule; its refusal becomes the message."""
-
-    refusals = (InvalidValue,)
+Checked = kernel_fields.Checked
 
 
 class Amount(Checked[Decimal]):

@@ -18,7 +18,7 @@ from microshop import context
 from microshop.appkeys import STORE
 from microshop.auth import require_internal
 from microshop.errors import NotFound
-from microshop.http import json_response, read_json
+from microshop.http import json_response, read_json, uuid_in_path
 
 from . import handlers, queries
 from .appkeys import ORDER_SERVICE, PAYMENT_METRICS, SIMULATOR
@@ -61,11 +61,7 @@ def present_settings(settings: Settings) -> dict[str, Any]:
 
 def order_id_of(request: web.Request) -> uuid.UUID:
     """The `{order_id}` of the path; anything that is not a UUID names no order (404)."""
-    raw = request.match_info["order_id"]
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"no payments for order {raw[:64]!r}") from None
+    return uuid_in_path(request, "order_id", "payments for order")
 
 
 @routes.post("/internal/payments")

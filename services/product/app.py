@@ -9,7 +9,6 @@ from microshop.auth import KeySource
 from microshop.config import Config
 from microshop.workers import projection_context
 
-from .openapi import OPERATIONS
 from .projections import PRODUCTS
 from .views import routes
 
@@ -23,5 +22,4 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         routes=routes,
         contexts=[projection_context(PRODUCTS)],
         token_keys=token_keys,
-        api=OPERATIONS,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
@@ -20,16 +20,12 @@ from .domain import KEEP, InvalidValue, NewProduct, ProductChanges, rules
 
 __all__ = ["ListQuery", "ListQuerySchema", "NewProductSchema", "ProductChangesSchema"]
 
-T = TypeVar("T")
 
 MAX_OFFSET = 2**31 - 1
 MAX_QUERY = 200
 
 
-class Checked(kernel_fields.Checked[T]):
-    """A JSON string passed through a catalog rule; its refusal becomes the message."""
-
-    refusals = (InvalidValue,)
+Checked = kernel_fields.Checked
 
 
 class Price(Checked[Decimal]):
@@ -104,7 +100,9 @@ class ListQuerySchema(marshmallow.Schema):
     class Meta:
         unknown = marshmallow.EXCLUDE
 
-    q = Checked(_query_text, load_default=None)
+    q = Checked(
+        _query_text, load_default=None, metadata={"description": "words in the name or description"}
+    )
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 

@@ -18,12 +18,14 @@ from microshop import context
 from microshop.appkeys import POOL, STORE
 from microshop.auth import Principal, require_admin
 from microshop.errors import NotFound
-from microshop.http import json_response, read_json, read_query
+from microshop.http import json_response, read_json, read_query, uuid_in_path
+from microshop.openapi import documented
 from microshop.workers import read_your_writes
 
 from . import handlers, queries
 from .domain import Product
 from .images import default_image_url, render_svg
+from .openapi import ProductPageSchema, ProductSchema
 from .projections import PRODUCTS
 from .schemas import ListQuery, ListQuerySchema, NewProductSchema, ProductChangesSchema
 
@@ -55,11 +57,7 @@ def present(product: Product) -> dict[str, Any]:
 
 def product_id_of(request: web.Request) -> uuid.UUID:
     """The `{id}` of the path; anything that is not a UUID names no product (404)."""
-    raw = request.match_info["id"]
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"no product {raw[:64]!r}") from None
+    return uuid_in_path(request, "id", "product")
 
 
 def metadata_for(principal: Principal) -> Metadata:
@@ -76,8 +74,11 @@ async def settle(request: web.Request, outcome: handlers.Outcome) -> None:
 
 
 @routes.get("/api/products")
+@documented(response=ProductPageSchema, errors=(422,), query=ListQuerySchema)
 async def list_products(request: web.Request) -> web.Response:
-    """`?q=&limit=&offset=`: active products by name, `q` matching name or description."""
+    """Search the catalog.
+
+    `?q=&limit=&offset=`: active products by name, `q` matching name or description."""
     query = read_query(request, ListQuerySchema(), ListQuery)
     page = await queries.list_products(
         request.app[POOL], q=query.q, limit=query.limit, offset=query.offset
@@ -86,8 +87,11 @@ async def list_products(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/products/{id}")
+@documented(response=ProductSchema, errors=(404,))
 async def get_product(request: web.Request) -> web.Response:
-    """One product, discontinued ones included (`active: false`)."""
+    """One product.
+
+    One product, discontinued ones included (`active: false`)."""
     product_id = product_id_of(request)
     product = await queries.get_product(request.app[POOL], product_id)
     if product is None:
@@ -96,8 +100,11 @@ async def get_product(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/products/{id}/image.svg")
+@documented(errors=(404,))
 async def product_image(request: web.Request) -> web.Response:
-    """The generated image of a product: deterministic, so it is cached by its ETag."""
+    """The product's picture (SVG).
+
+    The generated image of a product: deterministic, so it is cached by its ETag."""
     product_id = product_id_of(request)
     product = await queries.get_product(request.app[POOL], product_id)
     if product is None:
@@ -120,8 +127,13 @@ async def product_image(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/products")
+@documented(
+    request=NewProductSchema, status=201, response=ProductSchema, errors=(400, 401, 403, 409, 422)
+)
 async def create_product(request: web.Request) -> web.Response:
-    """201 with the new product; 409 `sku_taken` when another product has the SKU."""
+    """Add a product.
+
+    201 with the new product; 409 `sku_taken` when another product has the SKU."""
     principal = await require_admin(request)
     new = await read_json(request, NewProductSchema())
     outcome = await handlers.create_product(
@@ -133,8 +145,13 @@ async def create_product(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/products/{id}")
+@documented(
+    request=ProductChangesSchema, response=ProductSchema, errors=(400, 401, 403, 404, 409, 422)
+)
 async def change_product(request: web.Request) -> web.Response:
-    """Any of name, description, price, image_url; 409 `product_discontinued`."""
+    """Change a product.
+
+    Any of name, description, price, image_url; 409 `product_discontinued`."""
     principal = await require_admin(request)
     product_id = product_id_of(request)
     changes = await read_json(request, ProductChangesSchema())
@@ -146,8 +163,11 @@ async def change_product(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/products/{id}")
+@documented(status=204, errors=(401, 403, 404))
 async def discontinue_product(request: web.Request) -> web.Response:
-    """204; discontinuing a discontinued product again records nothing."""
+    """Discontinue a product.
+
+    204; discontinuing a discontinued product again records nothing."""
     principal = await require_admin(request)
     product_id = product_id_of(request)
     outcome = await handlers.discontinue_product(

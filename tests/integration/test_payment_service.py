@@ -255,6 +255,20 @@ async def test_invalid_payment_requests_are_422_per_field(
     assert await stream_of(store, order_id) == []
 
 
+async def test_a_refusal_names_the_rule_under_its_field(client: Client) -> None:
+    """The message is the rule's own words: the field is the key it is reported under."""
+    for changes, field, message in [
+        ({"amount": "0"}, "amount", "must be greater than 0"),
+        ({"amount": "1.234"}, "amount", "must have at most 2 decimal places"),
+        ({"currency": "eur"}, "currency", "must be 3 uppercase letters (ISO 4217), e.g. EUR"),
+    ]:
+        resp = await client.post(
+            "/internal/payments", json={**payment(uuid.uuid4()), **changes}, headers=INTERNAL
+        )
+        assert resp.status == 422, await resp.text()
+        assert assert_error(await resp.json(), "validation_error") == {field: [message]}
+
+
 @pytest.mark.parametrize("missing", ["order_id", "round", "attempt", "amount", "currency"])
 async def test_every_field_is_required(client: Client, missing: str) -> None:
     body = payment(uuid.uuid4())

@@ -457,6 +457,18 @@ async def test_create_validation_is_422_per_field(
     assert all(isinstance(m, str) for m in details[field])
 
 
+async def test_a_refusal_names_the_rule_under_its_field(client: Client) -> None:
+    """The message is the rule's own words: the field is the key it is reported under."""
+    for changes, field, message in [
+        ({"price": "0"}, "price", "must be greater than 0"),
+        ({"currency": "eur"}, "currency", "must be 3 uppercase letters (ISO 4217), e.g. EUR"),
+        ({"name": "   "}, "name", "must be 1 to 200 characters (not only spaces)"),
+    ]:
+        resp = await client.post("/api/products", json={**VALID, **changes}, headers=ADMIN)
+        assert resp.status == 422, await resp.text()
+        assert (await resp.json())["error"]["details"] == {field: [message]}
+
+
 @pytest.mark.parametrize(
     "raw",
     [

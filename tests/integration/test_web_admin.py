@@ -29,9 +29,9 @@ from eventstore import (
 )
 from eventstore.pg import Pool
 from eventstore.projection import Projection, ProjectionRunner, register_projection
-from microshop.catalog import CONSUMERS, load_projections
 from microshop.config import Config
 from microshop.services import load as load_service
+from microshop.topology import CONSUMER_QUEUES, load_projections
 from microshop.workers import CONSUMERS as RUNNING_CONSUMERS
 from services.gateway.app import create_app
 from tests.conftest import StackEnv
@@ -232,7 +232,7 @@ def test_services_take_their_consumer_queues_from_the_registry() -> None:
     assert literal == []
 
 
-@pytest.mark.parametrize("service", sorted({s.service for s in CONSUMERS.values()}))
+@pytest.mark.parametrize("service", sorted({s.service for s in CONSUMER_QUEUES.values()}))
 async def test_services_declare_the_registered_queues(
     aiohttp_client: MakeClient, test_env: StackEnv, uid: str, service: str
 ) -> None:
@@ -242,7 +242,7 @@ async def test_services_declare_the_registered_queues(
     client = await aiohttp_client(app)
     running = client.app[RUNNING_CONSUMERS]
     assert {n: c.bindings for n, c in running.items()} == {
-        n: s.bindings for n, s in CONSUMERS.items() if s.service == service
+        n: s.bindings for n, s in CONSUMER_QUEUES.items() if s.service == service
     }
 
 

@@ -6,16 +6,25 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from microshop.openapi import Operation, fragment
-from services.auth.openapi import OPERATIONS as AUTH
-from services.cart.openapi import OPERATIONS as CART
+from microshop.openapi import Doc, Operation, fragment, operations_of
+from services.auth.views import routes as auth
+from services.cart.views import routes as cart
 from services.gateway.openapi import join
 from services.gateway.routing import ROUTES
-from services.log.openapi import OPERATIONS as LOG
-from services.order.openapi import OPERATIONS as ORDER
-from services.product.openapi import OPERATIONS as PRODUCT
+from services.log.views import routes as log
+from services.order.views import routes as order
+from services.product.views import routes as product
 
-SERVICES = {"auth": AUTH, "cart": CART, "log": LOG, "order": ORDER, "product": PRODUCT}
+SERVICES = {
+    name: operations_of(routes)
+    for name, routes in {
+        "auth": auth,
+        "cart": cart,
+        "log": log,
+        "order": order,
+        "product": product,
+    }.items()
+}
 
 
 def refs(node: Any) -> set[str]:
@@ -67,8 +76,8 @@ def test_two_services_naming_different_schemas_alike_keep_both() -> None:
         price = fields.Decimal(as_string=True)
 
     OtherLineSchema.__name__ = "LineSchema"
-    one = fragment("cart", [Operation("GET", "/api/cart", "a", response=LineSchema)])
-    two = fragment("order", [Operation("GET", "/api/orders", "b", response=OtherLineSchema)])
+    one = fragment("cart", [Operation("GET", "/api/cart", "a", Doc(response=LineSchema))])
+    two = fragment("order", [Operation("GET", "/api/orders", "b", Doc(response=OtherLineSchema))])
     spec = join({"cart": one, "order": two})
     schemas = spec["components"]["schemas"]
     assert "sku" in schemas["Line"]["properties"]

@@ -20,6 +20,7 @@ from services.payment.domain import (
     ProviderOutcome,
 )
 from services.payment.handlers import PAYMENT, pay, refund
+from tests.samples import RacingStore
 
 
 class Provider:
@@ -56,19 +57,44 @@ async def test_a_charge_is_recorded_and_a_replay_answers_from_the_record() -> No
 
 
 async def test_concurrent_attempts_charge_an_order_once() -> None:
-    store, provider, order_id = InMemoryEventStore(), Provider(pause=0.01), uuid.uuid4()
+    """Copies of one attempt and other attempts, all asking the provider before any of them
+    appends: one charge lands; the losers decide again with their outcome and book nothing."""
+    store, provider, order_id = RacingStore(), Provider(pause=0.01), uuid.uuid4()
     same = [pay(store, provider, request(order_id, attempt=1)) for _ in range(4)]
     other = [pay(store, provider, request(order_id, attempt=n)) for n in range(2, 6)]
     answers = await asyncio.gather(*same, *other)
+    assert provider.asked == 8 and store.lost > 0  # every request was charged; they raced
     charged = {a.result.payment_id for a in answers if a.result.status is PaymentStatus.CHARGED}
     already = [a for a in answers if a.result.status is PaymentStatus.ALREADY_CHARGED]
     assert len(charged) == 1  # one attempt charged; every other answer names that charge
     assert already and {a.result.payment_id for a in already} <= charged
+    assert sum(a.recorded for a in answers) == 1
     state = (await PAYMENT.load(store, order_id)).state
     assert state is not None and state.charge is not None
     assert state.charge.payment_id in charged
     recorded = [e.event_type for e in await store.read_stream(PAYMENT.stream(order_id))]
-    assert recorded.count("PaymentCharged") == 1
+    assert recorded == ["PaymentAttempted", "PaymentCharged"]
+
+
+async def test_copies_of_one_attempt_answer_alike() -> None:
+    store, provider, order_id = RacingStore(), Provider(pause=0.01), uuid.uuid4()
+    answers = await asyncio.gather(*(pay(store, provider, request(order_id)) for _ in range(5)))
+    assert {a.result for a in answers} == {answers[0].result}
+    assert answers[0].result.status is PaymentStatus.CHARGED
+    assert {a.charge_event_id for a in answers} == {answers[0].charge_event_id}
+    assert len(await store.read_stream(PAYMENT.stream(order_id))) == 2
+
+
+async def test_concurrent_declines_all_land() -> None:
+    """Losing a race is no failure: each decline is decided again until it is recorded."""
+    store, order_id = RacingStore(), uuid.uuid4()
+    provider = Provider(approve=False, pause=0.01)
+    attempts = range(1, 31)
+    answers = await asyncio.gather(*(pay(store, provider, request(order_id, n)) for n in attempts))
+    assert {a.result.status for a in answers} == {PaymentStatus.DECLINED} and store.lost > 0
+    state = (await PAYMENT.load(store, order_id)).state
+    assert state is not None
+    assert sorted(a.attempt for a in state.attempts) == list(attempts)
 
 
 async def test_a_decline_is_recorded_per_attempt() -> None:

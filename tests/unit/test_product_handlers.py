@@ -13,6 +13,7 @@ from services.product import domain
 from services.product import events as _product_events  # noqa: F401  (registers the types)
 from services.product.domain import NewProduct, ProductChanges
 from services.product.handlers import PRODUCT, change_product, discontinue_product
+from tests.samples import RacingStore
 
 
 async def created(store: InMemoryEventStore, price: str = "9.99") -> uuid.UUID:
@@ -60,16 +61,34 @@ async def test_a_discontinued_product_no_longer_changes() -> None:
 
 
 async def test_concurrent_price_changes_form_one_chain() -> None:
-    """Every racer is decided again on its predecessor's state: old prices chain up."""
-    store = InMemoryEventStore()
+    """The losers of each race are decided again on the winner's state: old prices chain
+    up, and every change lands (fewer rivals than the aggregate's attempts)."""
+    store = RacingStore()
     product_id = await created(store, "0.50")
     prices = [Decimal(f"{n}.00") for n in range(1, 8)]
-    await asyncio.gather(
+    outcomes = await asyncio.gather(
         *(change_product(store, product_id, ProductChanges(price=p)) for p in prices)
     )
+    assert store.lost > 0  # the changes really raced
+    assert all(o.position is not None for o in outcomes)
     changes = [e.data for e in await store.read_stream(PRODUCT.stream(product_id))][1:]
     assert sorted(c.new_price for c in changes) == prices
     current = Decimal("0.50")
     for change in changes:
         assert change.old_price == current
         current = change.new_price
+
+
+async def test_a_change_that_lost_to_a_discontinuation_is_refused() -> None:
+    """Decided again after losing the race, a change sees the product discontinued."""
+    store = RacingStore()
+    product_id = await created(store)
+    done, refused = await asyncio.gather(
+        discontinue_product(store, product_id),
+        change_product(store, product_id, ProductChanges(name="Renamed")),
+        return_exceptions=True,
+    )
+    assert not isinstance(done, BaseException) and not done.product.active
+    assert isinstance(refused, domain.ProductIsDiscontinued) and store.lost == 1
+    types = [e.event_type for e in await store.read_stream(PRODUCT.stream(product_id))]
+    assert types == ["ProductCreated", "ProductDiscontinued"]

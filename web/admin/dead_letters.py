@@ -12,7 +12,7 @@ from aiohttp import web
 from eventstore import Consumer
 from eventstore.consumer import ParkedMessage
 from eventstore.relay import connect_amqp
-from microshop.catalog import CONSUMERS
+from microshop.topology import CONSUMER_QUEUES
 
 from .. import session
 from ..errors import PageError, Redirect
@@ -66,7 +66,7 @@ async def parked_count(consumer: Consumer) -> int | None:
 
 
 async def _queue(name: str, consumer: Consumer) -> Queue:
-    spec = CONSUMERS[name]
+    spec = CONSUMER_QUEUES[name]
     queue = Queue(name, spec.service, consumer.queue, consumer.parking, spec.bindings)
     try:
         async with asyncio.timeout(BROKER_TIMEOUT):

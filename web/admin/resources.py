@@ -37,8 +37,8 @@ from eventstore.pg import Pool
 from eventstore.projection import RebuildResult
 from microshop.app import running_task
 from microshop.appkeys import CONFIG
-from microshop.catalog import CONSUMERS, load_projections
 from microshop.config import Config
+from microshop.topology import CONSUMER_QUEUES, load_projections
 
 __all__ = [
     "OPERATOR",
@@ -157,7 +157,7 @@ def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consum
             bindings=spec.bindings,
             handler=_never_called,
         )
-        for name, spec in CONSUMERS.items()
+        for name, spec in CONSUMER_QUEUES.items()
     }
 
 

@@ -1,15 +1,27 @@
-"""Why a payment decision is refused (answered by the kernel by kind: 409, 422)."""
+"""Why a payment decision is refused.
+
+Each is a `DomainError` of the payment rules, a `microshop.domain.DomainError` that the
+kernel answers by kind and code (409 `idempotency_conflict` for a reused attempt key). A
+value breaking a rule is the kernel's `InvalidValue` (422, details `{field: [message]}`).
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from microshop.domain import ConflictError, DomainError, InvalidValue
+from microshop import domain as kernel
+from microshop.domain import InvalidValue, Kind
 
 __all__ = ["AttemptMismatch", "DomainError", "InvalidValue", "NotCharged"]
 
 
-class AttemptMismatch(ConflictError):
+class DomainError(kernel.DomainError):
+    """A decision the payment rules refuse (409 `rejected` unless a subclass says otherwise)."""
+
+    kind, code = Kind.CONFLICT, "rejected"
+
+
+class AttemptMismatch(DomainError):
     """An attempt's idempotency key `(order_id, round, attempt)` came back with another
     amount or currency than it was recorded with: a caller bug, never silently replayed."""
 
@@ -25,7 +37,7 @@ class AttemptMismatch(ConflictError):
         self.attempt = attempt
 
 
-class NotCharged(ConflictError):
+class NotCharged(DomainError):
     """A refund names a charge the order does not have."""
 
     code = "not_charged"

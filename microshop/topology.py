@@ -11,7 +11,7 @@ from eventstore import Projection, projections
 
 from .services import SERVICES
 
-__all__ = ["CONSUMERS", "ConsumerSpec", "load_projections"]
+__all__ = ["CONSUMER_QUEUES", "ConsumerSpec", "load_projections"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class ConsumerSpec:
     bindings: tuple[str, ...]
 
 
-CONSUMERS: dict[str, ConsumerSpec] = {
+CONSUMER_QUEUES: dict[str, ConsumerSpec] = {
     spec.name: spec
     for spec in (
         ConsumerSpec("cart-checkout", "cart", ("order.OrderPlaced",)),
