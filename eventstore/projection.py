@@ -48,8 +48,7 @@ Row = dict[str, Any]
 class Projection(abc.ABC):
     """A read model: table `table`, primary key column `key`, rows folded from events.
 
-    The table itself is created by a migration; a rebuild copies its definition. A
-    subclass may leave `table` out: it is then the projection's `name`.
+    The table itself is created by a migration; a rebuild copies its definition.
     """
 
     name: ClassVar[str]
@@ -59,11 +58,6 @@ class Projection(abc.ABC):
     categories: ClassVar[frozenset[str] | None] = None
     """Stream categories whose event data this model reads (None: all). Events of other
     categories reach `key_of` with `data` None, undecoded."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__ and "table" not in cls.__dict__:
-            cls.table = cls.name
 
     @abc.abstractmethod
     def key_of(self, event: RecordedEvent) -> Any | None:

@@ -12,6 +12,7 @@ class StreamsProjection(Projection):
     """Each stream's category, version, last event type, event count and time span."""
 
     name = "streams"
+    table = "streams"
     key = "stream_id"
     categories = frozenset()  # envelope fields only: no event data is decoded
     columns = (

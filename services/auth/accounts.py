@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -27,8 +26,7 @@ class EmailTaken(ConflictError):
         self.email = email
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
     """A row of `users`: who may log in, with which password hash and roles."""
 
     id: str

@@ -46,16 +46,10 @@ class CartsProjection(Projection):
     """Every cart's current lines and total, keyed by user id."""
 
     name = "carts"
+    table = "carts"
     key = "user_id"
     categories = frozenset({CART_STREAMS.name})
-    columns = (
-        "user_id",
-        "items",
-        "total",
-        "currency",
-        "version",
-        "updated_at",
-    )
+    columns = ("user_id", "items", "total", "currency", "version", "updated_at")
 
     def key_of(self, event: RecordedEvent) -> str | None:
         return CART_STREAMS.id_of(event.stream_id) if CART_STREAMS.owns(event) else None

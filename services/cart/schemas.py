@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
@@ -35,14 +35,16 @@ CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code such as EUR")
 # -- HTTP bodies -------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AddItem:
+class AddItem(NamedTuple):
+    """The body of `POST /api/cart/items`."""
+
     product_id: str
     quantity: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetQuantity:
+class SetQuantity(NamedTuple):
+    """The body of `PUT /api/cart/items/{product_id}`."""
+
     quantity: int
 
 

@@ -31,6 +31,7 @@ class OrdersProjection(Projection):
     """Table `orders`: one row per order, its status as the domain's fold derives it."""
 
     name = "orders"
+    table = "orders"
     key = "id"
     categories = frozenset({ORDER_STREAMS.name})
     columns = (

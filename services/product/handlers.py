@@ -12,9 +12,7 @@ import uuid
 from collections.abc import Callable
 
 from eventstore import (
-    NO_STREAM,
     Aggregate,
-    ConcurrencyError,
     EventStore,
     Executed,
     Metadata,
@@ -66,19 +64,20 @@ async def create_product(
     """Add a product: `SkuTaken` when another product has the SKU, `InvalidValue` for
     values breaking the rules, `ProductAlreadyExists` when `product_id` is in use."""
     product_id = product_id or uuid.uuid4()
-    events = domain.create(None, product_id, new)
-    product = domain.fold(events)
-    assert product is not None
+    checked = domain.fold(domain.create(None, product_id, new))
+    assert checked is not None  # the rules passed; claim the normalised SKU
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval(_CLAIM_SKU, product.sku, product_id):
-            raise domain.SkuTaken(product.sku)
-        try:
-            appended = await store.append(
-                PRODUCT.stream(product_id), events, NO_STREAM, metadata=metadata, conn=conn
-            )
-        except ConcurrencyError:
-            raise domain.ProductAlreadyExists(product_id) from None
-    return Outcome(product, appended.position)
+        if not await conn.fetchval(_CLAIM_SKU, checked.sku, product_id):
+            raise domain.SkuTaken(checked.sku)
+        done = await PRODUCT.execute(
+            store,
+            product_id,
+            lambda state: domain.create(state, product_id, new),
+            metadata=metadata,
+            conn=conn,
+        )
+    assert done.state is not None
+    return Outcome(done.state, done.position)
 
 
 async def _decide(

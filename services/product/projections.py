@@ -36,6 +36,7 @@ class ProductsProjection(Projection):
     """Table `products`: the catalog as clients see it, plus timestamps and stream version."""
 
     name = "products"
+    table = "products"
     key = "id"
     categories = frozenset({PRODUCT_STREAMS.name})
     columns = (
