@@ -11,7 +11,7 @@ WEB_DEPS := $(WEB)/node_modules/.package-lock.json
 UP_WEB := $(if $(and $(wildcard $(WEB)/package.json),$(shell command -v $(NPM) 2>/dev/null)),frontend)
 
 .PHONY: help install up migrate test lint typecheck pytest frontend frontend-test screenshots \
-        bench bench-eventstore bench-orders bench-soak clean
+        bench bench-eventstore bench-orders bench-soak compose-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ typecheck: install
 
 pytest: install
 	$(BIN)/python -m pytest $(ARGS)
+
+compose-test: install  ## docker compose up on a clean copy, README "Try it" against it, down -v (needs Docker)
+	$(BIN)/python -m pytest -m compose tests/compose -s $(ARGS)
 
 $(WEB_DEPS): $(WEB)/package.json $(WEB)/package-lock.json
 	cd $(WEB) && $(NPM) ci --no-audit --no-fund

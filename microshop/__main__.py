@@ -1,3 +1,3 @@
 from microshop.cli import main
 
-main()
+main(prog_name="microshop")

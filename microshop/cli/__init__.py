@@ -8,6 +8,7 @@ import logging
 import click
 
 from .. import services
+from ..config import Config
 from ..logs import setup_logging
 from .common import load_config, run_async
 from .eventlog import events, projections
@@ -27,7 +28,12 @@ def main() -> None:
 
 @main.command()
 @click.option("--no-create", is_flag=True, help="Fail instead of creating a missing database.")
-def migrate(no_create: bool) -> None:
+@click.option(
+    "--seed-if-empty",
+    is_flag=True,
+    help="Then seed the admin and the demo catalog when the database has no events yet.",
+)
+def migrate(no_create: bool, seed_if_empty: bool) -> None:
     """Create the database if missing and apply pending migrations (idempotent)."""
     from ..migrate import MigrationError
     from ..migrate import migrate as run_migrations
@@ -43,6 +49,8 @@ def migrate(no_create: bool) -> None:
             click.echo(f"applied {name}")
     else:
         click.echo("database is up to date")
+    if seed_if_empty:
+        _seed(config, reset=False, if_empty=True)
 
 
 @main.command()
@@ -91,18 +99,22 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
     Safe to run again: what exists is kept. Without ADMIN_PASSWORD a password is
     generated and printed once.
     """
-    from eventstore import PostgresEventStore, create_pool
-
-    from ..seeding import has_events
-    from ..seeding import reset as wipe
-    from ..seeding import seed as run_seed
-
     config = load_config()
     if reset and not yes:
         click.confirm(
             f"This deletes every event, account and read model in {config.database_url}. Continue?",
             abort=True,
         )
+
+    _seed(config, reset=reset, if_empty=if_empty)
+
+
+def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
+    from eventstore import PostgresEventStore, create_pool
+
+    from ..seeding import has_events
+    from ..seeding import reset as wipe
+    from ..seeding import seed as run_seed
 
     async def run() -> None:
         pool = await create_pool(config.database_url, application_name="microshop-seed")

@@ -91,3 +91,31 @@ async def test_reset_asks_first_and_then_wipes(test_env: StackEnv, fresh_dsn: st
     admins, again, after = await counts(fresh_dsn)
     assert (admins, again) == (1, products)
     assert after < events + products  # the old events are gone, not added to
+
+
+def migrate_cli(
+    env: StackEnv, dsn: str, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "microshop", "migrate", *args],
+        env=env.environ(DATABASE_URL=dsn, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_migrate_seeds_an_empty_database_once(test_env: StackEnv, fresh_dsn: str) -> None:
+    """What compose's one-shot `migrate` runs: a fresh stack comes up with its catalog."""
+    first = migrate_cli(
+        test_env, fresh_dsn, "--seed-if-empty", ADMIN_EMAIL="ops@shop.test", ADMIN_PASSWORD=""
+    )
+    assert first.returncode == 0, first.stderr
+    assert "created admin ops@shop.test" in first.stdout and "password: " in first.stdout
+    admins, products, events = await counts(fresh_dsn)
+    assert admins == 1 and products >= 12
+    again = migrate_cli(test_env, fresh_dsn, "--seed-if-empty")
+    assert again.returncode == 0, again.stderr
+    assert "not seeding" in again.stdout and "password" not in again.stdout
+    assert await counts(fresh_dsn) == (admins, products, events)

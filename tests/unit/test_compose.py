@@ -177,11 +177,35 @@ def test_one_image_built_once(services: dict[str, Service]) -> None:
     assert not wrong, f"app services must run {IMAGE}: {wrong}"
 
 
+def test_no_host_port_the_host_s_own_postgres_and_rabbitmq_hold(
+    services: dict[str, Service],
+) -> None:
+    """`make up` and `make test` need the host's 5432 and 5672: compose must not take them."""
+    taken = {
+        (key, _published(entry)[0])
+        for key, svc in services.items()
+        for entry in svc.get("ports", [])
+        if _published(entry)[0] in (5432, 5672)
+    }
+    assert not taken, f"published on a port the host's own server holds: {sorted(taken)}"
+
+
+def test_the_built_image_is_never_pulled(services: dict[str, Service]) -> None:
+    """Only `migrate` builds microshop:latest; the others must not try to pull it first."""
+    assert services["migrate"].get("pull_policy") == "build"
+    pulling = sorted(
+        k for k, s in _app_services(services).items() if s.get("pull_policy") != "never"
+    )
+    assert not pulling, f"set pull_policy: never on {pulling}"
+
+
 def test_migrate_runs_once_before_everything(services: dict[str, Service]) -> None:
     migrate = services.get("migrate")
     assert migrate is not None, "docker-compose.yml has no `migrate` service"
     assert migrate.get("image") == IMAGE
-    assert _command(migrate) == ["migrate"], "migrate must run `microshop migrate`"
+    assert _command(migrate) == ["migrate", "--seed-if-empty"], (
+        "migrate must run `microshop migrate --seed-if-empty`: a fresh stack comes up seeded"
+    )
     assert migrate.get("restart") == "no", (
         f"migrate is one-shot: restart must be the string 'no', not {migrate.get('restart')!r} "
         "(unquoted `no` is YAML for false)"
