@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import secrets
 import shutil
 import subprocess
@@ -61,7 +60,6 @@ class Compose:
         started = time.monotonic()
         done = subprocess.run(
             ["docker", "compose", "-p", self.name, *args],
-            env={**os.environ, "COMPOSE_BAKE": "false"},  # no buildx here: the classic builder
             cwd=self.project,
             capture_output=True,
             text=True,
@@ -126,6 +124,7 @@ def test_every_service_is_healthy_and_the_stack_is_seeded(stack: Compose) -> Non
     ):
         assert app.get(service) == ["running", "healthy"], (service, app.get(service))
     seeded = stack.run("logs", "--no-color", "migrate")
+    _log(seeded)
     assert "created admin" in seeded and "demo products" in seeded, seeded
 
 
