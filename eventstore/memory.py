@@ -86,6 +86,17 @@ class InMemoryEventStore(EventStore):
         last = written[-1].position
         return AppendResult(actual + len(events), Position(last, last), event_ids)
 
+    async def _stored(
+        self, event_ids: tuple[uuid.UUID, ...], conn: Any
+    ) -> dict[uuid.UUID, tuple[str, int, Position]]:
+        _no_transactions(conn)
+        wanted = set(event_ids)
+        return {
+            e.event_id: (e.stream_id, e.stream_version, Position(e.position, e.position))
+            for e in self._log
+            if e.event_id in wanted
+        }
+
     async def read_stream(
         self,
         stream_id: str,

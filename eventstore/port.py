@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple
 
-from .errors import ConcurrencyError
+from .errors import ConcurrencyError, DuplicateEventError
 from .events import START, EventRegistry, Metadata, Position, RecordedEvent
 
 __all__ = ["ANY", "NO_STREAM", "AppendObserver", "AppendResult", "EventStore", "new_event_id"]
@@ -48,13 +48,31 @@ class AppendResult(NamedTuple):
     event_ids: tuple[uuid.UUID, ...]
 
 
+def _landed(
+    stream_id: str,
+    ids: tuple[uuid.UUID, ...],
+    found: dict[uuid.UUID, tuple[str, int, Position]],
+) -> AppendResult | None:
+    """The result of an earlier append of exactly `ids` to `stream_id` (in this order, at
+    consecutive versions), or None when they are not stored that way."""
+    if len(found) != len(ids) or any(where[0] != stream_id for where in found.values()):
+        return None
+    versions = [found[i][1] for i in ids]
+    if versions != list(range(versions[0], versions[0] + len(ids))):
+        return None
+    return AppendResult(versions[-1], found[ids[-1]][2], ids)
+
+
 class EventStore(abc.ABC):
     """Streams of typed events, appended with optimistic concurrency, and one global log.
 
     Guarantees every implementation keeps:
     - `append` is atomic: all of its events land, at consecutive versions, or none do.
     - A wrong `expected_version` raises `ConcurrencyError(stream, expected, actual)`.
-    - An `event_id` stored before raises `DuplicateEventError`.
+    - Appending events whose ids are already stored, in this stream at the very versions
+      this append would give them, is a retry of a write that landed: it succeeds and
+      returns the original result, writing nothing. Any other clash of ids raises
+      `DuplicateEventError`.
     - `read_stream` gives a stream's events in version order; `read_all` gives the global
       log in commit order, never skipping an event that commits late.
     """
@@ -80,6 +98,8 @@ class EventStore(abc.ABC):
         `expected_version` is the version the caller decided on (`NO_STREAM` for a new
         stream) or `ANY`. `conn` is a transaction of the implementation's own (Postgres: a
         connection inside a transaction) to append in, with the caller's other writes.
+        Give `event_ids` to make the append idempotent: sent again, it returns what the
+        first one wrote.
         """
         if not events:
             raise ValueError("append needs at least one event")
@@ -93,11 +113,24 @@ class EventStore(abc.ABC):
             result = await self._append(
                 stream_id, events, expected_version, metadata or EMPTY_METADATA, ids, conn
             )
-        except ConcurrencyError:
+        except (ConcurrencyError, DuplicateEventError) as clash:
+            found = {} if event_ids is None else await self._stored(ids, conn)
+            landed = _landed(stream_id, ids, found)
+            if landed is not None and expected_version in (None, landed.version - len(ids)):
+                self._observe(stream_id, 0, time.perf_counter() - started, "ok")
+                return landed  # a retry of an append that went through: its result again
+            if found:  # the ids are stored, but not as this append would store them
+                raise DuplicateEventError([str(i) for i in ids if i in found]) from clash
             self._observe(stream_id, 0, time.perf_counter() - started, "conflict")
             raise
         self._observe(stream_id, len(events), time.perf_counter() - started, "ok")
         return result
+
+    @abc.abstractmethod
+    async def _stored(
+        self, event_ids: tuple[uuid.UUID, ...], conn: Any
+    ) -> dict[uuid.UUID, tuple[str, int, Position]]:
+        """Where each of `event_ids` that is stored lies: (stream id, version, position)."""
 
     @abc.abstractmethod
     async def _append(

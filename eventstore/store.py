@@ -73,6 +73,10 @@ ORDER BY tx_id, global_position LIMIT 1"""
 
 _STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
+_STORED = """
+SELECT event_id, stream_id, stream_version, tx_id, global_position FROM events
+WHERE event_id = ANY($1::uuid[])"""
+
 _READ_STREAM = f"""
 SELECT {_COLUMNS} FROM events
 WHERE stream_id = $1 AND stream_version > $2
@@ -180,6 +184,13 @@ class PostgresEventStore(EventStore):
             raise ConcurrencyError(stream_id, expected, actual)
         last = rows[0] if len(rows) == 1 else max(rows, key=lambda r: r[0])
         return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
+
+    async def _stored(
+        self, event_ids: tuple[uuid.UUID, ...], conn: Conn | None
+    ) -> dict[uuid.UUID, tuple[str, int, Position]]:
+        executor: Any = conn if conn is not None else self.pool
+        rows = await executor.fetch(_STORED, list(event_ids))
+        return {r[0]: (r[1], r[2], Position(r[3], r[4])) for r in rows}
 
     async def _current_version(self, stream_id: str, conn: Conn | None) -> int:
         executor: Any = conn if conn is not None else self.pool

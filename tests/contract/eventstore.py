@@ -154,6 +154,45 @@ class EventStoreContract:
         assert list(result.event_ids) == ids
         assert [e.event_id for e in await store.read_stream(f"cart-{uid}")] == ids
 
+    async def test_a_retried_append_returns_the_original_result(
+        self, store: EventStore, uid: str
+    ) -> None:
+        """The same ids at the same positions: a retry of a write that went through (its
+        answer was lost) succeeds with the first result and writes nothing."""
+        stream = f"cart-{uid}"
+        await store.append(stream, [Noted("before")], NO_STREAM)
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        first = await store.append(stream, [Noted("a"), Noted("b")], 1, event_ids=ids)
+        again = await store.append(stream, [Noted("a"), Noted("b")], 1, event_ids=ids)
+        assert again == first
+        assert await store.append(stream, [Noted("a"), Noted("b")], ANY, event_ids=ids) == first
+        single = [uuid.uuid4()]
+        one = await store.append(stream, [Noted("c")], 3, event_ids=single)
+        assert await store.append(stream, [Noted("c")], 3, event_ids=single) == one
+        assert [e.data.text for e in await store.read_stream(stream)] == ["before", "a", "b", "c"]
+
+    async def test_the_same_ids_anywhere_else_are_a_duplicate(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream, other = f"cart-{uid}", f"cart-other-{uid}"
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        await store.append(stream, [Noted("a"), Noted("b")], NO_STREAM, event_ids=ids)
+        await store.append(stream, [Noted("c")], 2)
+        with pytest.raises(DuplicateEventError):  # another stream
+            await store.append(other, [Noted("a"), Noted("b")], NO_STREAM, event_ids=ids)
+        with pytest.raises(DuplicateEventError):  # the same stream, other positions
+            await store.append(stream, [Noted("a"), Noted("b")], 3, event_ids=ids)
+        with pytest.raises(DuplicateEventError):  # stored at 1-2; this would put them at 2-3
+            await store.append(stream, [Noted("a"), Noted("b")], 1, event_ids=ids)
+        with pytest.raises(DuplicateEventError):  # only some of them
+            await store.append(
+                stream, [Noted("a"), Noted("x")], 3, event_ids=[ids[0], uuid.uuid4()]
+            )
+        with pytest.raises(DuplicateEventError):  # in another order
+            await store.append(stream, [Noted("b"), Noted("a")], 3, event_ids=ids[::-1])
+        assert await store.stream_version(stream) == 3
+        assert await store.read_stream(other) == []
+
     async def test_bad_arguments_are_refused_before_anything_is_written(
         self, store: EventStore, uid: str
     ) -> None:
