@@ -18,6 +18,8 @@ numbers under `rounds`.
   events: a dataclass with a `Decimal`, decoded `Metadata`); against a cursor (prefetch
   1000, in a transaction, row by row) over the same query: `GLOBAL_LOG_SQL`, limit NULL.
 - `rebuild`: `eventstore.projection.rebuild` of the `streams` projection over the whole log.
+- `events_check`: `eventstore.check.check_log` (what `microshop events check` runs), the
+  whole log.
 - `relay` vs `raw_publish`: `Relay.run_once` (publisher confirms) publishing the last events
   of the log from a checkpoint, in batches of 1000; against confirmed aiormq publishes of
   the same messages, pipelined 1000 at a time, built beforehand with `wire.encode_row` from
@@ -57,6 +59,7 @@ from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from eventstore import checkpoints
+from eventstore.check import check_log
 from eventstore.events import EventRegistry, Metadata, Position
 from eventstore.pg import create_pool
 from eventstore.projection import rebuild
@@ -89,6 +92,7 @@ TARGETS: dict[str, float] = {  # every target is a minimum
     "read_decode_ratio": 0.8,
     "read_decode": 200_000,
     "rebuild": 200_000,
+    "events_check": 200_000,
     "relay_ratio": 0.8,
 }
 
@@ -353,6 +357,13 @@ async def decode_read(store: PostgresEventStore) -> int:
     return count
 
 
+async def check_all(store: PostgresEventStore) -> int:
+    result = await check_log(store)
+    if not result.ok:
+        raise BenchError(f"events check: {len(result.failures)} events fail")
+    return result.events
+
+
 async def rebuild_streams(store: PostgresEventStore) -> int:
     return (await rebuild(store, StreamsProjection())).events
 
@@ -365,6 +376,7 @@ async def measure_reads(
         Trial("raw_read", lambda: cursor_read(conn), sizes.log),
         Trial("read_decode", lambda: decode_read(store), sizes.log),
         Trial("rebuild", lambda: rebuild_streams(store), sizes.log),
+        Trial("events_check", lambda: check_all(store), sizes.log),
     ]
     for trial in trials[:2]:  # warm-up: caches, prepared statements
         await trial.run()
@@ -549,6 +561,7 @@ def figures(results: Results) -> dict[str, float]:
         out[baseline] = round(results.median(baseline), 1)
         out[ratio] = round(results.median(ratio), 3)
     out["rebuild"] = round(results.median("rebuild"), 1)
+    out["events_check"] = round(results.median("events_check"), 1)
     return out
 
 

@@ -1,0 +1,73 @@
+"""`microshop events check` on a database of its own: the whole log decoded by this code."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from microshop.migrate import migrate
+from tests.conftest import BASE_DSN, StackEnv, _drop_database, _with_database
+from tests.integration.test_cli import microshop
+
+V99 = '{"order_id": "x", "user_id": "u", "lines": [], "total": "1.00", "currency": "EUR"}'
+
+
+@pytest.fixture
+async def seeded_dsn(test_env: StackEnv) -> AsyncIterator[str]:
+    name = f"microshop_check_{secrets.token_hex(4)}"
+    dsn = _with_database(BASE_DSN, name)
+    await migrate(dsn)
+    seeded = microshop(test_env, "seed", DATABASE_URL=dsn, ADMIN_PASSWORD="long-password")
+    assert seeded.returncode == 0, seeded.stderr
+    yield dsn
+    await _drop_database(BASE_DSN, name)
+
+
+async def _insert(dsn: str, stream: str, event_type: str, version: int, data: str) -> uuid.UUID:
+    event_id = uuid.uuid4()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                   schema_version, data)
+               VALUES ($1, 1, $2, $3, $4, $5::jsonb)""",
+            stream,
+            event_id,
+            event_type,
+            version,
+            data,
+        )
+    finally:
+        await conn.close()
+    return event_id
+
+
+async def test_a_clean_log_passes_and_a_newer_version_fails(
+    test_env: StackEnv, seeded_dsn: str
+) -> None:
+    clean = microshop(test_env, "events", "check", "--json", DATABASE_URL=seeded_dsn)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    report = json.loads(clean.stdout)
+    counts = {(c["type"], c["schema_version"]): c["events"] for c in report["counts"]}
+    assert counts[("UserRegistered", 1)] == 1 and counts[("ProductCreated", 1)] >= 12
+    assert report["ok"] is True and report["failures"] == []
+
+    newer = await _insert(seeded_dsn, f"order-{uuid.uuid4()}", "OrderPlaced", 99, V99)
+    unknown = await _insert(seeded_dsn, f"misc-{uuid.uuid4()}", "NoSuchEvent", 1, "{}")
+    broken = microshop(test_env, "events", "check", DATABASE_URL=seeded_dsn)
+    assert broken.returncode == 1
+    assert "Traceback" not in broken.stderr
+    assert f"event {newer}" in broken.stdout and "newer than this code" in broken.stdout
+    assert f"event {unknown}" in broken.stdout and "no code registers" in broken.stdout
+    assert "2 events fail" in broken.stdout
+
+
+def test_an_unreachable_database_is_one_line(test_env: StackEnv) -> None:
+    result = microshop(test_env, "events", "check", DATABASE_URL="postgresql://127.0.0.1:1/nothing")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "cannot reach the database" in result.stderr
