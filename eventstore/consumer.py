@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -157,7 +157,11 @@ class Consumer:
         retry: RetryPolicy | None = None,
         prefetch: int = 32,
         reconnect_delay: float = 0.5,
+        accepts: Mapping[str, Collection[int]] | None = None,
     ) -> None:
+        """`accepts` names the event types and schema versions the handler is written for
+        (None: whatever arrives); any other is parked at once, with the reason, instead of
+        being read as the wrong version or retried forever."""
         self.store = store
         self.amqp_url = amqp_url
         self.exchange = f"{namespace}.events"
@@ -166,6 +170,7 @@ class Consumer:
         self.parking = f"{self.queue}.parking"
         self.bindings = tuple(bindings)
         self.handler = handler
+        self.accepts = None if accepts is None else {t: frozenset(v) for t, v in accepts.items()}
         self.retry = retry or RetryPolicy()
         self.prefetch = prefetch
         self.reconnect_delay = reconnect_delay
@@ -240,10 +245,30 @@ class Consumer:
             except (msgspec.DecodeError, msgspec.ValidationError, UpcastError) as exc:
                 await self._park(channel, message, f"undecodable: {exc}", attempt)
             else:
-                await self._handle(channel, message, event, attempt)
+                refusal = self._not_accepted(event)
+                if refusal is not None:
+                    log.warning("consumer %s: parking %s: %s", self.name, event.event_id, refusal)
+                    await self._park(channel, message, refusal, attempt)
+                else:
+                    await self._handle(channel, message, event, attempt)
             await channel.basic_ack(tag)
         except _TRANSIENT as exc:  # the broker went away: the message will be redelivered
             log.info("consumer %s: %s before ack of %s", self.name, exc, tag)
+
+    def _not_accepted(self, event: RecordedEvent) -> str | None:
+        """Why this consumer does not take `event`'s type and version (None: it does)."""
+        if self.accepts is None:
+            return None
+        versions = self.accepts.get(event.event_type)
+        if versions is None:
+            return f"not accepted: {self.name} does not consume {event.event_type}"
+        if event.schema_version not in versions:
+            known = ", ".join(f"v{v}" for v in sorted(versions))
+            return (
+                f"not accepted: {event.event_type} v{event.schema_version} is not a version "
+                f"{self.name} accepts ({known}); deploy a consumer that reads it, then replay"
+            )
+        return None
 
     async def _handle(
         self,

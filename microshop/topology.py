@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+from collections.abc import Mapping
 
 from eventstore import Projection, projections
 
@@ -16,19 +17,27 @@ __all__ = ["CONSUMER_QUEUES", "ConsumerSpec", "load_projections"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConsumerSpec:
-    """A consumer some service runs: queue `{ns}.{name}` bound to `{ns}.events` by `bindings`."""
+    """A consumer some service runs: queue `{ns}.{name}` bound to `{ns}.events` by
+    `bindings`, written for the event types and schema versions in `accepts` (any other
+    is parked with the reason, never read as the wrong version)."""
 
     name: str
     service: str
     bindings: tuple[str, ...]
+    accepts: Mapping[str, frozenset[int]]
 
 
 CONSUMER_QUEUES: dict[str, ConsumerSpec] = {
     spec.name: spec
     for spec in (
-        ConsumerSpec("cart-checkout", "cart", ("order.OrderPlaced",)),
         ConsumerSpec(
-            "order-payments", "order-consumer", ("order.OrderPlaced", "order.PaymentRetryRequested")
+            "cart-checkout", "cart", ("order.OrderPlaced",), {"OrderPlaced": frozenset({1})}
+        ),
+        ConsumerSpec(
+            "order-payments",
+            "order-consumer",
+            ("order.OrderPlaced", "order.PaymentRetryRequested"),
+            {"OrderPlaced": frozenset({1}), "PaymentRetryRequested": frozenset({1})},
         ),
     )
 }

@@ -7,7 +7,7 @@ Each helper returns a cleanup context that starts the worker with the app, repor
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 from aiohttp import web
 
@@ -40,8 +40,10 @@ def consumer_context(
     *,
     retry: RetryPolicy | None = None,
     prefetch: int = 32,
+    accepts: Mapping[str, Collection[int]] | None = None,
 ) -> CleanupContext:
-    """Consume `bindings` of `{ns}.events` into queue `{ns}.{name}` with `handler`."""
+    """Consume `bindings` of `{ns}.events` into queue `{ns}.{name}` with `handler`, which
+    takes the event types and versions in `accepts` (others are parked)."""
 
     async def context_(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
@@ -54,6 +56,7 @@ def consumer_context(
             handler=in_event_context(app, handler),
             retry=retry,
             prefetch=prefetch,
+            accepts=accepts,
         )
         app.setdefault(CONSUMERS, {})[name] = consumer
 

@@ -27,7 +27,9 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         routes=routes,
         contexts=[
             projection_context(CARTS),
-            consumer_context(CHECKOUT.name, CHECKOUT.bindings, on_order_placed),
+            consumer_context(
+                CHECKOUT.name, CHECKOUT.bindings, on_order_placed, accepts=CHECKOUT.accepts
+            ),
         ],
         token_keys=token_keys,
     )

@@ -43,5 +43,9 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
     )
     app.cleanup_ctx.append(driver_context)
     payments = CONSUMER_QUEUES["order-payments"]  # queue and bindings: the consumer registry
-    app.cleanup_ctx.append(consumer_context(payments.name, payments.bindings, drive, retry=retry))
+    app.cleanup_ctx.append(
+        consumer_context(
+            payments.name, payments.bindings, drive, retry=retry, accepts=payments.accepts
+        )
+    )
     return app

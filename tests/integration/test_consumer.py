@@ -192,6 +192,32 @@ async def test_poison_and_rejected_messages_are_parked_at_once(harness: Harness)
     assert "undecodable" in parked[str(rows[1]["event_id"])].error
 
 
+async def test_a_version_the_consumer_does_not_accept_is_parked_with_the_reason(
+    harness: Harness,
+) -> None:
+    """A consumer reading another service's events gets their data as plain dicts: without
+    its declared versions a v2 would be read as v1. Parked at once instead, never retried."""
+
+    async def handler(ctx: HandlerContext) -> None:
+        pass
+
+    accepts = {"TestNoted": {1}, "Shipped": {1}}
+    consumer = harness.consumer(handler, accepts=accepts)
+    async with consuming(harness, consumer):
+        rows = await harness.append("fine", "newer", "other")
+        newer = (*rows[1][:5], "Shipped", 2, *rows[1][7:])  # a v2 no code here registers
+        other = (*rows[2][:5], "Returned", 1, *rows[2][7:])
+        await harness.publish([rows[0], newer, other])
+        await until(lambda: consumer.stats.parked == 2 and consumer.stats.handled == 1)
+        parked = {p.event_id: p.error for p in await consumer.parked()}
+
+    assert [c[0] for c in harness.calls] == ["fine"]
+    assert "Shipped v2 is not a version" in parked[str(rows[1]["event_id"])]
+    assert "accepts (v1)" in parked[str(rows[1]["event_id"])]
+    assert "does not consume Returned" in parked[str(rows[2]["event_id"])]
+    assert consumer.stats.retried == 0
+
+
 async def test_a_failed_handler_leaves_no_effects_and_no_inbox_entry(
     harness: Harness, pool: Pool, uid: str
 ) -> None:
