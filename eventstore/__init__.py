@@ -23,7 +23,15 @@ from .errors import (
     UnknownEventType,
     UpcastError,
 )
-from .events import START, EventRegistry, Metadata, Position, RecordedEvent, registry
+from .events import (
+    START,
+    EventRegistry,
+    Metadata,
+    Position,
+    RecordedEvent,
+    Undecodable,
+    registry,
+)
 from .memory import InMemoryEventStore
 from .pg import create_pool
 from .port import ANY, NO_STREAM, AppendResult, EventStore
@@ -73,6 +81,7 @@ __all__ = [
     "RetryPolicy",
     "Row",
     "Snapshot",
+    "Undecodable",
     "UnknownEventType",
     "UpcastError",
     "create_pool",

@@ -23,6 +23,7 @@ __all__ = [
     "Metadata",
     "Position",
     "RecordedEvent",
+    "Undecodable",
     "Upcaster",
     "category_of",
     "registry",
@@ -80,6 +81,14 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     @property
     def category(self) -> str:
         return category_of(self.stream_id)
+
+
+class Undecodable(msgspec.Struct, frozen=True, gc=False):
+    """The `data` of a global-log event this code cannot read (a version newer than it
+    knows, a missing or failing upcaster, JSON that does not fit): readers of the log park
+    or report such an event and go on, instead of stopping at it."""
+
+    reason: str
 
 
 def category_of(stream_id: str) -> str:
@@ -177,6 +186,15 @@ class EventRegistry:
             except msgspec.ValidationError as exc:
                 raise UpcastError(f"{name} v{version} does not fit {entry.cls!r}: {exc}") from exc
         return self.from_dict(name, version, _ANY_DECODER.decode(raw))
+
+    def decode_or_undecodable(self, name: str, version: int, raw: str | bytes) -> Any:
+        """`decode`, or `Undecodable(reason)` for an event this code cannot read."""
+        try:
+            return self.decode(name, version, raw)
+        except (UpcastError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return Undecodable(str(exc))
+        except Exception as exc:  # an upcaster's bug: this event is unreadable, not the log
+            return Undecodable(f"{type(exc).__name__} while upcasting {name} v{version}: {exc}")
 
     def from_dict(self, name: str, version: int, data: dict[str, Any]) -> Any:
         """Typed event from a JSON-like dict of schema `version` (upcast as needed)."""

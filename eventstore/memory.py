@@ -120,16 +120,19 @@ class InMemoryEventStore(EventStore):
         categories: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
         batch = self._log[after.global_position : after.global_position + limit]
-        return [self._recorded(e, categories) for e in batch]
+        return [self._recorded(e, categories, lenient=True) for e in batch]
 
     async def head(self) -> Position:
         last = len(self._log)
         return Position(last, last)
 
-    def _recorded(self, e: _Stored, categories: Collection[str] | None = None) -> RecordedEvent:
+    def _recorded(
+        self, e: _Stored, categories: Collection[str] | None = None, *, lenient: bool = False
+    ) -> RecordedEvent:
         category = e.stream_id.partition("-")[0]
+        decode = self.registry.decode_or_undecodable if lenient else self.registry.decode
         decoded = categories is None or category in categories
-        data = self.registry.decode(e.event_type, e.schema_version, e.data) if decoded else None
+        data = decode(e.event_type, e.schema_version, e.data) if decoded else None
         return RecordedEvent(
             e.position,
             e.position,

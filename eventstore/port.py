@@ -175,7 +175,8 @@ class EventStore(abc.ABC):
         categories: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
         """One batch of the global log after `after`, in commit order. With `categories`,
-        only events of those stream categories have their `data` decoded (others: None)."""
+        only events of those stream categories have their `data` decoded (others: None).
+        An event this code cannot read has `Undecodable` data: the log never stops."""
 
     @abc.abstractmethod
     async def head(self) -> Position:

@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from . import checkpoints
+from . import checkpoints, parked
 from .errors import RebuildInProgress
-from .events import START, Position, RecordedEvent
+from .events import START, Position, RecordedEvent, Undecodable
 from .pg import Conn
 from .store import PostgresEventStore
 
@@ -33,16 +33,30 @@ __all__ = [
     "Projection",
     "ProjectionRunner",
     "RebuildResult",
+    "RetryResult",
     "Row",
     "projections",
     "rebuild",
     "register_projection",
     "replay",
+    "retry_parked",
 ]
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.QueryCanceledError,
+)
+"""Trouble with the database, not with an event: the runner retries the whole batch later."""
 
 
 class Projection(abc.ABC):
@@ -156,12 +170,20 @@ class ProjectionRunner:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         save_interval: float = 0.5,
+        apply_attempts: int = 3,
+        retry_delay: float = 0.05,
+        heartbeat_interval: float = 5.0,
     ) -> None:
         self.store = store
         self.projection = projection
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.save_interval = save_interval
+        self.apply_attempts = apply_attempts
+        self.retry_delay = retry_delay
+        self.heartbeat_interval = heartbeat_interval
+        self.parked = 0  # events this runner parked
+        self._beat_at = 0.0
         self.position = START  # applied (or found irrelevant) up to here
         self._checkpoint = START  # what the checkpoint row held when we last wrote or read it
         self._saved_at = 0.0
@@ -204,6 +226,7 @@ class ProjectionRunner:
                     try:
                         await self.catch_up()
                         fenced = await self.store.behind_fence(self.position, categories)
+                        await self._beat()
                     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         log.warning("projection %s: %s; retrying", self.projection.name, exc)
                         self._loaded = False
@@ -244,11 +267,89 @@ class ProjectionRunner:
                 if not future.done():
                     future.set_result(None)
 
+    async def _beat(self) -> None:
+        if time.monotonic() - self._beat_at >= self.heartbeat_interval:
+            await parked.beat(self.store.pool, self.projection.name)
+            self._beat_at = time.monotonic()
+
+    def _unreadable(self, event: RecordedEvent) -> bool:
+        """An event of this model's categories that this code cannot decode."""
+        categories = self.projection.categories
+        return isinstance(event.data, Undecodable) and (
+            categories is None or event.category in categories
+        )
+
     async def _apply(self, batch: list[RecordedEvent]) -> None:
+        """Apply `batch` in one transaction; if an event in it cannot be read or applied,
+        apply the batch event by event instead, parking the ones that fail."""
+        if not any(self._unreadable(e) for e in batch):
+            try:
+                await self._apply_batch(batch)
+                return
+            except _TRANSIENT:
+                raise
+            except Exception as exc:
+                if len(batch) == 1:  # retried and parked below
+                    log.info("projection %s: %s", self.projection.name, exc)
+        for event in batch:
+            if event.position <= self.position:
+                continue  # applied already (a peer's batch, or moved past)
+            if not await self._apply_one(event):
+                return  # the checkpoint moved under us: catch_up re-reads from there
+
+    async def _apply_one(self, event: RecordedEvent) -> bool:
+        """Apply one event, retried a few times; park it when it keeps failing. False when
+        the checkpoint moved under us (nothing was done)."""
+        if self._unreadable(event):
+            assert isinstance(event.data, Undecodable)
+            return await self._park(event, f"undecodable: {event.data.reason}", 1)
+        failure: Exception | None = None
+        for attempt in range(1, self.apply_attempts + 1):
+            try:
+                return await self._apply_batch([event])
+            except _TRANSIENT:
+                raise
+            except Exception as exc:
+                failure = exc
+                if attempt < self.apply_attempts:
+                    await asyncio.sleep(self.retry_delay * attempt)
+        assert failure is not None
+        error = f"{type(failure).__name__}: {failure}"
+        return await self._park(event, error, self.apply_attempts)
+
+    async def _park(self, event: RecordedEvent, error: str, attempts: int) -> bool:
+        """Record `event` in `projection_errors` and move the checkpoint past it, in one
+        transaction. False when the checkpoint moved under us (nothing was recorded)."""
+        name = self.projection.name
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            stored = await checkpoints.lock(conn, name, synchronous_commit=False)
+            if stored != self._checkpoint and not self._checkpoint < stored <= self.position:
+                await self._adopt(stored)
+                return False
+            await parked.park(conn, name, event, error, attempts)
+            await checkpoints.save(conn, name, event.position)
+        self.parked += 1
+        log.error(
+            "projection %s: parked %s %s v%d at %s (event %s): %s",
+            name,
+            event.stream_id,
+            event.event_type,
+            event.schema_version,
+            event.position,
+            event.event_id,
+            error,
+        )
+        self._saved(event.position)
+        await self._moved_to(event.position)
+        return True
+
+    async def _apply_batch(self, batch: list[RecordedEvent]) -> bool:
+        """Apply `batch` in one transaction with its checkpoint; False when the checkpoint
+        moved back or ahead under us (nothing was written: catch_up re-reads)."""
         projection, table = self.projection, self.projection.table
         if all(projection.key_of(e) is None for e in batch):  # nothing for this read model
             await self._moved_to(batch[-1].position)
-            return
+            return True
         moved = False
         async with self.store.pool.acquire() as conn, conn.transaction():
             # a read model can be re-applied: no waiting for the disk at commit
@@ -258,7 +359,7 @@ class ProjectionRunner:
                     # Moved back (a crash forgot our last commits, a rebuild from an older
                     # position) or a peer is ahead: re-read from there, this batch included.
                     await self._adopt(stored)
-                    return
+                    return False
                 # A peer or a rebuild moved it forward over events we read and found
                 # nothing in for this model: carry on from our position.
                 moved = True
@@ -270,6 +371,7 @@ class ProjectionRunner:
         self._saved(batch[-1].position)
         await self._moved_to(batch[-1].position)
         self._changed(None if moved else changed)
+        return True
 
     async def _save_progress(self) -> None:
         """Store how far irrelevant events took us, unless it was stored a moment ago."""
@@ -398,6 +500,60 @@ async def _fold_into(
     changed = projection.fold(state, events)
     await _write_rows(conn, projection, table, state, changed)
     return events[-1].position, count + len(events)
+
+
+# -- parked events -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryResult:
+    """What `retry_parked` did: the events now applied, and those that still fail."""
+
+    applied: list[parked.ParkedEvent]
+    failing: list[tuple[parked.ParkedEvent, str]]
+
+
+async def retry_parked(
+    store: PostgresEventStore, projection: Projection, *, event_id: Any = None
+) -> RetryResult:
+    """Apply `projection`'s parked events (or just `event_id`) again, with this code.
+
+    Each parked event's stream is folded anew, from its first event up to the read model's
+    position, and the rows it makes replace theirs: so events of that stream the model
+    took while the parked one was missing are folded in the right order too (rows are
+    keyed by stream in every MicroShop projection). In one transaction holding the
+    checkpoint lock, so no runner writes those rows meanwhile. An event that still cannot
+    be read or applied stays parked, with its new error.
+    """
+    result = RetryResult([], [])
+    for entry in await parked.list_parked(store.pool, projection.name, event_id=event_id):
+        try:
+            async with store.pool.acquire() as conn, conn.transaction():
+                position = await checkpoints.lock(conn, projection.name)
+                history = [
+                    e
+                    for e in await store.read_stream(entry.stream_id, conn=conn)
+                    if e.position <= position
+                ]
+                state: dict[Any, Row | None] = {}
+                keys = projection.fold(state, history)
+                await _write_rows(conn, projection, projection.table, state, keys)
+                await parked.forget(conn, projection.name, entry.event_id)
+        except _TRANSIENT:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await store.pool.execute(
+                """UPDATE projection_errors SET error = $3, attempts = attempts + 1, at = now()
+                   WHERE projection = $1 AND event_id = $2""",
+                projection.name,
+                entry.event_id,
+                error[:2000],
+            )
+            result.failing.append((entry, error))
+        else:
+            result.applied.append(entry)
+    return result
 
 
 # -- replay ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Collection, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -218,14 +218,34 @@ class PostgresEventStore(EventStore):
     # -- reading the global log ----------------------------------------------------------
 
     def decode_rows(
-        self, rows: Sequence[asyncpg.Record], categories: Collection[str] | None = None
+        self,
+        rows: Sequence[asyncpg.Record],
+        categories: Collection[str] | None = None,
+        *,
+        lenient: bool = False,
     ) -> list[RecordedEvent]:
         """Typed events from rows of `_COLUMNS`.
 
         With `categories`, only events of those stream categories get their `data` decoded
         (the others carry None): a reader never decodes, or trips over, what it ignores.
+        `lenient` (the global log's readers): an event this code cannot read comes with
+        `Undecodable` data instead of failing the whole batch.
         """
-        decode, meta = self.registry.decode, METADATA_DECODER.decode
+        if lenient:
+            try:
+                return self.decode_rows(rows, categories)
+            except Exception:  # one bad event: decode the batch one by one, marking it
+                decode = self.registry.decode_or_undecodable
+                return self._decode_rows(rows, categories, decode)
+        return self._decode_rows(rows, categories, self.registry.decode)
+
+    @staticmethod
+    def _decode_rows(
+        rows: Sequence[asyncpg.Record],
+        categories: Collection[str] | None,
+        decode: Callable[[str, int, str], Any],
+    ) -> list[RecordedEvent]:
+        meta = METADATA_DECODER.decode
         if categories is None:
             return [
                 RecordedEvent(
@@ -267,7 +287,7 @@ class PostgresEventStore(EventStore):
     ) -> list[RecordedEvent]:
         """One batch of the global log after `after`, in commit-safe order."""
         rows = await self.pool.fetch(GLOBAL_LOG_SQL, after[0], after[1], limit)
-        return self.decode_rows(rows, categories)
+        return self.decode_rows(rows, categories, lenient=True)
 
     async def iter_raw(
         self,
@@ -317,7 +337,7 @@ class PostgresEventStore(EventStore):
         batches = self.iter_raw(after, batch_size=batch_size, conn=conn)
         async with contextlib.aclosing(batches):
             async for rows in batches:
-                yield self.decode_rows(rows, categories)
+                yield self.decode_rows(rows, categories, lenient=True)
 
     async def behind_fence(
         self, after: Position, categories: Collection[str] | None = None

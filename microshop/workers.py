@@ -6,6 +6,7 @@ Each helper returns a cleanup context that starts the worker with the app, repor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from eventstore import Consumer, Position, Projection, ProjectionRunner, RetryPolicy
 from eventstore.checkpoints import lag
 from eventstore.consumer import Handler, HandlerContext
+from eventstore.parked import count_parked
 
 from . import context
 from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
@@ -120,24 +122,57 @@ def in_event_context(app: web.Application, handler: Handler) -> Handler:
 
 def projection_context(projection: Projection, *, batch_size: int = 500) -> CleanupContext:
     """Keep `projection` up to date in the background; `app[RUNNERS][name].wait_for(...)`
-    gives the owning service read-your-writes."""
+    gives the owning service read-your-writes.
+
+    An event the projection cannot read or apply is parked by the runner, which goes on;
+    a runner that dies anyway is started again with backoff (0.5 s doubling to 30 s), and
+    `/ready` reports it only while it is down.
+    """
 
     async def context_(app: web.Application) -> AsyncIterator[None]:
         runner = ProjectionRunner(app[STORE], projection, batch_size=batch_size)
         app.setdefault(RUNNERS, {})[projection.name] = runner
+        name = projection.name
         metrics = app[METRICS]
         lag_events = metrics.gauge("projection_lag_events", "Events not yet in the read model.")
         lag_seconds = metrics.gauge(
             "projection_lag_seconds", "Age of the oldest event not yet in the read model."
         )
+        parked_events = metrics.gauge(
+            "projection_parked_events", "Events parked because the projection failed on them."
+        )
+        restarts = metrics.counter(
+            "projection_runner_restarts_total", "Times a projection runner died and restarted."
+        )
+        down: list[str] = []  # why the runner is down, while it is
 
         async def collect() -> None:
-            behind = await lag(app[POOL], projection.name)
-            lag_events.set({"projection": projection.name}, behind.events)
-            lag_seconds.set({"projection": projection.name}, behind.seconds)
+            behind = await lag(app[POOL], name)
+            lag_events.set({"projection": name}, behind.events)
+            lag_seconds.set({"projection": name}, behind.seconds)
+            parked = await count_parked(app[POOL])
+            parked_events.set({"projection": name}, parked.get(name, 0))
 
+        async def supervised() -> None:
+            backoff = 0.5
+            while True:
+                try:
+                    await runner.run()
+                except Exception as exc:
+                    down[:] = [f"{type(exc).__name__}: {exc}"]
+                    restarts.inc({"projection": name})
+                    log.exception("projection %s runner died; restarting in %.1fs", name, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    down.clear()
+
+        async def runner_up(_: web.Application) -> str | None:
+            return f"projection {name} runner restarting after {down[0]}" if down else None
+
+        runner_up.__name__ = f"projection_{name}"
+        app[READY_CHECKS].append(runner_up)
         metrics.collectors.append(collect)
-        async with running_task(app, f"projection:{projection.name}", runner.run):
+        async with running_task(app, f"projection:{name}", supervised):
             yield
 
     return context_

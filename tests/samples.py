@@ -34,6 +34,7 @@ def notes_projection(uid: str) -> Projection:
         key = "stream_id"
         categories = frozenset({category})
         columns = ("stream_id", "count", "total", "last_text", "version")
+        explosive = True  # the fold throws on "explode..." texts (until a test "fixes" it)
 
         def key_of(self, event: RecordedEvent) -> str | None:
             return event.stream_id if event.category == category else None
@@ -42,6 +43,8 @@ def notes_projection(uid: str) -> Projection:
             data = event.data
             if isinstance(data, Noted) and data.text == "delete":
                 return None
+            if isinstance(data, Noted) and data.text.startswith("explode") and self.explosive:
+                raise ValueError(f"the fold cannot take {data.text!r}")
             row = row or {
                 "stream_id": event.stream_id,
                 "count": 0,

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +29,8 @@ from eventstore import (
 )
 from eventstore.check import LogCheck, check_log
 from eventstore.checkpoints import held_back, lag
+from eventstore.parked import ParkedEvent, count_parked, list_parked
+from eventstore.projection import RetryResult, retry_parked
 
 from ..topology import load_projections
 from .common import load_config, run_async
@@ -283,14 +286,30 @@ def projections() -> None:
 
 @projections.command()
 def status() -> None:
-    """Position and lag (events, seconds) of every projection and the relay."""
+    """Position, lag, runner liveness and parked events of every projection and the relay."""
     known = load_projections()
 
     async def run() -> None:
         async with open_store() as store:
             table = Table(title="projections")
-            for column in ("name", "position", "lag (events)", "lag (s)", "updated"):
+            for column in (
+                "name",
+                "position",
+                "lag (events)",
+                "lag (s)",
+                "updated",
+                "runner",
+                "parked",
+            ):
                 table.add_column(column)
+            counts = await count_parked(store.pool)
+            beats = {
+                r[0]: r[1]
+                for r in await store.pool.fetch(
+                    "SELECT name, extract(epoch FROM now() - heartbeat_at) FROM checkpoints"
+                    " WHERE heartbeat_at IS NOT NULL"
+                )
+            }
             for name in [*known, "relay"]:
                 behind = await lag(store.pool, name)
                 table.add_row(
@@ -301,9 +320,16 @@ def status() -> None:
                     "never"
                     if behind.updated_at is None
                     else f"{behind.updated_at:%Y-%m-%d %H:%M:%S}",
+                    _liveness(beats.get(name), is_projection=name in known),
+                    str(counts.get(name, 0)) if name in known else "",
                 )
             console = Console()
             console.print(table)
+            if any(counts.values()):
+                console.print(
+                    "[yellow]events are parked[/yellow]: `microshop projections errors` lists "
+                    "them, `microshop projections retry NAME` applies them again"
+                )
             waiting, holders = await held_back(store.pool)
             if waiting:
                 console.print(
@@ -317,6 +343,70 @@ def status() -> None:
                     )
 
     run_async(run())
+
+
+def _liveness(age: Any, *, is_projection: bool) -> str:
+    """A runner beats every 5 s: older than 15 s, none is running."""
+    if not is_projection:
+        return ""
+    if age is None:
+        return "never ran"
+    seconds = float(age)
+    return (
+        f"alive ({seconds:.0f} s ago)" if seconds < 15 else f"DOWN (last seen {seconds:.0f} s ago)"
+    )
+
+
+@projections.command(name="errors")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per parked event.")
+def errors_command(name: str | None, as_json: bool) -> None:
+    """The events projection NAME (default: every projection) parked, with their errors."""
+    if name is not None:
+        _projection(name)
+
+    async def run() -> list[ParkedEvent]:
+        async with open_store() as store:
+            return await list_parked(store.pool, name)
+
+    found = run_async(run())
+    for entry in found:
+        if as_json:
+            click.echo(_json(dataclasses.asdict(entry) | {"position": str(entry.position)}))
+        else:
+            click.echo(
+                f"{entry.projection}: {entry.event_type} v{entry.schema_version} at "
+                f"{entry.position} (event {entry.event_id}, {entry.stream_id}), "
+                f"{entry.attempts} attempt(s), {entry.at:%Y-%m-%d %H:%M:%S}: {entry.error}"
+            )
+    if not as_json:
+        click.echo(f"{len(found)} parked events" if found else "no parked events")
+
+
+@projections.command(name="retry")
+@click.argument("name")
+@click.option("--event-id", type=click.UUID, default=None, help="Only this parked event.")
+def retry_command(name: str, event_id: uuid.UUID | None) -> None:
+    """Apply NAME's parked events again with this code (after fixing their cause).
+
+    Each parked event's stream is folded anew up to the read model's position. Exit 1 if
+    any still fails (it stays parked, with its new error).
+    """
+    projection = _projection(name)
+
+    async def run() -> RetryResult:
+        async with open_store() as store:
+            if event_id is not None and not await list_parked(store.pool, name, event_id=event_id):
+                raise click.ClickException(f"{name} has no parked event {event_id}")
+            return await retry_parked(store, projection, event_id=event_id)
+
+    result = run_async(run())
+    for entry in result.applied:
+        click.echo(f"applied {entry.event_type} (event {entry.event_id}, {entry.stream_id})")
+    for entry, error in result.failing:
+        click.echo(f"still failing {entry.event_type} (event {entry.event_id}): {error}")
+    click.echo(f"{len(result.applied)} applied, {len(result.failing)} still failing")
+    raise SystemExit(1 if result.failing else 0)
 
 
 @projections.command(name="rebuild")

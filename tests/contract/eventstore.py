@@ -24,6 +24,7 @@ from eventstore import (
     Metadata,
     Position,
     RecordedEvent,
+    Undecodable,
     UnknownEventType,
 )
 from eventstore.errors import UpcastError
@@ -256,6 +257,7 @@ class EventStoreContract:
             return {"sku": data["text"], "price": str(Decimal(int(str(data["n"]))) / 100)}
 
         stream, newer = f"product-{uid}", f"product-newer-{uid}"
+        start = await store.head()
         shared = store.registry
         try:
             store.registry = v1
@@ -267,7 +269,12 @@ class EventStoreContract:
             await store.append(newer, [Priced("sku-2", Decimal("1.50"))], NO_STREAM)
             store.registry = v1
             with pytest.raises(UpcastError, match="newer than this code"):
-                await store.read_stream(newer)
+                await store.read_stream(newer)  # a writer must not decide on what it misread
+            # the global log goes on: its readers park or report such an event
+            seen = {e.stream_id: e.data for e in await visible(store, start, uid, 2)}
+            assert seen[stream] == Noted("sku-9", 1999)
+            assert isinstance(seen[newer], Undecodable)
+            assert "newer than this code" in seen[newer].reason
         finally:
             store.registry = shared
 
