@@ -27,7 +27,7 @@ from . import checkpoints, parked
 from .errors import RebuildInProgress
 from .events import START, Position, RecordedEvent, Undecodable
 from .pg import Conn
-from .store import PostgresEventStore
+from .store import COLUMNS, PostgresEventStore
 
 __all__ = [
     "Projection",
@@ -36,6 +36,7 @@ __all__ = [
     "RetryResult",
     "Row",
     "projections",
+    "read_stream_lenient",
     "rebuild",
     "register_projection",
     "replay",
@@ -411,6 +412,8 @@ class ProjectionRunner:
 
 # -- rebuild -----------------------------------------------------------------------------
 
+_STREAM_ROWS = f"SELECT {COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RebuildResult:
@@ -425,18 +428,22 @@ async def rebuild(
     *,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 5000,
+    unreadable: Callable[[RecordedEvent], None] | None = None,
 ) -> RebuildResult:
     """Rebuild `projection` from the whole log into a shadow table, then swap it in.
 
     Reads of the live table keep working; a live runner pauses only for the final swap
     (the checkpoint row lock) and continues from the rebuilt position. One rebuild of a
-    projection at a time, cluster-wide: a second one raises `RebuildInProgress`.
+    projection at a time, cluster-wide: a second one raises `RebuildInProgress`. An event
+    of the projection this code cannot read is left out and told to `unreadable` (which
+    may raise to stop the rebuild; nothing is swapped in then).
     """
     async with store.pool.acquire() as conn:
         if not await conn.fetchval(_REBUILD_LOCK, projection.name):
             raise RebuildInProgress(projection.name)
         try:
-            return await _rebuild(store, projection, conn, progress, batch_size)
+            fold = _readable_fold(projection, unreadable)
+            return await _rebuild(store, projection, conn, progress, batch_size, fold)
         finally:
             await conn.execute(_REBUILD_UNLOCK, projection.name)
 
@@ -451,6 +458,7 @@ async def _rebuild(
     conn: Conn,
     progress: Callable[[int], None] | None,
     batch_size: int,
+    fold: Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]],
 ) -> RebuildResult:
     table, shadow = projection.table, f"{projection.table}__rebuild"
     state: dict[Any, Row | None] = {}
@@ -458,7 +466,7 @@ async def _rebuild(
     log = store.iter_all(START, batch_size=batch_size, conn=conn, categories=projection.categories)
     async with contextlib.aclosing(log):
         async for batch in log:
-            projection.fold(state, batch)
+            fold(state, batch)
             position = batch[-1].position
             events += len(batch)
             if progress is not None:
@@ -474,13 +482,13 @@ async def _rebuild(
         len(tail := await store.read_all(position, limit=batch_size, categories=categories))
         == batch_size
     ):
-        position, events = await _fold_into(conn, projection, shadow, state, tail, events)
+        position, events = await _fold_into(conn, projection, shadow, state, tail, events, fold)
         if progress is not None:
             progress(len(tail))
     async with conn.transaction():
         await checkpoints.lock(conn, projection.name)
         while tail := await store.read_all(position, limit=batch_size, categories=categories):
-            position, events = await _fold_into(conn, projection, shadow, state, tail, events)
+            position, events = await _fold_into(conn, projection, shadow, state, tail, events, fold)
             if progress is not None:
                 progress(len(tail))
         await conn.execute(f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}")
@@ -496,10 +504,34 @@ async def _fold_into(
     state: dict[Any, Row | None],
     events: list[RecordedEvent],
     count: int,
+    fold: Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]],
 ) -> tuple[Position, int]:
-    changed = projection.fold(state, events)
+    changed = fold(state, events)
     await _write_rows(conn, projection, table, state, changed)
     return events[-1].position, count + len(events)
+
+
+def _readable_fold(
+    projection: Projection, unreadable: Callable[[RecordedEvent], None] | None
+) -> Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]]:
+    """`projection.fold` that leaves out (and reports) its events this code cannot read."""
+    categories = projection.categories
+
+    def fold(state: dict[Any, Row | None], batch: list[RecordedEvent]) -> set[Any]:
+        if not any(isinstance(e.data, Undecodable) for e in batch):
+            return projection.fold(state, batch)
+        readable = []
+        for event in batch:
+            if isinstance(event.data, Undecodable) and (
+                categories is None or event.category in categories
+            ):
+                if unreadable is not None:
+                    unreadable(event)
+            else:
+                readable.append(event)
+        return projection.fold(state, readable)
+
+    return fold
 
 
 # -- parked events -----------------------------------------------------------------------
@@ -569,12 +601,15 @@ async def replay(
     """Yield `(event, key, row after it)` for each event the projection folds; writes nothing.
 
     `stream` limits the replay to one stream; `to_position` stops after that global position.
+    An event of the projection this code cannot read comes as `(event, None, None)`, its
+    `data` `Undecodable`: shown, and left out of the fold.
     """
     state: dict[Any, Row | None] = {}
+    categories = projection.categories
 
     async def batches() -> AsyncGenerator[list[RecordedEvent], None]:
         if stream is not None:
-            yield await store.read_stream(stream)
+            yield await read_stream_lenient(store, stream)
         else:
             async with contextlib.aclosing(
                 store.iter_all(START, categories=projection.categories)
@@ -587,11 +622,22 @@ async def replay(
             for event in batch:
                 if to_position is not None and event.global_position > to_position:
                     continue
+                if isinstance(event.data, Undecodable) and (
+                    categories is None or event.category in categories
+                ):
+                    yield event, None, None
+                    continue
                 key = projection.key_of(event)
                 if key is None:
                     continue
                 state[key] = row = projection.apply(state.get(key), event)
                 yield event, key, None if row is None else dict(row)
+
+
+async def read_stream_lenient(store: PostgresEventStore, stream: str) -> list[RecordedEvent]:
+    """A stream's events for looking at (not for deciding): an event this code cannot
+    read comes with `Undecodable` data instead of an error."""
+    return store.decode_rows(await store.pool.fetch(_STREAM_ROWS, stream), lenient=True)
 
 
 @contextlib.asynccontextmanager

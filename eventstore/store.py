@@ -32,16 +32,16 @@ from .pg import Conn, Pool
 from .port import AppendResult, EventStore
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
-__all__ = ["GLOBAL_LOG_SQL", "PostgresEventStore"]
+__all__ = ["COLUMNS", "GLOBAL_LOG_SQL", "PostgresEventStore"]
 
-_COLUMNS = (
+COLUMNS = (
     "global_position, tx_id, stream_id, stream_version, event_id, event_type, "
     "schema_version, data::text, metadata::text, recorded_at"
 )
 
 # Everything before the fence is settled: every transaction with a smaller id has ended.
 GLOBAL_LOG_SQL = f"""
-SELECT {_COLUMNS} FROM events
+SELECT {COLUMNS} FROM events
 WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx_id, global_position
@@ -78,7 +78,7 @@ SELECT event_id, stream_id, stream_version, tx_id, global_position FROM events
 WHERE event_id = ANY($1::uuid[])"""
 
 _READ_STREAM = f"""
-SELECT {_COLUMNS} FROM events
+SELECT {COLUMNS} FROM events
 WHERE stream_id = $1 AND stream_version > $2
 ORDER BY stream_version
 LIMIT $3"""
@@ -224,7 +224,7 @@ class PostgresEventStore(EventStore):
         *,
         lenient: bool = False,
     ) -> list[RecordedEvent]:
-        """Typed events from rows of `_COLUMNS`.
+        """Typed events from rows of `COLUMNS`.
 
         With `categories`, only events of those stream categories get their `data` decoded
         (the others carry None): a reader never decodes, or trips over, what it ignores.

@@ -23,6 +23,7 @@ from eventstore import (
     Projection,
     RebuildInProgress,
     RecordedEvent,
+    Undecodable,
     create_pool,
     rebuild,
     replay,
@@ -30,7 +31,7 @@ from eventstore import (
 from eventstore.check import LogCheck, check_log
 from eventstore.checkpoints import held_back, lag
 from eventstore.parked import ParkedEvent, count_parked, list_parked
-from eventstore.projection import RetryResult, retry_parked
+from eventstore.projection import RetryResult, read_stream_lenient, retry_parked
 
 from ..topology import load_projections
 from .common import load_config, run_async
@@ -82,7 +83,16 @@ def events() -> None:
     """Look at the event log: tail it, show a stream, replay a projection."""
 
 
+def _unreadable_line(event: RecordedEvent, reason: str) -> str:
+    return (
+        f"cannot read {event.event_type} v{event.schema_version} at {event.position} "
+        f"(event {event.event_id}, {event.stream_id}): {reason}"
+    )
+
+
 def _event_line(event: RecordedEvent) -> str:
+    if isinstance(event.data, Undecodable):
+        return _unreadable_line(event, event.data.reason)
     return (
         f"{event.global_position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
         f"{event.stream_id}@{event.stream_version}  {event.event_type}  {_json(event.data, 160)}"
@@ -145,8 +155,8 @@ def show(stream: str, as_json: bool) -> None:
     load_projections()
 
     async def run() -> list[RecordedEvent]:
-        async with open_store() as store:
-            return await store.read_stream(stream)
+        async with open_store() as store:  # an event this code cannot read shows as such
+            return await read_stream_lenient(store, stream)
 
     found = run_async(run())
     if not found:
@@ -164,7 +174,9 @@ def show(stream: str, as_json: bool) -> None:
             str(event.stream_version),
             f"{event.recorded_at:%Y-%m-%d %H:%M:%S.%f}"[:-3],
             event.event_type,
-            _json(event.data, 120),
+            f"cannot read: {event.data.reason}"
+            if isinstance(event.data, Undecodable)
+            else _json(event.data, 120),
             meta.correlation_id or "",
             meta.actor or "",
             meta.service or "",
@@ -191,6 +203,8 @@ def replay_command(name: str, stream: str | None, to_position: int | None) -> No
             ):
                 count += 1
                 click.echo(click.style(_event_line(event), bold=True))
+                if isinstance(event.data, Undecodable):
+                    continue  # the line says why; the fold goes on without it
                 state = (
                     "(deleted)"
                     if row is None
@@ -411,13 +425,24 @@ def retry_command(name: str, event_id: uuid.UUID | None) -> None:
 
 @projections.command(name="rebuild")
 @click.argument("name")
-def rebuild_command(name: str) -> None:
+@click.option("--strict", is_flag=True, help="Stop at an event this code cannot read.")
+def rebuild_command(name: str, strict: bool) -> None:
     """Rebuild projection NAME from the whole log into a shadow table, then swap it in.
 
     Reads of the current table keep working until the swap; a running service continues
-    from the rebuilt position.
+    from the rebuilt position. An event this code cannot read is left out with one line
+    saying so (with --strict the rebuild stops there and nothing is swapped in).
     """
     projection = _projection(name)
+    skipped: list[RecordedEvent] = []
+
+    def unreadable(event: RecordedEvent) -> None:
+        reason = event.data.reason if isinstance(event.data, Undecodable) else "?"
+        line = _unreadable_line(event, reason)
+        if strict:
+            raise click.ClickException(f"{line} (--strict: nothing swapped in)")
+        click.echo(line, err=True)
+        skipped.append(event)
 
     async def run() -> None:
         async with open_store() as store:
@@ -433,7 +458,10 @@ def rebuild_command(name: str) -> None:
                 task = progress.add_task(f"rebuild {name}", total=total)
                 try:
                     result = await rebuild(
-                        store, projection, progress=lambda n: progress.advance(task, n)
+                        store,
+                        projection,
+                        progress=lambda n: progress.advance(task, n),
+                        unreadable=unreadable,
                     )
                 except RebuildInProgress as exc:
                     raise click.ClickException(f"{exc}; try again when it has finished") from None
@@ -443,6 +471,7 @@ def rebuild_command(name: str) -> None:
                 f"rebuilt {name}: {result.rows} rows from {result.events} events in "
                 f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s), "
                 f"position {result.position}"
+                + (f"; {len(skipped)} unreadable events left out" if skipped else "")
             )
 
     run_async(run())

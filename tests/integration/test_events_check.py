@@ -6,6 +6,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -71,3 +72,27 @@ def test_an_unreachable_database_is_one_line(test_env: StackEnv) -> None:
     result = microshop(test_env, "events", "check", DATABASE_URL="postgresql://127.0.0.1:1/nothing")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "cannot reach the database" in result.stderr
+
+
+async def test_the_cli_reads_past_an_event_it_cannot_decode(
+    test_env: StackEnv, seeded_dsn: str
+) -> None:
+    """show, replay and rebuild print one line for it and go on; --strict stops instead."""
+    stream = f"order-{uuid.uuid4()}"
+    bad = await _insert(seeded_dsn, stream, "OrderPlaced", 99, V99)
+
+    def run(*args: str) -> Any:
+        result = microshop(test_env, *args, DATABASE_URL=seeded_dsn)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    shown = run("events", "show", stream)
+    assert shown.returncode == 0 and "cannot read" in shown.stdout
+    replayed = run("events", "replay", "--projection", "orders", "--stream", stream)
+    assert replayed.returncode == 0
+    assert "cannot read OrderPlaced v99" in replayed.stdout and f"event {bad}" in replayed.stdout
+    rebuilt = run("projections", "rebuild", "orders")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"event {bad}" in rebuilt.stderr and "1 unreadable events left out" in rebuilt.stdout
+    strict = run("projections", "rebuild", "orders", "--strict")
+    assert strict.returncode == 1 and "nothing swapped in" in strict.stderr
