@@ -132,11 +132,12 @@ class EventRegistry:
         self._by_class[cls] = entry
         return cls
 
-    def register_all(self, *classes: type[Any], version: int = 1) -> None:
-        """Register each of `classes` under its class name, at `version` (one call per
-        service: its events' names are its contract, so they are the class names)."""
+    def register_all(self, *classes: type[Any]) -> None:
+        """Register each of `classes` under its class name (one call per service: its
+        events' names are its contract), at the schema version the class states in
+        `SCHEMA_VERSION: ClassVar[int]` (1 when it states none)."""
         for cls in classes:
-            self.register(cls, version=version)
+            self.register(cls, version=getattr(cls, "SCHEMA_VERSION", 1))
 
     def event(self, name: str | None = None, version: int = 1) -> Callable[[type[T]], type[T]]:
         """Class decorator form of `register`."""

@@ -11,6 +11,7 @@ from .domain import (
     CartItemQuantityChanged,
     CartItemRemoved,
 )
+from .domain.events import upcast_item_added_v1
 
 __all__ = ["CART_STREAMS", "EVENT_TYPES"]
 
@@ -26,3 +27,4 @@ EVENT_TYPES = (
 )
 
 registry.register_all(*EVENT_TYPES)
+registry.upcaster("CartItemAdded", from_version=1)(upcast_item_added_v1)

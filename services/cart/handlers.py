@@ -102,6 +102,7 @@ async def add_to_cart(
             unit_price=product.price,
             currency=product.currency,
             quantity=quantity,
+            sku=product.sku,
         ),
         metadata=metadata,
         snapshot=snapshot,

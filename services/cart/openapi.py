@@ -6,11 +6,17 @@ from marshmallow import Schema, fields
 
 from microshop.openapi import PricedLineSchema
 
-__all__ = ["CartSchema"]
+__all__ = ["CartLineSchema", "CartSchema"]
+
+
+class CartLineSchema(PricedLineSchema):
+    sku = fields.String(
+        allow_none=True, metadata={"description": "null for lines added before SKUs were kept"}
+    )
 
 
 class CartSchema(Schema):
-    items = fields.List(fields.Nested(PricedLineSchema), required=True)
+    items = fields.List(fields.Nested(CartLineSchema), required=True)
     total = fields.Decimal(as_string=True, required=True)
     currency = fields.String(allow_none=True)
     version = fields.Integer(required=True)

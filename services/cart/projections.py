@@ -22,7 +22,13 @@ __all__ = ["CARTS", "CartsProjection", "read_cart", "snapshot_of"]
 
 def cart_of_row(row: Row) -> Cart:
     lines = tuple(
-        Line(item["product_id"], item["name"], Decimal(item["unit_price"]), item["quantity"])
+        Line(
+            item["product_id"],
+            item["name"],
+            Decimal(item["unit_price"]),
+            item["quantity"],
+            item.get("sku"),  # rows written before carts recorded SKUs have none
+        )
         for item in row["items"]
     )
     return Cart(lines, row["currency"], row["version"])
@@ -33,6 +39,7 @@ def items_of(cart: Cart) -> list[dict[str, Any]]:
     return [
         {
             "product_id": line.product_id,
+            "sku": line.sku,
             "name": line.name,
             "unit_price": line.unit_price,
             "quantity": line.quantity,

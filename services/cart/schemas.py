@@ -79,6 +79,7 @@ class Product:
     price: Decimal
     currency: str
     active: bool
+    sku: str | None = None
 
 
 class ProductSchema(Schema):
@@ -88,6 +89,7 @@ class ProductSchema(Schema):
         unknown = EXCLUDE
 
     id = fields.String(required=True)
+    sku = fields.String(load_default=None)
     name = fields.String(required=True, validate=validate.Length(min=1))
     price = fields.Decimal(required=True, validate=validate.Range(min=0))
     currency = fields.String(required=True, validate=CURRENCY)

@@ -120,6 +120,7 @@ def line(product: dict[str, Any], quantity: int) -> dict[str, Any]:
     price = Decimal(product["price"])
     return {
         "product_id": product["id"],
+        "sku": product.get("sku"),
         "name": product["name"],
         "unit_price": str(price),
         "quantity": quantity,
@@ -201,6 +202,7 @@ async def test_adding_captures_the_catalog_price_and_adds_to_the_line(
         line(tee, 5),
         {
             "product_id": mug["id"],
+            "sku": mug["sku"],
             "name": mug["name"],
             "unit_price": "5.00",
             "quantity": 1,
@@ -758,3 +760,47 @@ async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
         "currency": None,
         "version": 1,
     }
+
+
+async def test_lines_added_by_version_1_read_as_lines_without_a_sku(
+    cart: Client, catalog: Catalog, store: PostgresEventStore, pool: Pool
+) -> None:
+    """`CartItemAdded` v2 records the product's SKU; v1 rows (stored as older code wrote
+    them) are upcast on read: their lines show `sku: null` until the product is added again,
+    and a rebuild gives the same rows for old and new data."""
+    user_id = f"user-{uuid.uuid4()}"
+    user = bearer(mint(user_id))
+    tee, mug = await catalog.product("3.10"), await catalog.product("7.00")
+    v1 = {
+        "product_id": tee["id"],
+        "name": tee["name"],
+        "unit_price": "3.10",
+        "currency": "EUR",
+        "quantity": 2,
+    }
+    await pool.execute(
+        """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                               schema_version, data)
+           VALUES ($1, 1, $2, 'CartItemAdded', 1, $3::text::jsonb)""",
+        f"cart-{user_id}",
+        uuid.uuid4(),
+        msgspec.json.encode(v1).decode(),
+    )
+    await cart.app[RUNNERS][CARTS.name].wait_for(await store.head())
+    old = await get_cart(cart, user)
+    assert old["items"] == [{**line(tee, 2), "sku": None}] and old["version"] == 1
+
+    both = await add(cart, user, mug["id"], 1)  # a v2 event on top of the v1 one
+    assert [(i["product_id"], i["sku"]) for i in both["items"]] == [
+        (tee["id"], None),
+        (mug["id"], mug["sku"]),
+    ]
+    again = await add(cart, user, tee["id"], 1)  # the SKU is known from now on
+    assert again["items"][0] == {**line(tee, 3), "sku": tee["sku"]}
+    stored = [(e.event_type, e.schema_version) for e in await store.read_stream(f"cart-{user_id}")]
+    assert stored == [("CartItemAdded", 1), ("CartItemAdded", 2), ("CartItemAdded", 2)]
+
+    before = await stored_carts(pool)
+    await rebuild(store, CARTS)
+    assert await stored_carts(pool) == before
+    assert await get_cart(cart, user) == again

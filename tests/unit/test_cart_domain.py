@@ -231,3 +231,26 @@ def test_checkout_of_the_whole_cart_empties_it() -> None:
     cart = given(added("a", 2), added("b", 1), CartCheckedOut("o-1", (("a", 2), ("b", 1))))
     assert cart.lines == () and cart.currency is None
     assert then([added("a", 2), CartCheckedOut("o-1", (("a", 2),))], clear) == []
+
+
+def test_item_added_version_1_reads_as_version_2_without_a_sku() -> None:
+    from eventstore import registry
+    from services.cart import events as _cart_events  # noqa: F401  (registers the types)
+
+    v1 = (
+        '{"product_id": "a", "name": "Tee", "unit_price": "3.10", "currency": "EUR", "quantity": 2}'
+    )
+    assert registry.type_of(CartItemAdded("a", "Tee", Decimal("3.10"), "EUR", 2)) == (
+        "CartItemAdded",
+        2,
+    )
+    assert registry.decode("CartItemAdded", 1, v1) == CartItemAdded(
+        "a", "Tee", Decimal("3.10"), "EUR", 2, sku=None
+    )
+    cart = fold(
+        [
+            registry.decode("CartItemAdded", 1, v1),
+            CartItemAdded("a", "Tee", Decimal("3.20"), "EUR", 1, sku="TEE-1"),
+        ]
+    )
+    assert cart.lines == (Line("a", "Tee", Decimal("3.20"), 3, "TEE-1"),)

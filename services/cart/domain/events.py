@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 __all__ = [
     "CartCheckedOut",
@@ -13,6 +13,7 @@ __all__ = [
     "CartItemAdded",
     "CartItemQuantityChanged",
     "CartItemRemoved",
+    "upcast_item_added_v1",
 ]
 
 
@@ -20,14 +21,25 @@ __all__ = [
 class CartItemAdded:
     """`quantity` more of a product went into the cart at the catalog's price of that moment.
 
-    Adds to an existing line; the line then shows this (latest) name and unit price.
+    Adds to an existing line; the line then shows this (latest) name, unit price and SKU.
+
+    Version 2 records the product's `sku` too (version 1 did not: `upcast_item_added_v1`
+    reads those as `sku: None`, "not recorded").
     """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     product_id: str
     name: str
     unit_price: Decimal
     currency: str
     quantity: int
+    sku: str | None = None
+
+
+def upcast_item_added_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """`CartItemAdded` v1 → v2: the SKU was not recorded then."""
+    return {**data, "sku": None}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

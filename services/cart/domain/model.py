@@ -51,6 +51,7 @@ class Line:
     name: str
     unit_price: Decimal
     quantity: int
+    sku: str | None = None  # None: added before carts recorded SKUs
 
     @property
     def line_total(self) -> Decimal:
@@ -94,12 +95,12 @@ def _with_lines(cart: Cart, lines: Iterable[Line], currency: str | None) -> Cart
 def apply(cart: Cart, event: object) -> Cart:
     """The cart after `event`. Unknown events (from a newer writer) only bump the version."""
     match event:
-        case CartItemAdded(product_id, name, unit_price, currency, quantity):
+        case CartItemAdded(product_id, name, unit_price, currency, quantity, sku):
             if cart.line(product_id) is None:
-                lines = (*cart.lines, Line(product_id, name, unit_price, quantity))
+                lines = (*cart.lines, Line(product_id, name, unit_price, quantity, sku))
             else:
                 lines = tuple(
-                    Line(product_id, name, unit_price, line.quantity + quantity)
+                    Line(product_id, name, unit_price, line.quantity + quantity, sku or line.sku)
                     if line.product_id == product_id
                     else line
                     for line in cart.lines
@@ -154,6 +155,7 @@ def add_item(
     unit_price: Decimal,
     currency: str,
     quantity: int,
+    sku: str | None = None,
 ) -> list[CartEvent]:
     """Put `quantity` units of a product, priced as the catalog says now, into the cart."""
     _check_quantity(product_id, quantity)
@@ -162,7 +164,7 @@ def add_item(
     line = cart.line(product_id)
     if line is not None:
         _check_quantity(product_id, line.quantity + quantity)
-    return [CartItemAdded(product_id, name, money(unit_price), currency, quantity)]
+    return [CartItemAdded(product_id, name, money(unit_price), currency, quantity, sku)]
 
 
 def change_quantity(cart: Cart, product_id: str, quantity: int) -> list[CartEvent]:
