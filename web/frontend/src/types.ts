@@ -25,8 +25,13 @@ export interface Line {
   line_total: string
 }
 
+// A cart line also names the product's SKU (null for lines added before carts kept it).
+export interface CartLine extends Line {
+  sku?: string | null
+}
+
 export interface Cart {
-  items: Line[]
+  items: CartLine[]
   total: string
   currency: string | null // null while the cart is empty
   version: number

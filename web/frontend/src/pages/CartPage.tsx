@@ -128,6 +128,7 @@ export function CartPage() {
                 <li key={line.product_id} className="card cart-line">
                   <div className="cart-line-name">
                     <Link to={`/products/${line.product_id}`}>{line.name}</Link>
+                    {line.sku ? <span className="muted sku">SKU {line.sku}</span> : null}
                     <span className="muted">
                       <Money amount={line.unit_price} currency={cart.currency} /> each
                     </span>

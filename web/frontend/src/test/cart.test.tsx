@@ -2,7 +2,7 @@ import { fireEvent, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { beforeEach, describe, expect, it } from 'vitest'
 
-import type { Cart, Line } from '../types'
+import type { Cart, CartLine } from '../types'
 import { ORDER_ID, anOrder, error, fakeApi, renderApp } from './fakeApi'
 import type { FakeApi } from './fakeApi'
 
@@ -22,8 +22,9 @@ function cartServer(fake: FakeApi, initial: Record<string, number>) {
   const quantities = new Map(Object.entries(initial))
   let version = 1
   const cart = (): Cart => {
-    const items: Line[] = [...quantities].map(([id, quantity]) => ({
+    const items: CartLine[] = [...quantities].map(([id, quantity]) => ({
       product_id: id,
+      sku: id === 'p-mug' ? 'MUG-01' : null, // the tea's line predates SKUs on cart lines
       name: PRICES[id][0],
       unit_price: money(PRICES[id][1]),
       quantity,
@@ -75,6 +76,8 @@ describe('cart', () => {
     renderApp('/cart')
     expect(await screen.findByRole('heading', { name: 'Your cart' })).toBeTruthy()
     expect(within(line('Ceramic Coffee Mug')).getByText('25.80 EUR')).toBeTruthy()
+    expect(within(line('Ceramic Coffee Mug')).getByText('SKU MUG-01')).toBeTruthy()
+    expect(within(line('Japanese Sencha Tea')).queryByText(/SKU/)).toBeNull()
     expect(screen.getByText('42.60 EUR')).toBeTruthy()
     expect(fake.calls.find((c) => c.path === '/api/cart')?.headers.Authorization).toBe(
       'Bearer test-token',
