@@ -33,6 +33,7 @@ from eventstore.checkpoints import held_back, lag
 from eventstore.parked import ParkedEvent, count_parked, list_parked
 from eventstore.projection import RetryResult, read_stream_lenient, retry_parked
 
+from .. import contracts
 from ..topology import load_projections
 from .common import load_config, run_async
 
@@ -284,6 +285,27 @@ def check_command(as_json: bool, show: int) -> None:
             click.echo(f"... and {len(result.failures) - show} more (--show N to list them)")
         click.echo("every event decodes" if result.ok else f"{len(result.failures)} events fail")
     raise SystemExit(0 if result.ok else 1)
+
+
+@events.command(name="schemas")
+@click.option("--write", "write_them", is_flag=True, help="Write the current versions' schemas.")
+def schemas_command(write_them: bool) -> None:
+    """Check (or --write) the JSON Schemas of the integration events in docs/events/.
+
+    An integration event is one a consumer of another service accepts. Exit 1 when the
+    producer's class no longer matches the schema of the version it writes, or a consumer
+    accepts a version without a schema.
+    """
+    if write_them:
+        for path in contracts.write():
+            click.echo(f"wrote {path}")
+        return
+    problems = contracts.check()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{len(contracts.accepted())} integration events match their published schemas")
 
 
 def _indent(text: str, prefix: str) -> str:
