@@ -25,6 +25,7 @@ from .errors import (
 )
 from .events import (
     START,
+    Dropped,
     EventRegistry,
     Metadata,
     Position,
@@ -58,6 +59,7 @@ __all__ = [
     "Category",
     "ConcurrencyError",
     "Consumer",
+    "Dropped",
     "DuplicateEventError",
     "EventRegistry",
     "EventStore",

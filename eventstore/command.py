@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from .category import Category
 from .errors import ConcurrencyError
-from .events import Metadata, Position, RecordedEvent
+from .events import Dropped, Metadata, Position, RecordedEvent
 from .port import AppendResult, EventStore
 
 __all__ = [
@@ -110,7 +110,7 @@ async def load(
             state, version = known
     recorded = await store.read_stream(stream_id, after_version=version, conn=conn)
     if recorded:
-        state = fold((e.data for e in recorded), state)
+        state = fold((e.data for e in recorded if not isinstance(e.data, Dropped)), state)
         version = recorded[-1].stream_version
     return Loaded(state, version, tuple(recorded))
 

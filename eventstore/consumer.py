@@ -8,7 +8,12 @@ Topology of a consumer named `N` in namespace `ns`:
   there with `x-attempt` + 1, waits out the queue's TTL and is dead-lettered back to `ns.N`.
   Other messages keep flowing meanwhile.
 - `ns.N.parking`: where a message goes after its attempt budget, or at once when it is
-  poison (undecodable, or the handler raised `Reject`). It can be listed and replayed.
+  poison (undecodable, or the handler raised `Reject`), or of a type or version the
+  consumer does not accept. It can be listed and replayed.
+
+A message is one event: an upcaster that splits the stored event into several makes the
+message undecodable here (so integration events are upcast one to one), and one that
+drops it leaves nothing to handle (the message is acked).
 
 Every move (retry, park) is confirmed by the broker before the original is acked, so a
 crash at any point redelivers rather than loses. Handlers whose effects are in this
@@ -34,7 +39,7 @@ from pamqp.commands import Basic
 
 from .amqp import BROKER_ERRORS, connect_amqp
 from .errors import UpcastError
-from .events import RecordedEvent
+from .events import Dropped, RecordedEvent
 from .pg import RELAXED, Conn
 from .store import PostgresEventStore
 from .wire import decode_message
@@ -96,6 +101,8 @@ class ConsumerStats:
     duplicates: int = 0
     retried: int = 0
     parked: int = 0
+    dropped: int = 0
+    """Messages whose event an upcaster turned into nothing: acked, not handled."""
     last_handled_at: float = 0.0
 
 
@@ -249,6 +256,9 @@ class Consumer:
                 if refusal is not None:
                     log.warning("consumer %s: parking %s: %s", self.name, event.event_id, refusal)
                     await self._park(channel, message, refusal, attempt)
+                elif isinstance(event.data, Dropped):  # upcast into nothing: nothing to do
+                    log.info("consumer %s: %s is dropped by an upcaster", self.name, event.event_id)
+                    self.stats.dropped += 1
                 else:
                     await self._handle(channel, message, event, attempt)
             await channel.basic_ack(tag)

@@ -2,7 +2,8 @@
 
 Domain events are plain dataclasses defined in each service's pure `domain/` package; the
 service registers them here under a type name and a schema version. Stored JSON of an older
-version is upcast (dict -> dict, one version at a time) before it is decoded into the class.
+version is upcast (dict -> dict, one version at a time) before it is decoded into the class;
+an upcaster may also rename the type or turn one stored event into several, or none.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import UnknownEventType, UpcastError
 
 __all__ = [
     "START",
+    "Dropped",
     "EventRegistry",
     "Metadata",
     "Position",
@@ -30,7 +32,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+Upcaster = Callable[[dict[str, Any]], "dict[str, Any] | list[tuple[str, int, dict[str, Any]]]"]
+"""Turns version N of a type's JSON into version N+1 (a dict), or into any number of
+events of any types and versions, `[(type, version, data), ...]` (renamed, split, dropped)."""
 
 
 class Position(NamedTuple):
@@ -81,6 +85,14 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     @property
     def category(self) -> str:
         return category_of(self.stream_id)
+
+
+class Dropped(msgspec.Struct, frozen=True, gc=False):
+    """The `data` of a stored event an upcaster turned into nothing: readers and folds skip
+    it, and its row still counts for its stream's version."""
+
+    event_type: str
+    schema_version: int
 
 
 class Undecodable(msgspec.Struct, frozen=True, gc=False):
@@ -144,7 +156,8 @@ class EventRegistry:
         return lambda cls: self.register(cls, name=name, version=version)
 
     def upcaster(self, name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-        """Register a function that turns version `from_version` of `name` into the next one."""
+        """Register a function that turns version `from_version` of `name` into the next
+        one (a dict), or into any number of events `[(type, version, data), ...]`."""
 
         def decorate(fn: Upcaster) -> Upcaster:
             self._upcasters[(name, from_version)] = fn
@@ -165,6 +178,13 @@ class EventRegistry:
             raise UnknownEventType(f"{type(event).__qualname__} is not a registered event")
         return entry.name, entry.version
 
+    def version_of(self, name: str) -> int:
+        """The schema version of `name` this registry writes (and upcasts to)."""
+        entry = self._by_name.get(name)
+        if entry is None:
+            raise UnknownEventType(f"no event type {name!r} is registered")
+        return entry.version
+
     def class_of(self, name: str) -> type[Any]:
         entry = self._by_name.get(name)
         if entry is None:
@@ -177,16 +197,39 @@ class EventRegistry:
         return _ENCODER.encode(event).decode()
 
     def decode(self, name: str, version: int, raw: str | bytes) -> Any:
-        """Typed event from stored JSON, upcasting older schema versions first."""
+        """Typed event from stored JSON, upcasting older schema versions first (an event
+        upcast into nothing reads as `Dropped`; one upcast into several raises: read it
+        with `decode_many`)."""
         entry = self._by_name.get(name)
-        if entry is None:
-            return _ANY_DECODER.decode(raw)
-        if version == entry.version:
+        if entry is not None and version == entry.version:
             try:
                 return entry.decoder.decode(raw)
             except msgspec.ValidationError as exc:
                 raise UpcastError(f"{name} v{version} does not fit {entry.cls!r}: {exc}") from exc
-        return self.from_dict(name, version, _ANY_DECODER.decode(raw))
+        if entry is None and (name, version) not in self._upcasters:
+            return _ANY_DECODER.decode(raw)  # a type this code does not read: plain JSON
+        events = self.decode_many(name, version, raw)
+        if len(events) > 1:
+            raise UpcastError(f"{name} v{version} upcasts to {len(events)} events")
+        return events[0] if events else Dropped(name, version)
+
+    def decode_many(self, name: str, version: int, raw: str | bytes) -> list[Any]:
+        """The typed events stored JSON stands for today: one, or (after an upcaster that
+        splits, renames or drops) any number, none included."""
+        entry = self._by_name.get(name)
+        if entry is not None and version == entry.version:
+            return [self.decode(name, version, raw)]
+        typed = []
+        for current, _, data in self._upcast(name, version, _ANY_DECODER.decode(raw)):
+            entry = self._by_name.get(current)
+            if entry is None:
+                typed.append(data)
+                continue
+            try:
+                typed.append(msgspec.convert(data, entry.cls, strict=False))
+            except msgspec.ValidationError as exc:
+                raise UpcastError(f"{current} v{entry.version}: {exc}") from exc
+        return typed
 
     def decode_or_undecodable(self, name: str, version: int, raw: str | bytes) -> Any:
         """`decode`, or `Undecodable(reason)` for an event this code cannot read."""
@@ -197,25 +240,62 @@ class EventRegistry:
         except Exception as exc:  # an upcaster's bug: this event is unreadable, not the log
             return Undecodable(f"{type(exc).__name__} while upcasting {name} v{version}: {exc}")
 
-    def from_dict(self, name: str, version: int, data: dict[str, Any]) -> Any:
-        """Typed event from a JSON-like dict of schema `version` (upcast as needed)."""
+    def decode_rows_data(self, name: str, version: int, raw: str, *, lenient: bool) -> list[Any]:
+        """The data of the events one stored row stands for today: usually one; after an
+        upcaster that splits or drops, several or a single `Dropped` (the row still counts
+        for its stream's version). `lenient`: an unreadable row gives `Undecodable`."""
+        try:
+            events = self.decode_many(name, version, raw)
+        except (UpcastError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if not lenient:
+                raise
+            return [Undecodable(str(exc))]
+        except Exception as exc:  # an upcaster's bug
+            if not lenient:
+                raise
+            return [Undecodable(f"{type(exc).__name__} while upcasting {name} v{version}: {exc}")]
+        return events or [Dropped(name, version)]
+
+    def expands(self, name: str, version: int) -> bool:
+        """Whether stored `(name, version)` needs upcasting (and so may become any number
+        of events): readers decode such rows with `decode_many`."""
         entry = self._by_name.get(name)
-        if entry is None:
-            return data
-        if version > entry.version:
-            raise UpcastError(
-                f"{name} v{version} is newer than this code's v{entry.version}; upgrade first"
-            )
-        while version < entry.version:
+        return (name, version) in self._upcasters or (
+            entry is not None and entry.version != version
+        )
+
+    def _upcast(self, name: str, version: int, data: Any) -> list[tuple[str, int, Any]]:
+        """`(type, version, data)` of today's events for stored `(name, version, data)`."""
+        done: list[tuple[str, int, Any]] = []
+        pending = [(name, version, data)]
+        for _ in range(10_000):  # a cycle of upcasters would never end
+            if not pending:
+                return done
+            name, version, data = pending.pop(0)
+            entry = self._by_name.get(name)
+            if entry is not None and version > entry.version:
+                raise UpcastError(
+                    f"{name} v{version} is newer than this code's v{entry.version}; upgrade first"
+                )
+            if entry is not None and version == entry.version:
+                done.append((name, version, data))
+                continue
             upcast = self._upcasters.get((name, version))
             if upcast is None:
+                if entry is None:  # a type no code reads (and no upcaster renames): as it is
+                    done.append((name, version, data))
+                    continue
                 raise UpcastError(f"no upcaster for {name} from v{version}")
-            data = upcast(data)
-            version += 1
-        try:
-            return msgspec.convert(data, entry.cls, strict=False)
-        except msgspec.ValidationError as exc:
-            raise UpcastError(f"{name} v{version}: {exc}") from exc
+            result = upcast(data)
+            if isinstance(result, dict):
+                pending.insert(0, (name, version + 1, result))
+            else:  # renamed, split or dropped: each continues from where it now stands
+                pending[0:0] = list(result)
+        raise UpcastError(f"the upcasters of {name} v{version} never end")
+
+    def rename(self, old: str, version: int, *, to: str, to_version: int = 1) -> None:
+        """Stored `old` v`version` is today's `to` v`to_version` (then upcast as usual)."""
+        self._upcasters[(old, version)] = lambda data: [(to, to_version, data)]
 
 
 registry = EventRegistry()

@@ -107,7 +107,8 @@ class InMemoryEventStore(EventStore):
     ) -> list[RecordedEvent]:
         _no_transactions(conn)
         stream = self._streams.get(stream_id, [])[after_version:]
-        return [self._recorded(e) for e in (stream if limit is None else stream[:limit])]
+        rows = stream if limit is None else stream[:limit]
+        return [event for e in rows for event in self._recorded(e)]
 
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
@@ -120,7 +121,7 @@ class InMemoryEventStore(EventStore):
         categories: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
         batch = self._log[after.global_position : after.global_position + limit]
-        return [self._recorded(e, categories, lenient=True) for e in batch]
+        return [event for e in batch for event in self._recorded(e, categories, lenient=True)]
 
     async def head(self) -> Position:
         last = len(self._log)
@@ -128,23 +129,34 @@ class InMemoryEventStore(EventStore):
 
     def _recorded(
         self, e: _Stored, categories: Collection[str] | None = None, *, lenient: bool = False
-    ) -> RecordedEvent:
+    ) -> list[RecordedEvent]:
+        """The events one stored row stands for today (several after a split)."""
         category = e.stream_id.partition("-")[0]
-        decode = self.registry.decode_or_undecodable if lenient else self.registry.decode
-        decoded = categories is None or category in categories
-        data = decode(e.event_type, e.schema_version, e.data) if decoded else None
-        return RecordedEvent(
-            e.position,
-            e.position,
-            e.stream_id,
-            e.stream_version,
-            e.event_id,
-            e.event_type,
-            e.schema_version,
-            data,
-            METADATA_DECODER.decode(e.metadata),
-            e.recorded_at,
-        )
+        if categories is not None and category not in categories:
+            found: list[Any] = [None]
+        elif self.registry.expands(e.event_type, e.schema_version):
+            found = self.registry.decode_rows_data(
+                e.event_type, e.schema_version, e.data, lenient=lenient
+            )
+        else:
+            decode = self.registry.decode_or_undecodable if lenient else self.registry.decode
+            found = [decode(e.event_type, e.schema_version, e.data)]
+        meta = METADATA_DECODER.decode(e.metadata)
+        return [
+            RecordedEvent(
+                e.position,
+                e.position,
+                e.stream_id,
+                e.stream_version,
+                e.event_id,
+                e.event_type,
+                e.schema_version,
+                data,
+                meta,
+                e.recorded_at,
+            )
+            for data in found
+        ]
 
 
 def _no_transactions(conn: Any) -> None:

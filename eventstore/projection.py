@@ -25,7 +25,7 @@ import asyncpg
 
 from . import checkpoints, parked
 from .errors import RebuildInProgress
-from .events import START, Position, RecordedEvent, Undecodable
+from .events import START, Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn
 from .store import COLUMNS, PostgresEventStore
 
@@ -87,6 +87,8 @@ class Projection(abc.ABC):
         changed: set[Any] = set()
         key_of, apply = self.key_of, self.apply
         for event in events:
+            if isinstance(event.data, Dropped):
+                continue  # an upcaster turned the stored event into nothing
             key = key_of(event)
             if key is not None:
                 state[key] = apply(state.get(key), event)
@@ -348,7 +350,12 @@ class ProjectionRunner:
         """Apply `batch` in one transaction with its checkpoint; False when the checkpoint
         moved back or ahead under us (nothing was written: catch_up re-reads)."""
         projection, table = self.projection, self.projection.table
-        if all(projection.key_of(e) is None for e in batch):  # nothing for this read model
+        keys = {
+            k
+            for e in batch
+            if not isinstance(e.data, Dropped) and (k := projection.key_of(e)) is not None
+        }
+        if not keys:  # nothing for this read model
             await self._moved_to(batch[-1].position)
             return True
         moved = False
@@ -364,8 +371,7 @@ class ProjectionRunner:
                 # A peer or a rebuild moved it forward over events we read and found
                 # nothing in for this model: carry on from our position.
                 moved = True
-            keys = {k for e in batch if (k := projection.key_of(e)) is not None}
-            state = await _load_rows(conn, projection, table, list(keys)) if keys else {}
+            state = await _load_rows(conn, projection, table, list(keys))
             changed = projection.fold(state, batch)
             await _write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
@@ -626,6 +632,8 @@ async def replay(
                     categories is None or event.category in categories
                 ):
                     yield event, None, None
+                    continue
+                if isinstance(event.data, Dropped):
                     continue
                 key = projection.key_of(event)
                 if key is None:

@@ -229,18 +229,32 @@ class PostgresEventStore(EventStore):
         With `categories`, only events of those stream categories get their `data` decoded
         (the others carry None): a reader never decodes, or trips over, what it ignores.
         `lenient` (the global log's readers): an event this code cannot read comes with
-        `Undecodable` data instead of failing the whole batch.
+        `Undecodable` data instead of failing the whole batch. A row an upcaster splits
+        gives several events (sharing its envelope); one it drops gives `Dropped` data.
         """
-        if lenient:
+        registry, meta = self.registry, METADATA_DECODER.decode
+        expands = registry.expands
+        if not any(expands(r[5], r[6]) for r in rows):  # the common case: one event a row
             try:
-                return self.decode_rows(rows, categories)
-            except Exception:  # one bad event: decode the batch one by one, marking it
-                decode = self.registry.decode_or_undecodable
-                return self._decode_rows(rows, categories, decode)
-        return self._decode_rows(rows, categories, self.registry.decode)
+                return self._decode_simple(rows, categories, registry.decode)
+            except Exception:
+                if not lenient:
+                    raise
+                return self._decode_simple(rows, categories, registry.decode_or_undecodable)
+        events = []
+        for r in rows:
+            if categories is not None and category_of(r[2]) not in categories:
+                found: list[Any] = [None]
+            else:
+                found = registry.decode_rows_data(r[5], r[6], r[7], lenient=lenient)
+            for data in found:
+                events.append(
+                    RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], data, meta(r[8]), r[9])
+                )
+        return events
 
     @staticmethod
-    def _decode_rows(
+    def _decode_simple(
         rows: Sequence[asyncpg.Record],
         categories: Collection[str] | None,
         decode: Callable[[str, int, str], Any],

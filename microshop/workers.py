@@ -70,7 +70,7 @@ def consumer_context(
         metrics = app[METRICS]
         counters = {
             kind: metrics.counter(f"consumer_{kind}_total", f"Events the consumer {kind}.")
-            for kind in ("handled", "duplicates", "retried", "parked")
+            for kind in ("handled", "duplicates", "retried", "parked", "dropped")
         }
 
         async def collect() -> None:

@@ -29,6 +29,9 @@ from eventstore.pg import Pool
 from microshop.config import Config
 from microshop.migrate import migrate
 
+# the shared suites assert in plain modules: show their failures as pytest does
+pytest.register_assert_rewrite("tests.contract", "tests.samples")
+
 BASE_DSN = os.environ.get("MICROSHOP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
 BASE_AMQP = os.environ.get("MICROSHOP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

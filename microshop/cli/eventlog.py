@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eventstore import (
+    Dropped,
     PostgresEventStore,
     Projection,
     RebuildInProgress,
@@ -91,12 +92,21 @@ def _unreadable_line(event: RecordedEvent, reason: str) -> str:
     )
 
 
+def _data_text(data: object, width: int) -> str:
+    if isinstance(data, Undecodable):
+        return f"cannot read: {data.reason}"
+    if isinstance(data, Dropped):
+        return "(dropped by an upcaster: nothing today)"
+    return _json(data, width)
+
+
 def _event_line(event: RecordedEvent) -> str:
     if isinstance(event.data, Undecodable):
         return _unreadable_line(event, event.data.reason)
     return (
         f"{event.global_position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
-        f"{event.stream_id}@{event.stream_version}  {event.event_type}  {_json(event.data, 160)}"
+        f"{event.stream_id}@{event.stream_version}  {event.event_type}  "
+        f"{_data_text(event.data, 160)}"
     )
 
 
@@ -175,9 +185,7 @@ def show(stream: str, as_json: bool) -> None:
             str(event.stream_version),
             f"{event.recorded_at:%Y-%m-%d %H:%M:%S.%f}"[:-3],
             event.event_type,
-            f"cannot read: {event.data.reason}"
-            if isinstance(event.data, Undecodable)
-            else _json(event.data, 120),
+            _data_text(event.data, 120),
             meta.correlation_id or "",
             meta.actor or "",
             meta.service or "",

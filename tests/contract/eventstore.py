@@ -18,14 +18,17 @@ from eventstore import (
     ANY,
     NO_STREAM,
     ConcurrencyError,
+    Dropped,
     DuplicateEventError,
     EventRegistry,
     EventStore,
+    Loaded,
     Metadata,
     Position,
     RecordedEvent,
     Undecodable,
     UnknownEventType,
+    load,
 )
 from eventstore.errors import UpcastError
 from tests.samples import Noted, Priced
@@ -275,6 +278,53 @@ class EventStoreContract:
             assert seen[stream] == Noted("sku-9", 1999)
             assert isinstance(seen[newer], Undecodable)
             assert "newer than this code" in seen[newer].reason
+        finally:
+            store.registry = shared
+
+    async def test_upcasters_that_rename_split_and_drop_keep_the_stream_version(
+        self, store: EventStore, uid: str
+    ) -> None:
+        """One stored row may stand for several events today (split, sharing its envelope)
+        or none (`Dropped` data): readers see them in order, folds skip what was dropped,
+        and the stream's version is still its number of rows."""
+        old, split_type, gone = f"Bundle{uid}", f"Renamed{uid}", f"Touched{uid}"
+        writer = EventRegistry()
+        writer.register(Noted, name=old)
+        writer.register(Priced, name=gone)
+        reader = EventRegistry()
+        reader.register(Noted, name="TestNoted")
+        reader.register(Priced, name="TestPriced")
+        reader.rename(old, 1, to=split_type)
+
+        @reader.upcaster(split_type, from_version=1)
+        def split(data: dict[str, object]) -> list[tuple[str, int, dict[str, object]]]:
+            return [
+                ("TestNoted", 1, {"text": data["text"], "n": k}) for k in range(int(str(data["n"])))
+            ]
+
+        reader.upcaster(gone, from_version=1)(lambda data: [])
+        stream = f"cart-{uid}"
+        start = await store.head()
+        shared = store.registry
+        try:
+            store.registry = writer
+            await store.append(
+                stream, [Noted("x", 2), Priced("p", Decimal(1)), Noted("y", 0)], NO_STREAM
+            )
+            store.registry = reader
+            events = await store.read_stream(stream)
+            assert [(e.stream_version, e.event_type, e.data) for e in events] == [
+                (1, old, Noted("x", 0)),
+                (1, old, Noted("x", 1)),
+                (2, gone, Dropped(gone, 1)),
+                (3, old, Dropped(old, 1)),  # split into nothing
+            ]
+            assert events[0].event_id == events[1].event_id  # one stored event
+            loaded: Loaded[list[object]] = await load(store, stream, lambda es, s: [*s, *es], [])
+            assert loaded.state == [Noted("x", 0), Noted("x", 1)] and loaded.version == 3
+            assert await store.read_stream(stream, after_version=1) == events[2:]
+            logged = await visible(store, start, uid, 4)
+            assert [e.data for e in logged] == [e.data for e in events]
         finally:
             store.registry = shared
 

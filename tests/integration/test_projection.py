@@ -21,6 +21,7 @@ from eventstore import (
     rebuild,
     replay,
 )
+from eventstore.check import check_log
 from eventstore.checkpoints import load, lock, save
 from eventstore.events import START, Position
 from eventstore.parked import list_parked
@@ -385,3 +386,44 @@ async def test_retry_applies_a_parked_event_once_its_cause_is_fixed(
     row = {r["stream_id"]: r for r in await table_rows(pool, notes)}[f"note{uid}-b"]
     assert (row["total"], row["count"], row["last_text"], row["version"]) == (6, 2, "after", 2)
     assert await list_parked(pool, notes.name) == []
+
+
+async def test_split_and_dropped_events_fold_alike_in_every_mode(
+    pool: Pool, notes: Projection, uid: str
+) -> None:
+    """A row an upcaster splits reaches the read model as its events, one it drops not at
+    all: incrementally, in a rebuild, in a replay and through `events check` alike."""
+    reshaped = EventRegistry()
+    reshaped.register(Noted, name="TestNoted")
+    reshaped.upcaster(f"Bundle{uid}", from_version=1)(
+        lambda data: [("TestNoted", 1, {"text": t, "n": 1}) for t in data["texts"]]
+    )
+    reshaped.upcaster(f"Touched{uid}", from_version=1)(lambda data: [])
+    store = PostgresEventStore(pool, registry=reshaped)
+    stream = f"note{uid}-s"
+    rows = [
+        (1, f"Bundle{uid}", '{"texts": ["a", "b", "c"]}'),
+        (2, f"Touched{uid}", "{}"),
+        (3, "TestNoted", '{"text": "d", "n": 5}'),
+        (4, f"Touched{uid}", "{}"),
+    ]
+    for version, event_type, data in rows:
+        await pool.execute(
+            """INSERT INTO events (stream_id, stream_version, event_id, event_type, data)
+               VALUES ($1, $2, gen_random_uuid(), $3, $4::text::jsonb)""",
+            stream,
+            version,
+            event_type,
+            data,
+        )
+    expected = {"stream_id": stream, "count": 4, "total": 8, "last_text": "d", "version": 3}
+
+    await ProjectionRunner(store, notes, batch_size=2).catch_up()
+    assert await table_rows(pool, notes) == [expected]
+    await rebuild(store, notes, batch_size=3)
+    assert await table_rows(pool, notes) == [expected] == await expected_rows(store, notes)
+    steps = [(e.stream_version, row) async for e, _, row in replay(store, notes, stream=stream)]
+    assert [v for v, _ in steps] == [1, 1, 1, 3] and steps[-1][1] == expected
+    checked = await check_log(store)
+    assert not [f for f in checked.failures if uid in f.stream_id]
+    assert checked.counts[f"Bundle{uid}", 1] == 1 and checked.counts[f"Touched{uid}", 1] == 2
