@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -114,6 +114,7 @@ class _EventType:
     cls: type[Any]
     version: int
     decoder: msgspec.json.Decoder[Any]
+    many: msgspec.json.Decoder[list[Any]]
 
 
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
@@ -139,7 +140,13 @@ class EventRegistry:
         known = self._by_name.get(name)
         if known is not None and known.cls is not cls:
             raise ValueError(f"event type {name!r} is already registered to {known.cls!r}")
-        entry = _EventType(name, cls, version, msgspec.json.Decoder(cls))
+        entry = _EventType(
+            name,
+            cls,
+            version,
+            msgspec.json.Decoder(cls),
+            msgspec.json.Decoder(list[cls]),  # type: ignore[valid-type]
+        )
         self._by_name[name] = entry
         self._by_class[cls] = entry
         return cls
@@ -212,6 +219,15 @@ class EventRegistry:
         if len(events) > 1:
             raise UpcastError(f"{name} v{version} upcasts to {len(events)} events")
         return events[0] if events else Dropped(name, version)
+
+    def decode_batch(self, name: str, version: int, raws: Sequence[str]) -> list[Any] | None:
+        """The typed events of many stored JSON texts of `name` at the version this code
+        writes, parsed at once (None for another version or an unknown type: `decode`
+        each). Raises `msgspec.ValidationError` / `DecodeError` if any does not fit."""
+        entry = self._by_name.get(name)
+        if entry is None or version != entry.version:
+            return None
+        return entry.many.decode(f"[{','.join(raws)}]")
 
     def decode_many(self, name: str, version: int, raw: str | bytes) -> list[Any]:
         """The typed events stored JSON stands for today: one, or (after an upcaster that
