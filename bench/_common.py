@@ -25,6 +25,7 @@ import asyncpg
 from microshop.migrate import migrate
 
 __all__ = [
+    "LOG_COLUMNS",
     "BenchError",
     "Results",
     "Trial",
@@ -38,6 +39,18 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+LOG_COLUMNS = (
+    "stream_id",
+    "stream_version",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "data",
+    "metadata",
+    "recorded_at",
+)
+"""The columns of `events` a benchmark COPYs its log into (the database numbers them)."""
 
 
 class BenchError(Exception):

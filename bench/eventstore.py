@@ -62,13 +62,14 @@ from eventstore import checkpoints
 from eventstore.check import check_log
 from eventstore.events import EventRegistry, Metadata, Position
 from eventstore.pg import create_pool
-from eventstore.projection import rebuild
+from eventstore.rebuilding import rebuild
 from eventstore.relay import Relay
 from eventstore.store import GLOBAL_LOG_SQL, PostgresEventStore
 from eventstore.streams import StreamsProjection
 from eventstore.wire import encode_row
 
 from ._common import (
+    LOG_COLUMNS,
     BenchError,
     Results,
     Trial,
@@ -282,17 +283,6 @@ async def measure_writes(dsn: str, sizes: Sizes, results: Results) -> None:
 
 
 # -- the log to read ---------------------------------------------------------------------
-
-LOG_COLUMNS = (
-    "stream_id",
-    "stream_version",
-    "event_id",
-    "event_type",
-    "schema_version",
-    "data",
-    "metadata",
-    "recorded_at",
-)
 
 
 def log_records(sizes: Sizes, chunk: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:

@@ -41,10 +41,10 @@ from .projection import (
     ProjectionRunner,
     Row,
     projections,
-    rebuild,
     register_projection,
     replay,
 )
+from .rebuilding import rebuild
 from .relay import Relay
 from .store import PostgresEventStore
 from .wakeup import LogWatcher

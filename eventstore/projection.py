@@ -5,8 +5,9 @@ per key. The same fold drives three modes, so they cannot disagree:
 
 - `ProjectionRunner` applies new events in batches; each batch's row writes and the
   checkpoint commit in one transaction (exactly-once effect).
-- `rebuild` folds the whole log in memory, COPYs it into a shadow table, catches up, and
-  swaps the shadow in while holding the checkpoint lock; reads keep working throughout.
+- `rebuild` (`rebuild.py`) folds the log into a shadow table in bounded memory (stream by
+  stream where it can), catches up, and swaps the shadow in under the checkpoint lock;
+  reads keep working throughout.
 - `replay` folds without writing anything, for debugging.
 """
 
@@ -18,13 +19,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, ClassVar
 
 import asyncpg
 
 from . import checkpoints, parked
-from .errors import RebuildInProgress
 from .events import START, Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn
 from .store import COLUMNS, PostgresEventStore
@@ -32,12 +32,10 @@ from .store import COLUMNS, PostgresEventStore
 __all__ = [
     "Projection",
     "ProjectionRunner",
-    "RebuildResult",
     "RetryResult",
     "Row",
     "projections",
     "read_stream_lenient",
-    "rebuild",
     "register_projection",
     "replay",
     "retry_parked",
@@ -73,6 +71,11 @@ class Projection(abc.ABC):
     categories: ClassVar[frozenset[str] | None] = None
     """Stream categories whose event data this model reads (None: all). Events of other
     categories reach `key_of` with `data` None, undecoded."""
+    keyed_by_stream: ClassVar[bool] = False
+    """Every row is made by the events of one stream alone, no two streams make the same
+    row, and only streams of `categories` make rows (any stream's, when `categories` is
+    empty): then a rebuild folds the log stream by stream (`fold_stream`), its fastest
+    way, instead of in log order."""
 
     @abc.abstractmethod
     def key_of(self, event: RecordedEvent) -> Any | None:
@@ -94,6 +97,16 @@ class Projection(abc.ABC):
                 state[key] = apply(state.get(key), event)
                 changed.add(key)
         return changed
+
+    def fold_stream(self, events: list[RecordedEvent]) -> dict[Any, Row | None]:
+        """The rows one whole stream's events make (key -> row, None: no row), from none.
+
+        Only for a projection `keyed_by_stream`. Must equal `fold` from an empty state;
+        override it where folding a stream at once is cheaper than event by event.
+        """
+        state: dict[Any, Row | None] = {}
+        self.fold(state, events)
+        return state
 
 
 projections: dict[str, Projection] = {}
@@ -119,7 +132,7 @@ def _upsert_sql(projection: Projection, table: str) -> str:
     )
 
 
-async def _load_rows(
+async def load_rows(
     conn: Conn, projection: Projection, table: str, keys: list[Any]
 ) -> dict[Any, Row | None]:
     rows = await conn.fetch(
@@ -129,7 +142,7 @@ async def _load_rows(
     return {r[projection.key]: dict(r) for r in rows}
 
 
-async def _write_rows(
+async def write_rows(
     conn: Conn,
     projection: Projection,
     table: str,
@@ -371,9 +384,9 @@ class ProjectionRunner:
                 # A peer or a rebuild moved it forward over events we read and found
                 # nothing in for this model: carry on from our position.
                 moved = True
-            state = await _load_rows(conn, projection, table, list(keys))
+            state = await load_rows(conn, projection, table, list(keys))
             changed = projection.fold(state, batch)
-            await _write_rows(conn, projection, table, state, changed)
+            await write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
         self._saved(batch[-1].position)
         await self._moved_to(batch[-1].position)
@@ -416,128 +429,7 @@ class ProjectionRunner:
             self._advanced.notify_all()
 
 
-# -- rebuild -----------------------------------------------------------------------------
-
 _STREAM_ROWS = f"SELECT {COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RebuildResult:
-    events: int
-    rows: int
-    position: Position
-
-
-async def rebuild(
-    store: PostgresEventStore,
-    projection: Projection,
-    *,
-    progress: Callable[[int], None] | None = None,
-    batch_size: int = 5000,
-    unreadable: Callable[[RecordedEvent], None] | None = None,
-) -> RebuildResult:
-    """Rebuild `projection` from the whole log into a shadow table, then swap it in.
-
-    Reads of the live table keep working; a live runner pauses only for the final swap
-    (the checkpoint row lock) and continues from the rebuilt position. One rebuild of a
-    projection at a time, cluster-wide: a second one raises `RebuildInProgress`. An event
-    of the projection this code cannot read is left out and told to `unreadable` (which
-    may raise to stop the rebuild; nothing is swapped in then).
-    """
-    async with store.pool.acquire() as conn:
-        if not await conn.fetchval(_REBUILD_LOCK, projection.name):
-            raise RebuildInProgress(projection.name)
-        try:
-            fold = _readable_fold(projection, unreadable)
-            return await _rebuild(store, projection, conn, progress, batch_size, fold)
-        finally:
-            await conn.execute(_REBUILD_UNLOCK, projection.name)
-
-
-_REBUILD_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:rebuild:' || $1, 0))"
-_REBUILD_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:rebuild:' || $1, 0))"
-
-
-async def _rebuild(
-    store: PostgresEventStore,
-    projection: Projection,
-    conn: Conn,
-    progress: Callable[[int], None] | None,
-    batch_size: int,
-    fold: Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]],
-) -> RebuildResult:
-    table, shadow = projection.table, f"{projection.table}__rebuild"
-    state: dict[Any, Row | None] = {}
-    position, events = START, 0
-    log = store.iter_all(START, batch_size=batch_size, conn=conn, categories=projection.categories)
-    async with contextlib.aclosing(log):
-        async for batch in log:
-            fold(state, batch)
-            position = batch[-1].position
-            events += len(batch)
-            if progress is not None:
-                progress(len(batch))
-    await conn.execute(
-        f"DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)"
-    )
-    records = [tuple(r[c] for c in projection.columns) for r in state.values() if r is not None]
-    await conn.copy_records_to_table(shadow, records=records, columns=projection.columns)
-    # catch up with what was appended meanwhile, outside the lock while there is much
-    categories = projection.categories
-    while (
-        len(tail := await store.read_all(position, limit=batch_size, categories=categories))
-        == batch_size
-    ):
-        position, events = await _fold_into(conn, projection, shadow, state, tail, events, fold)
-        if progress is not None:
-            progress(len(tail))
-    async with conn.transaction():
-        await checkpoints.lock(conn, projection.name)
-        while tail := await store.read_all(position, limit=batch_size, categories=categories):
-            position, events = await _fold_into(conn, projection, shadow, state, tail, events, fold)
-            if progress is not None:
-                progress(len(tail))
-        await conn.execute(f"DROP TABLE {table}; ALTER TABLE {shadow} RENAME TO {table}")
-        await checkpoints.save(conn, projection.name, position)
-    rows = sum(r is not None for r in state.values())
-    return RebuildResult(events, rows, position)
-
-
-async def _fold_into(
-    conn: Conn,
-    projection: Projection,
-    table: str,
-    state: dict[Any, Row | None],
-    events: list[RecordedEvent],
-    count: int,
-    fold: Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]],
-) -> tuple[Position, int]:
-    changed = fold(state, events)
-    await _write_rows(conn, projection, table, state, changed)
-    return events[-1].position, count + len(events)
-
-
-def _readable_fold(
-    projection: Projection, unreadable: Callable[[RecordedEvent], None] | None
-) -> Callable[[dict[Any, Row | None], list[RecordedEvent]], set[Any]]:
-    """`projection.fold` that leaves out (and reports) its events this code cannot read."""
-    categories = projection.categories
-
-    def fold(state: dict[Any, Row | None], batch: list[RecordedEvent]) -> set[Any]:
-        if not any(isinstance(e.data, Undecodable) for e in batch):
-            return projection.fold(state, batch)
-        readable = []
-        for event in batch:
-            if isinstance(event.data, Undecodable) and (
-                categories is None or event.category in categories
-            ):
-                if unreadable is not None:
-                    unreadable(event)
-            else:
-                readable.append(event)
-        return projection.fold(state, readable)
-
-    return fold
 
 
 # -- parked events -----------------------------------------------------------------------
@@ -575,7 +467,7 @@ async def retry_parked(
                 ]
                 state: dict[Any, Row | None] = {}
                 keys = projection.fold(state, history)
-                await _write_rows(conn, projection, projection.table, state, keys)
+                await write_rows(conn, projection, projection.table, state, keys)
                 await parked.forget(conn, projection.name, entry.event_id)
         except _TRANSIENT:
             raise

@@ -28,7 +28,7 @@ from .events import (
     category_of,
 )
 from .events import registry as default_registry
-from .pg import Conn, Pool
+from .pg import Conn, Executor, Pool
 from .port import AppendResult, EventStore
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
@@ -47,6 +47,18 @@ WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
 ORDER BY tx_id, global_position
 LIMIT $3"""
 GLOBAL_LOG_SQL = _LOG_SQL.format(columns=COLUMNS)
+
+
+async def head(conn: Executor) -> Position:
+    """The last position readers may see now: no transaction still running can commit an
+    event at or before it."""
+    row = await conn.fetchrow(
+        "SELECT tx_id, global_position FROM events"
+        " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY tx_id DESC, global_position DESC LIMIT 1"
+    )
+    return START if row is None else Position(row[0], row[1])
+
 
 _APPEND_ONE = """
 INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
@@ -395,12 +407,7 @@ class PostgresEventStore(EventStore):
 
     async def head(self) -> Position:
         """The last position readers may see now (the fence applied)."""
-        row = await self.pool.fetchrow(
-            "SELECT tx_id, global_position FROM events"
-            " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-            " ORDER BY tx_id DESC, global_position DESC LIMIT 1"
-        )
-        return START if row is None else Position(row[0], row[1])
+        return await head(self.pool)
 
     async def close(self) -> None:
         await self.notifier.close()

@@ -15,6 +15,7 @@ class StreamsProjection(Projection):
     table = "streams"
     key = "stream_id"
     categories = frozenset()  # envelope fields only: no event data is decoded
+    keyed_by_stream = True
     columns = (
         "stream_id",
         "category",

@@ -7,7 +7,15 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
-from eventstore import InMemoryEventStore, Projection, RecordedEvent, Row, registry
+from eventstore import (
+    InMemoryEventStore,
+    PostgresEventStore,
+    Projection,
+    RecordedEvent,
+    Row,
+    registry,
+)
+from eventstore.pg import Pool
 
 
 @registry.event("TestNoted")
@@ -24,8 +32,9 @@ class Priced:
     price: Decimal
 
 
-def notes_projection(uid: str) -> Projection:
-    """A projection over the `note{uid}-*` streams into table `notes_{uid}`."""
+def notes_projection(uid: str, *, by_stream: bool = True) -> Projection:
+    """A projection over the `note{uid}-*` streams into table `notes_{uid}` (rebuilt
+    stream by stream unless `by_stream` is false: then in log order)."""
     category = f"note{uid}"
 
     class Notes(Projection):
@@ -33,6 +42,7 @@ def notes_projection(uid: str) -> Projection:
         table = f"notes_{uid}"
         key = "stream_id"
         categories = frozenset({category})
+        keyed_by_stream = by_stream
         columns = ("stream_id", "count", "total", "last_text", "version")
         explosive = True  # the fold throws on "explode..." texts (until a test "fixes" it)
 
@@ -65,6 +75,20 @@ def notes_projection(uid: str) -> Projection:
 NOTES_DDL = """CREATE TABLE {table} (
     stream_id text PRIMARY KEY, count integer NOT NULL, total bigint NOT NULL,
     last_text text, version integer NOT NULL)"""
+
+
+async def table_rows(pool: Pool, projection: Projection) -> list[dict[str, Any]]:
+    """The projection's table, ordered by its key."""
+    rows = await pool.fetch(f"SELECT * FROM {projection.table} ORDER BY {projection.key}")
+    return [dict(r) for r in rows]
+
+
+async def expected_rows(store: PostgresEventStore, projection: Projection) -> list[dict[str, Any]]:
+    """The fold of the whole log in memory, event by event: what every mode must produce."""
+    state: dict[Any, Any] = {}
+    async for batch in store.iter_all(categories=projection.categories):
+        projection.fold(state, batch)
+    return sorted((r for r in state.values() if r is not None), key=lambda r: r[projection.key])
 
 
 class RacingStore(InMemoryEventStore):

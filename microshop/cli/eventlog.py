@@ -33,6 +33,7 @@ from eventstore.check import LogCheck, check_log
 from eventstore.checkpoints import held_back, lag
 from eventstore.parked import ParkedEvent, count_parked, list_parked
 from eventstore.projection import RetryResult, read_stream_lenient, retry_parked
+from eventstore.rebuilding import interrupted
 
 from .. import contracts
 from ..topology import load_projections
@@ -374,6 +375,14 @@ def status() -> None:
                     "[yellow]events are parked[/yellow]: `microshop projections errors` lists "
                     "them, `microshop projections retry NAME` applies them again"
                 )
+            for left in await interrupted(store.pool):
+                done = f"{left.events:,}" + (f" of {left.total:,}" if left.total else "")
+                console.print(
+                    f"[yellow]an interrupted rebuild of {left.projection}[/yellow] left table "
+                    f"{left.shadow} ({done} events, {left.phase} phase, last progress "
+                    f"{left.updated_at:%Y-%m-%d %H:%M:%S}): `microshop projections rebuild "
+                    f"{left.projection} --resume` finishes it, without --resume it starts over"
+                )
             waiting, holders = await held_back(store.pool)
             if waiting:
                 console.print(
@@ -456,12 +465,19 @@ def retry_command(name: str, event_id: uuid.UUID | None) -> None:
 @projections.command(name="rebuild")
 @click.argument("name")
 @click.option("--strict", is_flag=True, help="Stop at an event this code cannot read.")
-def rebuild_command(name: str, strict: bool) -> None:
+@click.option(
+    "--resume", is_flag=True, help="Continue a rebuild that was interrupted (else start afresh)."
+)
+def rebuild_command(name: str, strict: bool, resume: bool) -> None:
     """Rebuild projection NAME from the whole log into a shadow table, then swap it in.
 
     Reads of the current table keep working until the swap; a running service continues
-    from the rebuilt position. An event this code cannot read is left out with one line
-    saying so (with --strict the rebuild stops there and nothing is swapped in).
+    from the rebuilt position. Memory stays bounded whatever the log's size: rows are
+    folded and written a chunk at a time, each chunk committed with the rebuild's
+    progress, so a rebuild that was killed continues with --resume (without it, what the
+    killed one left is thrown away and the rebuild starts again). An event this code
+    cannot read is left out with one line saying so (with --strict the rebuild stops
+    there and nothing is swapped in).
     """
     projection = _projection(name)
     skipped: list[RecordedEvent] = []
@@ -476,7 +492,6 @@ def rebuild_command(name: str, strict: bool) -> None:
 
     async def run() -> None:
         async with open_store() as store:
-            total = int(await store.pool.fetchval("SELECT count(*) FROM events"))
             started = time.perf_counter()
             columns = (
                 TextColumn("[bold]{task.description}"),
@@ -485,18 +500,24 @@ def rebuild_command(name: str, strict: bool) -> None:
                 TimeRemainingColumn(),
             )
             with Progress(*columns) as progress:
-                task = progress.add_task(f"rebuild {name}", total=total)
+                task = progress.add_task(f"rebuild {name}", total=None)
                 try:
                     result = await rebuild(
                         store,
                         projection,
                         progress=lambda n: progress.advance(task, n),
+                        expect=lambda n: progress.update(task, total=n),
                         unreadable=unreadable,
+                        resume=resume,
                     )
                 except RebuildInProgress as exc:
                     raise click.ClickException(f"{exc}; try again when it has finished") from None
-                progress.update(task, total=max(total, result.events), completed=result.events)
+                progress.update(task, total=result.events, completed=result.events)
             seconds = time.perf_counter() - started
+            if result.resumed:
+                click.echo(f"resumed the interrupted rebuild of {name}")
+            elif result.discarded:
+                click.echo(f"threw away what an interrupted rebuild of {name} left")
             click.echo(
                 f"rebuilt {name}: {result.rows} rows from {result.events} events in "
                 f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s), "

@@ -56,6 +56,7 @@ class CartsProjection(Projection):
     table = "carts"
     key = "user_id"
     categories = frozenset({CART_STREAMS.name})
+    keyed_by_stream = True
     columns = ("user_id", "items", "total", "currency", "version", "updated_at")
 
     def key_of(self, event: RecordedEvent) -> str | None:

@@ -39,6 +39,7 @@ class ProductsProjection(Projection):
     table = "products"
     key = "id"
     categories = frozenset({PRODUCT_STREAMS.name})
+    keyed_by_stream = True
     columns = (
         "id",
         "sku",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
@@ -28,7 +27,7 @@ from eventstore.parked import list_parked
 from eventstore.pg import Pool
 from eventstore.projection import retry_parked, running
 from tests.conftest import StackEnv
-from tests.samples import NOTES_DDL, Noted, Priced, notes_projection
+from tests.samples import NOTES_DDL, Noted, Priced, expected_rows, notes_projection, table_rows
 
 
 @pytest.fixture
@@ -37,19 +36,6 @@ async def notes(pool: Pool, uid: str) -> AsyncIterator[Projection]:
     await pool.execute(NOTES_DDL.format(table=projection.table))
     yield projection
     await pool.execute(f"DROP TABLE IF EXISTS {projection.table}")
-
-
-async def table_rows(pool: Pool, projection: Projection) -> list[dict[str, Any]]:
-    rows = await pool.fetch(f"SELECT * FROM {projection.table} ORDER BY {projection.key}")
-    return [dict(r) for r in rows]
-
-
-async def expected_rows(store: PostgresEventStore, projection: Projection) -> list[dict[str, Any]]:
-    """The fold of the whole log in memory: what every mode must produce."""
-    state: dict[Any, Any] = {}
-    async for batch in store.iter_all(categories=projection.categories):
-        projection.fold(state, batch)
-    return sorted((r for r in state.values() if r is not None), key=lambda r: r[projection.key])
 
 
 async def test_runner_applies_events_with_its_checkpoint(

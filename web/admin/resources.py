@@ -34,7 +34,7 @@ from eventstore import (
     rebuild,
 )
 from eventstore.pg import Pool
-from eventstore.projection import RebuildResult
+from eventstore.rebuilding import RebuildResult
 from microshop.app import running_task
 from microshop.appkeys import CONFIG
 from microshop.config import Config

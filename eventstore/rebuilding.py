@@ -1,0 +1,576 @@
+"""Rebuilding a projection from the log into a shadow table, in bounded memory, resumably.
+
+A rebuild never holds the read model in memory. It writes the shadow table
+`<table>__rebuild` beside the live one, which keeps serving reads, in two phases:
+
+1. *By stream*, for a projection whose rows each come from one stream's events
+   (`Projection.keyed_by_stream`): the log up to a fence (the head when the rebuild
+   started) is read in pages of the `(stream_id, stream_version)` index, each stream is
+   folded whole (`Projection.fold_stream`), and the rows are COPYed in, chunk by chunk,
+   into a table without indexes. Then the live table's indexes and key constraints are
+   built on it, under temporary names.
+2. *In log order*: the events after the fence (for any other projection: the whole log)
+   are applied a batch at a time, loading the rows they touch from the shadow and
+   upserting them, as a runner does.
+
+Each COPY chunk and each batch commits with the rebuild's progress row
+(`projection_rebuilds`), so a killed rebuild continues where it stopped (`resume=True`),
+and a new one without it discards what an interrupted one left. At the end: `ANALYZE`,
+then under the checkpoint lock (a live runner pauses only now) the last events, the swap,
+the indexes and constraints renamed to the live table's names (so migrations that name
+them keep working), and the checkpoint moved to the rebuilt position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import operator
+import re
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from . import checkpoints
+from .errors import RebuildInProgress
+from .events import Dropped, Position, RecordedEvent, Undecodable
+from .pg import Conn, Executor, Pool
+from .projection import Projection, Row, load_rows, write_rows
+from .store import COLUMNS, GLOBAL_LOG_SQL, PostgresEventStore, head
+
+__all__ = ["Interrupted", "RebuildResult", "interrupted", "rebuild"]
+
+COPY_ROWS = 10_000
+"""Rows the by-stream phase COPYs (and commits with its progress) at a time."""
+PAGE_SIZE = 5_000
+"""Events the by-stream phase reads at a time."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RebuildResult:
+    events: int  # events of the projection's streams folded (by this and earlier runs)
+    rows: int  # rows in the rebuilt table
+    position: Position  # where the checkpoint now is
+    resumed: bool = False  # continued an interrupted rebuild
+    discarded: bool = False  # threw away what an interrupted one left
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Interrupted:
+    """What a rebuild that stopped midway left: its shadow table and how far it got."""
+
+    projection: str
+    shadow: str
+    phase: str
+    events: int
+    total: int | None
+    started_at: datetime
+    updated_at: datetime
+
+
+_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:rebuild:' || $1, 0))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:rebuild:' || $1, 0))"
+
+
+async def interrupted(pool: Pool) -> list[Interrupted]:
+    """Rebuilds that stopped midway and that nobody is running now, oldest first."""
+    found = []
+    async with pool.acquire() as conn:
+        for row in await conn.fetch(
+            """SELECT projection, shadow, phase, events, total, started_at, updated_at
+               FROM projection_rebuilds ORDER BY started_at"""
+        ):
+            if await conn.fetchval(_LOCK, row["projection"]):  # not held: nobody runs it
+                await conn.execute(_UNLOCK, row["projection"])
+                found.append(Interrupted(**dict(row)))
+    return found
+
+
+async def rebuild(
+    store: PostgresEventStore,
+    projection: Projection,
+    *,
+    progress: Callable[[int], None] | None = None,
+    expect: Callable[[int], None] | None = None,
+    batch_size: int = 5000,
+    unreadable: Callable[[RecordedEvent], None] | None = None,
+    resume: bool = False,
+) -> RebuildResult:
+    """Rebuild `projection` from the log into a shadow table, then swap it in.
+
+    Reads of the live table keep working; a live runner pauses only for the final swap
+    and continues from the rebuilt position. One rebuild of a projection at a time,
+    cluster-wide: a second one raises `RebuildInProgress`. `progress(n)` after every n
+    events folded; `expect(n)` once, with how many the rebuild expects (more may arrive
+    meanwhile). An event of the projection this code cannot read is left out and told to
+    `unreadable`, which may raise to stop the rebuild: then nothing is swapped in and the
+    shadow is dropped. `resume`: continue an interrupted rebuild (start one if none was).
+    Any other stop (a kill, a lost connection) leaves the rebuild resumable.
+    """
+    async with store.pool.acquire() as conn, store.pool.acquire() as reader:
+        if not await conn.fetchval(_LOCK, projection.name):
+            raise RebuildInProgress(projection.name)
+        try:
+            job = _Job(store, projection, conn, reader, progress, batch_size, unreadable)
+            with _fewer_collections():
+                return await job.run(resume, expect)
+        finally:
+            await conn.execute(_UNLOCK, projection.name)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect the youngest garbage generation less often while rebuilding.
+
+    Folding a page makes tens of thousands of short-lived containers (decoded events,
+    rows, their JSON values); at the default threshold (700 allocations) the collector
+    runs over them hundreds of times a page, some 15% of a rebuild. Memory stays bounded
+    (a page and a chunk are all a rebuild holds); the threshold is restored after.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+class _Abandon(Exception):
+    """`unreadable` stopped the rebuild with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    store: PostgresEventStore
+    projection: Projection
+    conn: Conn  # holds the rebuild lock; writes the shadow and the progress row
+    reader: Conn  # reads the log (the next page while this one is folded)
+    progress: Callable[[int], None] | None
+    batch_size: int
+    unreadable: Callable[[RecordedEvent], None] | None
+    events: int = 0
+
+    @property
+    def shadow(self) -> str:
+        return f"{self.projection.table}__rebuild"
+
+    async def run(self, resume: bool, expect: Callable[[int], None] | None) -> RebuildResult:
+        name = self.projection.name
+        state = await self.conn.fetchrow(
+            "SELECT * FROM projection_rebuilds WHERE projection = $1", name
+        )
+        resumed = resume and state is not None
+        discarded = state is not None and not resume
+        if state is None or discarded:
+            state = await self._start()
+        self.events = state["events"]
+        if expect is not None:
+            expect(state["total"])
+        if self.progress is not None and self.events:
+            self.progress(self.events)
+        try:
+            if state["phase"] == "streams":
+                fence = Position(state["fence_tx"], state["fence_position"])
+                await self._by_stream(fence, state["after_stream"])
+                async with self.conn.transaction():
+                    await _create_indexes(self.conn, self.projection.table, self.shadow)
+                    await self._save_progress(fence)
+                position = fence
+            else:
+                position = Position(state["after_tx"], state["after_position"])
+            position = await self._in_log_order(position)
+            position = await self._swap(position)
+        except _Abandon as exc:
+            await self._discard()
+            raise exc.error from None
+        rows: int = await self.conn.fetchval(f"SELECT count(*) FROM {self.projection.table}")
+        return RebuildResult(self.events, rows, position, resumed, discarded)
+
+    async def _start(self) -> asyncpg.Record:
+        """A fresh shadow table and progress row (what an earlier rebuild left: gone)."""
+        projection, conn = self.projection, self.conn
+        fence = await head(conn)
+        by_stream = projection.keyed_by_stream
+        expected = await _count(self.reader, projection)
+        async with conn.transaction():
+            await conn.execute(
+                f"DROP TABLE IF EXISTS {self.shadow}; "
+                f"CREATE TABLE {self.shadow} (LIKE {projection.table} INCLUDING DEFAULTS "
+                "INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"
+            )
+            if not by_stream:  # upserted into from the start
+                await _create_indexes(conn, projection.table, self.shadow)
+            state = await conn.fetchrow(
+                """INSERT INTO projection_rebuilds
+                       (projection, shadow, fence_tx, fence_position, phase, total)
+                   VALUES ($1, $2, $3::xid8, $4, $5, $6)
+                   ON CONFLICT (projection) DO UPDATE SET
+                       shadow = excluded.shadow, fence_tx = excluded.fence_tx,
+                       fence_position = excluded.fence_position, phase = excluded.phase,
+                       after_stream = NULL, after_tx = '0', after_position = 0, events = 0,
+                       total = excluded.total, started_at = now(), updated_at = now()
+                   RETURNING *""",
+                projection.name,
+                self.shadow,
+                fence.tx_id,
+                fence.global_position,
+                "streams" if by_stream else "log",
+                expected,
+            )
+        assert state is not None
+        return state
+
+    # -- by stream -----------------------------------------------------------------------
+
+    async def _by_stream(self, fence: Position, after_stream: str | None) -> None:
+        """Fold every stream (after `after_stream`) up to `fence` whole; COPY the rows in.
+
+        A chunk's COPY runs while the next chunk is folded (one COPY at a time)."""
+        record = _record_of(self.projection.columns)
+        records: list[tuple[Any, ...]] = []
+        stream: list[RecordedEvent] = []  # the events so far of the stream being read
+        done = after_stream  # the last stream folded (its rows in `records` or copied)
+        complete = self.events  # events of the streams up to `done`
+        copying: asyncio.Task[None] | None = None
+        pages = _stream_pages(self.store, self.reader, self.projection, fence, after_stream)
+        try:
+            async for page in pages:
+                fold = self._folder(page, record)
+                for event in page:
+                    if stream and event.stream_id != stream[0].stream_id:
+                        records.extend(fold(stream))
+                        done, complete, stream = stream[0].stream_id, complete + len(stream), []
+                    stream.append(event)
+                if len(records) >= COPY_ROWS:
+                    if copying is not None:
+                        await copying
+                    copying = asyncio.ensure_future(self._copy(records, done, complete))
+                    records = []
+                self._advance(len(page))
+            if stream:
+                records.extend(self._folder(stream, record)(stream))
+                done, complete = stream[0].stream_id, complete + len(stream)
+            if copying is not None:
+                await copying
+            await self._copy(records, done, complete)
+        finally:
+            await pages.aclose()
+            if copying is not None and not copying.done():
+                copying.cancel()
+                await asyncio.gather(copying, return_exceptions=True)
+
+    def _folder(
+        self, page: list[RecordedEvent], record: Callable[[Row], tuple[Any, ...]]
+    ) -> Callable[[list[RecordedEvent]], list[tuple[Any, ...]]]:
+        """What folds one stream of `page` into records to COPY. The pages hold only the
+        projection's streams; a page with an event this code cannot read takes the path
+        that tells `unreadable` about it (and skips it)."""
+        fold_stream = self.projection.fold_stream
+        if any(type(e.data) is Undecodable for e in page):
+
+            def fold(events: list[RecordedEvent]) -> list[tuple[Any, ...]]:
+                readable = self._readable(events)
+                rows = fold_stream(readable).values() if readable else ()
+                return [record(row) for row in rows if row is not None]
+
+            return fold
+        return lambda events: [
+            record(row) for row in fold_stream(events).values() if row is not None
+        ]
+
+    async def _copy(self, records: list[tuple[Any, ...]], done: str | None, events: int) -> None:
+        """COPY `records` in, recording that every stream up to `done` is in the shadow."""
+        async with self.conn.transaction():
+            if records:
+                await self.conn.copy_records_to_table(
+                    self.shadow, records=records, columns=self.projection.columns
+                )
+            await self.conn.execute(
+                """UPDATE projection_rebuilds SET after_stream = $2, events = $3,
+                       updated_at = now() WHERE projection = $1""",
+                self.projection.name,
+                done,
+                events,
+            )
+
+    # -- in log order --------------------------------------------------------------------
+
+    async def _in_log_order(self, position: Position) -> Position:
+        """Apply the log after `position` to the shadow, batch by batch, with progress."""
+        while batch := await self._read_after(position):
+            async with self.conn.transaction():
+                position = await self._apply(batch)
+                await self._save_progress(position)
+            if len(batch) < self.batch_size:
+                break
+        return position
+
+    async def _read_after(self, position: Position) -> list[RecordedEvent]:
+        rows = await self.reader.fetch(GLOBAL_LOG_SQL, position[0], position[1], self.batch_size)
+        return self.store.decode_rows(rows, self.projection.categories, lenient=True)
+
+    async def _apply(self, batch: list[RecordedEvent]) -> Position:
+        """Fold `batch` into the rows it touches in the shadow (loaded, then upserted)."""
+        projection = self.projection
+        mine = self._readable(batch)
+        keys = {k for e in mine if (k := projection.key_of(e)) is not None}
+        if keys:
+            state = await load_rows(self.conn, projection, self.shadow, list(keys))
+            changed = projection.fold(state, mine)
+            await write_rows(self.conn, projection, self.shadow, state, changed)
+        self._advance(len(mine))
+        return batch[-1].position
+
+    async def _save_progress(self, position: Position) -> None:
+        await self.conn.execute(
+            """UPDATE projection_rebuilds SET phase = 'log', after_tx = $2::xid8,
+                   after_position = $3, events = $4, updated_at = now()
+               WHERE projection = $1""",
+            self.projection.name,
+            position.tx_id,
+            position.global_position,
+            self.events,
+        )
+
+    # -- the end -------------------------------------------------------------------------
+
+    async def _swap(self, position: Position) -> Position:
+        """ANALYZE, then under the checkpoint lock: the last events, the swap, the names."""
+        projection, conn, table = self.projection, self.conn, self.projection.table
+        await conn.execute(f"ANALYZE {self.shadow}")
+        async with conn.transaction():
+            await checkpoints.lock(conn, projection.name)
+            while batch := await self._read_after(position):
+                position = await self._apply(batch)
+            renames = await _renames(conn, table)
+            await conn.execute(f"DROP TABLE {table}; ALTER TABLE {self.shadow} RENAME TO {table}")
+            for statement in renames:
+                await conn.execute(statement)
+            await checkpoints.save(conn, projection.name, position)
+            await conn.execute(
+                "DELETE FROM projection_rebuilds WHERE projection = $1", projection.name
+            )
+        return position
+
+    async def _discard(self) -> None:
+        async with self.conn.transaction():
+            await self.conn.execute(f"DROP TABLE IF EXISTS {self.shadow}")
+            await self.conn.execute(
+                "DELETE FROM projection_rebuilds WHERE projection = $1", self.projection.name
+            )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _readable(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """The events of the projection's streams this code can read; the others are told
+        to `unreadable` (which may raise to stop the rebuild), dropped ones skipped."""
+        categories = _streams_of(self.projection)
+        if categories is not None:
+            events = [e for e in events if e.category in categories]
+        if not any(isinstance(e.data, Undecodable | Dropped) for e in events):
+            return events
+        readable = []
+        for event in events:
+            if isinstance(event.data, Undecodable):
+                if self.unreadable is not None:
+                    try:
+                        self.unreadable(event)
+                    except Exception as exc:
+                        raise _Abandon(exc) from exc
+            elif not isinstance(event.data, Dropped):
+                readable.append(event)
+        return readable
+
+    def _advance(self, n: int) -> None:
+        self.events += n
+        if self.progress is not None and n:
+            self.progress(n)
+
+
+def _record_of(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """A row's values in `columns` order, as COPY takes them."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
+
+
+# -- reading stream by stream ------------------------------------------------------------
+
+
+def _streams_of(projection: Projection) -> frozenset[str] | None:
+    """The categories whose streams make the projection's rows (None: every stream).
+
+    Those of `categories`, or every stream's for a model that decodes no event data
+    (`categories` empty: it reads the envelope of every event).
+    """
+    return projection.categories or None
+
+
+_LAST_VERSION = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Scan:
+    """A range of the `(stream_id, stream_version)` index to read: from `low`, below
+    `high` (None: to the end), only streams matching one of `patterns` (None: all)."""
+
+    low: str
+    high: str | None
+    patterns: list[str] | None
+
+    def bounds(self, first: int) -> tuple[list[str], list[Any]]:
+        """SQL conditions on `stream_id` beyond `low`, numbering parameters from `first`."""
+        where: list[str] = []
+        args: list[Any] = []
+        if self.high is not None:
+            args.append(self.high)
+            where.append(f"stream_id < ${first + len(args) - 1}")
+        if self.patterns is not None:
+            args.append(self.patterns)
+            where.append(f"stream_id LIKE ANY(${first + len(args) - 1}::text[])")
+        return where, args
+
+    def page(self) -> tuple[str, list[Any]]:
+        """The query for a page after `($1, $2)`, up to the fence `($3, $4)`, `$5` rows."""
+        where, args = self.bounds(6)
+        where[:0] = [
+            "(stream_id, stream_version) > ($1, $2::int)",
+            "(tx_id, global_position) <= ($3::xid8, $4::bigint)",
+        ]
+        sql = (
+            f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY stream_id, stream_version LIMIT $5"
+        )
+        return sql, args
+
+
+async def _scans(conn: Conn, categories: Collection[str] | None) -> list[_Scan]:
+    """How to read the streams of `categories` in index order: one tight range per
+    category where the database sorts text bytewise (C collation), else one pass
+    filtering by prefix (a range bound would be wrong under a linguistic collation)."""
+    if categories is None:
+        return [_Scan("", None, None)]
+    collation = await conn.fetchval(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    )
+    if collation in ("C", "POSIX") or str(collation).startswith("C."):
+        return [_Scan(f"{c}-", f"{c}.", None) for c in sorted(categories)]
+    return [_Scan("", None, [_like_prefix(f"{c}-") for c in sorted(categories)])]
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+async def _stream_pages(
+    store: PostgresEventStore,
+    conn: Conn,
+    projection: Projection,
+    fence: Position,
+    after_stream: str | None,
+) -> AsyncGenerator[list[RecordedEvent], None]:
+    """The events up to `fence` of the projection's streams after `after_stream`, in
+    `(stream_id, stream_version)` order, a page at a time; the query for the next page
+    goes out before this one is handed over, so Postgres reads while the caller folds."""
+    pending: asyncio.Future[list[asyncpg.Record]] | None = None
+    try:
+        for scan in await _scans(conn, _streams_of(projection)):
+            sql, extra = scan.page()
+            if after_stream is not None and after_stream >= scan.low:
+                start = (after_stream, _LAST_VERSION)  # every stream after that one
+            else:
+                start = (scan.low, 0)
+            args = (fence.tx_id, fence.global_position, PAGE_SIZE, *extra)
+            rows = await conn.fetch(sql, *start, *args)
+            while rows:
+                if len(rows) == PAGE_SIZE:
+                    last = rows[-1]
+                    pending = asyncio.ensure_future(conn.fetch(sql, last[2], last[3], *args))
+                    await asyncio.sleep(0)  # let the query go out
+                yield store.decode_rows(rows, projection.categories, lenient=True)
+                if pending is None:
+                    break
+                rows, pending = await pending, None
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+async def _count(conn: Conn, projection: Projection) -> int:
+    """Events of the projection's categories in the log (what a rebuild will fold)."""
+    clauses, args = [], []
+    for scan in await _scans(conn, _streams_of(projection)):
+        args.append(scan.low)
+        where, more = scan.bounds(len(args) + 1)
+        clauses.append(" AND ".join([f"stream_id >= ${len(args)}", *where]))
+        args.extend(more)
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM events WHERE {' OR '.join(f'({c})' for c in clauses)}", *args
+    )
+    return count
+
+
+# -- indexes and their names -------------------------------------------------------------
+
+_INDEX_DEF = re.compile(r"^CREATE (UNIQUE )?INDEX (\S+) ON (\S+) ")
+
+
+def _temporary(name: str) -> str:
+    """The name an index or key constraint has on the shadow until the swap."""
+    return f"{name[:50]}__rebuild"
+
+
+async def _indexes(conn: Executor, table: str) -> list[asyncpg.Record]:
+    """The indexes of `table`: name, definition and the key constraint each one backs."""
+    return await conn.fetch(
+        """SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition,
+                  c.conname AS constraint_name, c.contype::text AS constraint_type
+           FROM pg_index x
+           JOIN pg_class i ON i.oid = x.indexrelid
+           LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+           WHERE x.indrelid = $1::regclass
+           ORDER BY i.relname""",
+        table,
+    )
+
+
+async def _create_indexes(conn: Conn, table: str, shadow: str) -> None:
+    """`table`'s indexes and key constraints on `shadow`, under temporary names."""
+    for index in await _indexes(conn, table):
+        temporary = _temporary(index["name"])
+        unique = "UNIQUE " if index["definition"].startswith("CREATE UNIQUE") else ""
+        definition = _INDEX_DEF.sub(
+            f"CREATE {unique}INDEX {temporary} ON {shadow} ", index["definition"], count=1
+        )
+        await conn.execute(definition)
+        kind = {"p": "PRIMARY KEY", "u": "UNIQUE"}.get(index["constraint_type"] or "")
+        if kind is not None:
+            await conn.execute(
+                f"ALTER TABLE {shadow} ADD CONSTRAINT {temporary} {kind} USING INDEX {temporary}"
+            )
+
+
+async def _renames(conn: Conn, table: str) -> list[str]:
+    """What gives the swapped-in shadow the live table's index and constraint names (to
+    run once the live `table` is dropped and the shadow renamed to it)."""
+    statements = []
+    for index in await _indexes(conn, table):
+        temporary = _temporary(index["name"])
+        if index["constraint_type"] in ("p", "u"):
+            statements.append(
+                f"ALTER TABLE {table} RENAME CONSTRAINT {temporary} TO {index['constraint_name']}"
+            )
+        else:
+            statements.append(f"ALTER INDEX {temporary} RENAME TO {index['name']}")
+    return statements

@@ -1,0 +1,231 @@
+"""Rebuilds as an operator meets them: killed midway and resumed, names kept, statistics
+fresh, nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventstore import ANY, PostgresEventStore, Projection, ProjectionRunner, rebuild
+from eventstore.checkpoints import load
+from eventstore.pg import Pool
+from eventstore.rebuilding import Interrupted, interrupted
+from tests.conftest import StackEnv
+from tests.integration.test_cli import microshop
+from tests.samples import NOTES_DDL, Noted, expected_rows, notes_projection, table_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# what the killed rebuild runs: small pages and chunks, slowed down so it can be caught
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from eventstore import PostgresEventStore, create_pool
+    import eventstore.rebuilding as rebuilding
+    from tests.samples import notes_projection
+
+    rebuilding.COPY_ROWS, rebuilding.PAGE_SIZE = 20, 50
+    dsn, uid, mode = sys.argv[1:4]
+
+    async def main():
+        pool = await create_pool(dsn, max_size=2)
+        store = PostgresEventStore(pool, dsn=dsn)
+        if mode == "streams projection":
+            from eventstore.streams import StreamsProjection
+            projection = StreamsProjection()
+        else:
+            projection = notes_projection(uid, by_stream=mode == "streams")
+        await rebuilding.rebuild(
+            store, projection, batch_size=50, progress=lambda n: time.sleep(0.05)
+        )
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+async def notes(pool: Pool, uid: str) -> AsyncIterator[Projection]:
+    projection = notes_projection(uid)
+    await pool.execute(NOTES_DDL.format(table=projection.table))
+    yield projection
+    await pool.execute(f"DROP TABLE IF EXISTS {projection.table}, {projection.table}__rebuild")
+    await pool.execute("DELETE FROM projection_rebuilds WHERE projection = $1", projection.name)
+
+
+async def write_notes(store: PostgresEventStore, uid: str, n: int, streams: int) -> None:
+    for i in range(0, n, 10):
+        batch = [Noted("delete" if (i + k) % 97 == 96 else str(i + k), i + k) for k in range(10)]
+        await store.append(f"note{uid}-{i // 10 % streams:04d}", batch, ANY)
+
+
+async def shape(pool: Pool, table: str) -> dict[str, Any]:
+    """The names and definitions of `table`'s indexes and constraints."""
+    indexes = await pool.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY 1", table
+    )
+    constraints = await pool.fetch(
+        """SELECT conname, contype::text, pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = $1::regclass ORDER BY 1""",
+        table,
+    )
+    return {"indexes": [tuple(r) for r in indexes], "constraints": [tuple(r) for r in constraints]}
+
+
+async def test_rebuilds_keep_index_and_constraint_names_and_analyze(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
+) -> None:
+    table = notes.table
+    await pool.execute(
+        f"CREATE INDEX {table}_by_total ON {table} (total DESC, stream_id);"
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_one_text UNIQUE (last_text, version);"
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_counted CHECK (count > 0)"
+    )
+    before = await shape(pool, table)
+    assert len(before["indexes"]) == 3 and len(before["constraints"]) == 3
+    await write_notes(store, uid, 400, streams=40)
+
+    for _ in range(3):
+        result = await rebuild(store, notes)
+        assert await shape(pool, table) == before
+    assert result.rows == len(await expected_rows(store, notes)) > 0
+    assert await table_rows(pool, notes) == await expected_rows(store, notes)
+    # the swapped-in table was analyzed before it served: the planner knows its size
+    assert await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = $1", table) == (
+        result.rows
+    )
+    assert await pool.fetchval("SELECT to_regclass($1)", f"{table}__rebuild") is None
+
+
+def start_child(test_env: StackEnv, uid: str, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, test_env.database_url, uid, mode],
+        cwd=ROOT,
+        env=test_env.environ(PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def kill_midway(pool: Pool, child: subprocess.Popen[str], projection: str, phase: str) -> int:
+    """SIGKILL `child` once its rebuild has committed some progress in `phase`."""
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                assert child.poll() is None, child.communicate()[1]
+                row = await pool.fetchrow(
+                    "SELECT phase, events FROM projection_rebuilds WHERE projection = $1",
+                    projection,
+                )
+                if row is not None and row["phase"] == phase and row["events"] > 0:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.communicate()  # waits, closes the pipe
+    done: int = await pool.fetchval(
+        "SELECT events FROM projection_rebuilds WHERE projection = $1", projection
+    )
+    return done
+
+
+async def left_behind(pool: Pool, projection: str) -> Interrupted:
+    """What the killed rebuild of `projection` left, once the server has noticed the kill
+    (until its session ends, the rebuild's lock is held: it counts as running)."""
+    async with asyncio.timeout(10):
+        while not (found := [i for i in await interrupted(pool) if i.projection == projection]):
+            await asyncio.sleep(0.05)
+    [left] = found
+    return left
+
+
+@pytest.mark.parametrize("mode", ["streams", "log"])
+async def test_a_killed_rebuild_resumes_to_what_an_uninterrupted_one_makes(
+    store: PostgresEventStore,
+    pool: Pool,
+    notes: Projection,
+    uid: str,
+    test_env: StackEnv,
+    mode: str,
+) -> None:
+    projection = notes_projection(uid, by_stream=mode == "streams")
+    await write_notes(store, uid, 1500, streams=150)
+    await ProjectionRunner(store, projection).catch_up()
+    await pool.execute(f"UPDATE {projection.table} SET total = -1")  # to be repaired
+
+    child = start_child(test_env, uid, mode)
+    done = await kill_midway(pool, child, projection.name, mode)
+
+    left = await left_behind(pool, projection.name)
+    assert (left.shadow, left.phase, left.events) == (f"{projection.table}__rebuild", mode, done)
+    assert left.total == 1500
+    assert 0 < done < left.total
+    assert await pool.fetchval("SELECT to_regclass($1)", left.shadow) is not None
+    assert {r["total"] for r in await table_rows(pool, projection)} == {-1}  # untouched
+    await write_notes(store, uid, 200, streams=170)  # more arrives after the kill
+
+    progress: list[int] = []
+    result = await rebuild(store, projection, resume=True, progress=progress.append)
+
+    assert result.resumed and not result.discarded
+    assert progress[0] == done  # carried on from the killed run's last commit...
+    assert result.events == 1700 and sum(progress) == 1700  # ...and counted its part
+    assert await table_rows(pool, projection) == await expected_rows(store, projection)
+    assert await load(pool, projection.name) == result.position == await store.head()
+    assert [i for i in await interrupted(pool) if i.projection == projection.name] == []
+    assert await pool.fetchval("SELECT to_regclass($1)", left.shadow) is None
+
+
+async def test_a_rebuild_without_resume_starts_over(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, test_env: StackEnv
+) -> None:
+    await write_notes(store, uid, 1500, streams=150)
+    child = start_child(test_env, uid, "streams")
+    await kill_midway(pool, child, notes.name, "streams")
+    await left_behind(pool, notes.name)
+
+    result = await rebuild(store, notes)
+
+    assert result.discarded and not result.resumed
+    assert result.events == 1500
+    assert await table_rows(pool, notes) == await expected_rows(store, notes)
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM projection_rebuilds WHERE projection = $1", notes.name
+        )
+        == 0
+    )
+
+
+async def test_status_tells_of_an_interrupted_rebuild_and_resume_finishes_it(
+    store: PostgresEventStore, pool: Pool, uid: str, test_env: StackEnv
+) -> None:
+    await write_notes(store, uid, 1500, streams=150)
+    child = start_child(test_env, uid, "streams projection")
+    await kill_midway(pool, child, "streams", "streams")
+    await left_behind(pool, "streams")
+
+    status = await asyncio.to_thread(microshop, test_env, "projections", "status")
+    assert status.returncode == 0, status.stderr
+    assert "an interrupted rebuild of streams left table streams__rebuild" in status.stdout
+    assert "projections rebuild streams --resume" in status.stdout
+
+    resumed = await asyncio.to_thread(
+        microshop, test_env, "projections", "rebuild", "streams", "--resume"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed the interrupted rebuild of streams" in resumed.stdout
+    assert await interrupted(pool) == []
+    status = await asyncio.to_thread(microshop, test_env, "projections", "status")
+    assert "interrupted" not in status.stdout
