@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from datetime import datetime
 from typing import Any, ClassVar
 
 import asyncpg
@@ -27,7 +28,7 @@ import asyncpg
 from . import checkpoints, parked
 from .events import START, Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn
-from .store import COLUMNS, PostgresEventStore
+from .store import COLUMNS, PostgresEventStore, like_prefix, prefix_range, sorts_bytewise
 
 __all__ = [
     "Projection",
@@ -494,16 +495,21 @@ async def replay(
     projection: Projection,
     *,
     stream: str | None = None,
+    from_position: int | None = None,
     to_position: int | None = None,
+    as_of: datetime | None = None,
 ) -> AsyncGenerator[tuple[RecordedEvent, Any, Row | None], None]:
     """Yield `(event, key, row after it)` for each event the projection folds; writes nothing.
 
-    `stream` limits the replay to one stream; `to_position` stops after that global position.
-    An event of the projection this code cannot read comes as `(event, None, None)`, its
-    `data` `Undecodable`: shown, and left out of the fold.
+    `stream` limits the replay to one stream. Only events from global position
+    `from_position` to `to_position` and recorded at or before `as_of` are yielded; those
+    before `from_position` are folded without being yielded, so every row shown is the
+    row as it really was. An event of the projection this code cannot read comes as
+    `(event, None, None)`, its `data` `Undecodable`: shown, and left out of the fold.
     """
     state: dict[Any, Row | None] = {}
     categories = projection.categories
+    first = from_position or 0
 
     async def batches() -> AsyncGenerator[list[RecordedEvent], None]:
         if stream is not None:
@@ -515,15 +521,21 @@ async def replay(
                 async for batch in log:
                     yield batch
 
+    def wanted(event: RecordedEvent) -> bool:
+        return (to_position is None or event.global_position <= to_position) and (
+            as_of is None or event.recorded_at <= as_of
+        )
+
     async with contextlib.aclosing(batches()) as each:
         async for batch in each:
             for event in batch:
-                if to_position is not None and event.global_position > to_position:
+                if not wanted(event):
                     continue
                 if isinstance(event.data, Undecodable) and (
                     categories is None or event.category in categories
                 ):
-                    yield event, None, None
+                    if event.global_position >= first:
+                        yield event, None, None
                     continue
                 if isinstance(event.data, Dropped):
                     continue
@@ -531,13 +543,58 @@ async def replay(
                 if key is None:
                     continue
                 state[key] = row = projection.apply(state.get(key), event)
-                yield event, key, None if row is None else dict(row)
+                if event.global_position >= first:
+                    yield event, key, None if row is None else dict(row)
 
 
 async def read_stream_lenient(store: PostgresEventStore, stream: str) -> list[RecordedEvent]:
     """A stream's events for looking at (not for deciding): an event this code cannot
     read comes with `Undecodable` data instead of an error."""
     return store.decode_rows(await store.pool.fetch(_STREAM_ROWS, stream), lenient=True)
+
+
+async def streams_starting(store: PostgresEventStore, prefix: str, limit: int) -> list[str]:
+    """Up to `limit` ids of streams that start with `prefix`, in order (`prefix` itself
+    first when it is a stream)."""
+    if await store.pool.fetchval("SELECT 1 FROM events WHERE stream_id = $1 LIMIT 1", prefix):
+        return [prefix]
+    found: list[str] = []
+    after = ""
+    if await sorts_bytewise(store.pool):  # a range of the index: hop from stream to stream
+        low, high = prefix_range(prefix)
+        while len(found) < limit:
+            stream = await store.pool.fetchval(
+                "SELECT stream_id FROM events WHERE stream_id >= $1 AND stream_id > $2"
+                " AND stream_id < $3 ORDER BY stream_id LIMIT 1",
+                low,
+                after,
+                high,
+            )
+            if stream is None:
+                break
+            found.append(after := stream)
+        return found
+    rows = await store.pool.fetch(
+        "SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE $1 ORDER BY 1 LIMIT $2",
+        like_prefix(prefix),
+        limit,
+    )
+    return [r[0] for r in rows]
+
+
+async def read_correlated(
+    store: PostgresEventStore, correlation_id: str, limit: int
+) -> list[RecordedEvent]:
+    """Up to `limit` events of one correlation (a request and everything it caused), in
+    log order, to look at (an event this code cannot read comes `Undecodable`). It scans
+    the log: the correlation id is not indexed, so appends stay cheap."""
+    rows = await store.pool.fetch(
+        f"SELECT {COLUMNS} FROM events WHERE metadata->>'correlation_id' = $1"
+        " ORDER BY tx_id, global_position LIMIT $2",
+        correlation_id,
+        limit,
+    )
+    return store.decode_rows(rows, lenient=True)
 
 
 @contextlib.asynccontextmanager

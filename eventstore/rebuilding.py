@@ -40,7 +40,15 @@ from .errors import RebuildInProgress
 from .events import Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn, Executor, Pool
 from .projection import Projection, Row, load_rows, write_rows
-from .store import COLUMNS, GLOBAL_LOG_SQL, PostgresEventStore, head
+from .store import (
+    COLUMNS,
+    GLOBAL_LOG_SQL,
+    PostgresEventStore,
+    head,
+    like_prefix,
+    prefix_range,
+    sorts_bytewise,
+)
 
 __all__ = ["Interrupted", "RebuildResult", "interrupted", "rebuild"]
 
@@ -115,7 +123,7 @@ async def rebuild(
         if not await conn.fetchval(_LOCK, projection.name):
             raise RebuildInProgress(projection.name)
         try:
-            job = _Job(store, projection, conn, reader, progress, batch_size, unreadable)
+            job = Fold(store, projection, conn, reader, progress, batch_size, unreadable)
             with _fewer_collections():
                 return await job.run(resume, expect)
         finally:
@@ -139,7 +147,7 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-class _Abandon(Exception):
+class Abandon(Exception):
     """`unreadable` stopped the rebuild with `error`."""
 
     def __init__(self, error: Exception) -> None:
@@ -148,7 +156,10 @@ class _Abandon(Exception):
 
 
 @dataclasses.dataclass(slots=True)
-class _Job:
+class Fold:
+    """Folds the log into a table: a rebuild's shadow, or the table a verify compares
+    with (for the package: `rebuild` and `verify` drive it)."""
+
     store: PostgresEventStore
     projection: Projection
     conn: Conn  # holds the rebuild lock; writes the shadow and the progress row
@@ -156,11 +167,13 @@ class _Job:
     progress: Callable[[int], None] | None
     batch_size: int
     unreadable: Callable[[RecordedEvent], None] | None
+    shadow: str = ""  # the table written (default: `<table>__rebuild`)
+    persist: bool = True  # commit each chunk with the progress row (a verify does not)
+    until: Position | None = None  # read the log in log order only up to here
     events: int = 0
 
-    @property
-    def shadow(self) -> str:
-        return f"{self.projection.table}__rebuild"
+    def __post_init__(self) -> None:
+        self.shadow = self.shadow or shadow_of(self.projection)
 
     async def run(self, resume: bool, expect: Callable[[int], None] | None) -> RebuildResult:
         name = self.projection.name
@@ -179,16 +192,16 @@ class _Job:
         try:
             if state["phase"] == "streams":
                 fence = Position(state["fence_tx"], state["fence_position"])
-                await self._by_stream(fence, state["after_stream"])
+                await self.by_stream(fence, state["after_stream"])
                 async with self.conn.transaction():
                     await _create_indexes(self.conn, self.projection.table, self.shadow)
                     await self._save_progress(fence)
                 position = fence
             else:
                 position = Position(state["after_tx"], state["after_position"])
-            position = await self._in_log_order(position)
+            position = await self.in_log_order(position)
             position = await self._swap(position)
-        except _Abandon as exc:
+        except Abandon as exc:
             await self._discard()
             raise exc.error from None
         rows: int = await self.conn.fetchval(f"SELECT count(*) FROM {self.projection.table}")
@@ -199,7 +212,7 @@ class _Job:
         projection, conn = self.projection, self.conn
         fence = await head(conn)
         by_stream = projection.keyed_by_stream
-        expected = await _count(self.reader, projection)
+        expected = await count_events(self.reader, projection)
         async with conn.transaction():
             await conn.execute(
                 f"DROP TABLE IF EXISTS {self.shadow}; "
@@ -230,7 +243,7 @@ class _Job:
 
     # -- by stream -----------------------------------------------------------------------
 
-    async def _by_stream(self, fence: Position, after_stream: str | None) -> None:
+    async def by_stream(self, fence: Position, after_stream: str | None) -> None:
         """Fold every stream (after `after_stream`) up to `fence` whole; COPY the rows in.
 
         A chunk's COPY runs while the next chunk is folded (one COPY at a time)."""
@@ -293,6 +306,8 @@ class _Job:
                 await self.conn.copy_records_to_table(
                     self.shadow, records=records, columns=self.projection.columns
                 )
+            if not self.persist:
+                return
             await self.conn.execute(
                 """UPDATE projection_rebuilds SET after_stream = $2, events = $3,
                        updated_at = now() WHERE projection = $1""",
@@ -303,18 +318,25 @@ class _Job:
 
     # -- in log order --------------------------------------------------------------------
 
-    async def _in_log_order(self, position: Position) -> Position:
+    async def in_log_order(self, position: Position) -> Position:
         """Apply the log after `position` to the shadow, batch by batch, with progress."""
         while batch := await self._read_after(position):
             async with self.conn.transaction():
                 position = await self._apply(batch)
-                await self._save_progress(position)
+                if self.persist:
+                    await self._save_progress(position)
             if len(batch) < self.batch_size:
-                break
+                break  # caught up (the swap applies what arrives meanwhile)
         return position
 
     async def _read_after(self, position: Position) -> list[RecordedEvent]:
+        """The next batch of the log after `position` (none past `until`)."""
+        if self.until is not None and position >= self.until:
+            return []
         rows = await self.reader.fetch(GLOBAL_LOG_SQL, position[0], position[1], self.batch_size)
+        if self.until is not None:
+            until = self.until
+            rows = [r for r in rows if Position(r["tx_id"], r["global_position"]) <= until]
         return self.store.decode_rows(rows, self.projection.categories, lenient=True)
 
     async def _apply(self, batch: list[RecordedEvent]) -> Position:
@@ -384,7 +406,7 @@ class _Job:
                     try:
                         self.unreadable(event)
                     except Exception as exc:
-                        raise _Abandon(exc) from exc
+                        raise Abandon(exc) from exc
             elif not isinstance(event.data, Dropped):
                 readable.append(event)
         return readable
@@ -401,6 +423,11 @@ def _record_of(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
         (column,) = columns
         return lambda row: (row[column],)
     return operator.itemgetter(*columns)
+
+
+def shadow_of(projection: Projection) -> str:
+    """The table a rebuild of `projection` writes beside the live one."""
+    return f"{projection.table}__rebuild"
 
 
 # -- reading stream by stream ------------------------------------------------------------
@@ -459,17 +486,9 @@ async def _scans(conn: Conn, categories: Collection[str] | None) -> list[_Scan]:
     filtering by prefix (a range bound would be wrong under a linguistic collation)."""
     if categories is None:
         return [_Scan("", None, None)]
-    collation = await conn.fetchval(
-        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
-    )
-    if collation in ("C", "POSIX") or str(collation).startswith("C."):
-        return [_Scan(f"{c}-", f"{c}.", None) for c in sorted(categories)]
-    return [_Scan("", None, [_like_prefix(f"{c}-") for c in sorted(categories)])]
-
-
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"{escaped}%"
+    if await sorts_bytewise(conn):
+        return [_Scan(*prefix_range(f"{c}-"), None) for c in sorted(categories)]
+    return [_Scan("", None, [like_prefix(f"{c}-") for c in sorted(categories)])]
 
 
 async def _stream_pages(
@@ -507,7 +526,7 @@ async def _stream_pages(
             await asyncio.gather(pending, return_exceptions=True)
 
 
-async def _count(conn: Conn, projection: Projection) -> int:
+async def count_events(conn: Conn, projection: Projection) -> int:
     """Events of the projection's categories in the log (what a rebuild will fold)."""
     clauses, args = [], []
     for scan in await _scans(conn, _streams_of(projection)):

@@ -49,6 +49,26 @@ LIMIT $3"""
 GLOBAL_LOG_SQL = _LOG_SQL.format(columns=COLUMNS)
 
 
+async def sorts_bytewise(conn: Executor) -> bool:
+    """Whether the database compares text byte by byte (C collation), so that a range
+    of the `stream_id` index holds exactly the ids with a given prefix."""
+    collation = await conn.fetchval(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    )
+    return collation in ("C", "POSIX") or str(collation).startswith("C.")
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """`[low, high)`: the byte-ordered range of the strings starting with `prefix`."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern of the strings starting with `prefix`."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
 async def head(conn: Executor) -> Position:
     """The last position readers may see now: no transaction still running can commit an
     event at or before it."""

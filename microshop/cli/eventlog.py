@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ from eventstore import (
     Projection,
     RebuildInProgress,
     RecordedEvent,
+    Row,
     Undecodable,
     create_pool,
     rebuild,
@@ -32,8 +34,15 @@ from eventstore import (
 from eventstore.check import LogCheck, check_log
 from eventstore.checkpoints import held_back, lag
 from eventstore.parked import ParkedEvent, count_parked, list_parked
-from eventstore.projection import RetryResult, read_stream_lenient, retry_parked
+from eventstore.projection import (
+    RetryResult,
+    read_correlated,
+    read_stream_lenient,
+    retry_parked,
+    streams_starting,
+)
 from eventstore.rebuilding import interrupted
+from eventstore.verifying import Difference, Verification, verify
 
 from .. import contracts
 from ..topology import load_projections
@@ -79,6 +88,21 @@ def _projection(name: str) -> Projection:
 
 
 # -- events ------------------------------------------------------------------------------
+
+
+class _Time(click.ParamType):  # type: ignore[type-arg]
+    """An ISO 8601 time; one without a zone is taken as UTC."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-12-03T14:00:00Z)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.group()
@@ -160,30 +184,63 @@ async def _tail_start(store: PostgresEventStore, last: int) -> Any:
 
 
 @events.command()
-@click.argument("stream")
+@click.argument("stream", required=False)
+@click.option(
+    "--correlation",
+    metavar="ID",
+    default=None,
+    help="Every event of one correlation (a request and all it caused), across streams.",
+)
+@click.option("--limit", default=1000, show_default=True, help="Events shown at most.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead.")
-def show(stream: str, as_json: bool) -> None:
-    """Show the timeline of one STREAM (e.g. order-1f2e...)."""
+def show(stream: str | None, correlation: str | None, limit: int, as_json: bool) -> None:
+    """Show the timeline of one STREAM, or of one correlation.
+
+    STREAM may be the start of a stream id (`order-1f2e`) when only one stream starts so.
+    --correlation ID shows every event whose metadata carries that correlation id, in log
+    order, whatever its stream (it scans the log).
+    """
+    if (stream is None) == (correlation is None):
+        raise click.UsageError("give a STREAM or --correlation ID (one of them)")
     load_projections()
 
-    async def run() -> list[RecordedEvent]:
+    async def run() -> tuple[str, list[RecordedEvent]]:
         async with open_store() as store:  # an event this code cannot read shows as such
-            return await read_stream_lenient(store, stream)
+            if correlation is not None:
+                found = await read_correlated(store, correlation, limit)
+                if not found:
+                    raise click.ClickException(f"no events with correlation id {correlation!r}")
+                return f"correlation {correlation}", found
+            assert stream is not None
+            matches = await streams_starting(store, stream, 11)
+            if not matches:
+                raise click.ClickException(f"stream {stream!r} has no events")
+            if len(matches) > 1:
+                more = ", …" if len(matches) > 10 else ""
+                raise click.ClickException(
+                    f"{stream!r} is the start of several streams: "
+                    + ", ".join(matches[:10])
+                    + f"{more}; give more of the id"
+                )
+            return matches[0], (await read_stream_lenient(store, matches[0]))[:limit]
 
-    found = run_async(run())
-    if not found:
-        raise click.ClickException(f"stream {stream!r} has no events")
+    title, found = run_async(run())
     if as_json:
         for event in found:
             click.echo(_json(msgspec.to_builtins(event, str_keys=True)))
         return
-    table = Table(title=f"{stream} — {len(found)} events", show_lines=False)
-    for column in ("v", "recorded at", "type", "data", "correlation", "actor", "service"):
+    table = Table(title=f"{title} — {len(found)} events", show_lines=False)
+    columns = ["v", "recorded at", "type", "data", "correlation", "actor", "service"]
+    if correlation is not None:
+        columns[0] = "stream@v"
+    for column in columns:
         table.add_column(column, overflow="fold")
     for event in found:
         meta = event.metadata
         table.add_row(
-            str(event.stream_version),
+            str(event.stream_version)
+            if correlation is None
+            else f"{event.stream_id}@{event.stream_version}",
             f"{event.recorded_at:%Y-%m-%d %H:%M:%S.%f}"[:-3],
             event.event_type,
             _data_text(event.data, 120),
@@ -197,34 +254,99 @@ def show(stream: str, as_json: bool) -> None:
 @events.command(name="replay")
 @click.option("--projection", "name", required=True, help="The projection to fold.")
 @click.option("--stream", default=None, help="Only this stream's events.")
-@click.option("--to-position", type=int, default=None, help="Stop after this global position.")
-def replay_command(name: str, stream: str | None, to_position: int | None) -> None:
+@click.option(
+    "--from-position", type=click.IntRange(min=0), default=None, help="Show from this position."
+)
+@click.option(
+    "--to-position", type=click.IntRange(min=0), default=None, help="Stop after this position."
+)
+@click.option(
+    "--as-of",
+    type=_Time(),
+    default=None,
+    help="Only events recorded at or before this ISO 8601 time (e.g. 2026-12-03T14:00:00Z).",
+)
+@click.option("--final", is_flag=True, help="Only each row's state at the end, not every step.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead.")
+def replay_command(
+    name: str,
+    stream: str | None,
+    from_position: int | None,
+    to_position: int | None,
+    as_of: datetime | None,
+    final: bool,
+    as_json: bool,
+) -> None:
     """Replay events through a projection in memory, printing its state after each.
 
-    Nothing is written: use it to see how a read model came to look as it does.
+    Nothing is written: use it to see how a read model came to look as it does. Events
+    before --from-position are folded too (without being shown), so every state printed
+    is the row as it really was; --as-of and --to-position cut the log off, so --final
+    prints each row as it was at that time or position.
     """
     projection = _projection(name)
+    if from_position is not None and to_position is not None and from_position > to_position:
+        raise click.BadParameter("must not be after --to-position", param_hint="--from-position")
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         count = 0
+        last: dict[Any, tuple[RecordedEvent, Row | None]] = {}
         async with open_store() as store:
             async for event, key, row in replay(
-                store, projection, stream=stream, to_position=to_position
+                store,
+                projection,
+                stream=stream,
+                from_position=from_position,
+                to_position=to_position,
+                as_of=as_of,
             ):
                 count += 1
-                click.echo(click.style(_event_line(event), bold=True))
-                if isinstance(event.data, Undecodable):
-                    continue  # the line says why; the fold goes on without it
-                state = (
-                    "(deleted)"
-                    if row is None
-                    else json.dumps(json.loads(_json(row)), indent=2, ensure_ascii=False)
-                )
-                click.echo(f"  {projection.key}={key} ->\n" + _indent(state, "    "))
-        return count
+                if final:
+                    if key is not None:
+                        last[key] = (event, row)
+                elif as_json:
+                    click.echo(_json(_replay_step(event, key, row)))
+                else:
+                    _print_step(projection, event, key, row)
+        for key, (event, row) in last.items():
+            if as_json:
+                click.echo(_json(_replay_step(event, key, row)))
+            else:
+                _print_step(projection, event, key, row)
+        return count, len(last)
 
-    count = run_async(run())
-    click.echo(f"{count} events replayed into {name} (nothing written)")
+    count, rows = run_async(run())
+    if not as_json:
+        at_end = f"; {rows} rows at the end" if final else ""
+        click.echo(f"{count} events replayed into {name} (nothing written){at_end}")
+
+
+def _replay_step(event: RecordedEvent, key: Any, row: Row | None) -> dict[str, Any]:
+    step: dict[str, Any] = {
+        "global_position": event.global_position,
+        "stream_id": event.stream_id,
+        "stream_version": event.stream_version,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "recorded_at": event.recorded_at,
+        "key": key,
+        "row": row,
+    }
+    if isinstance(event.data, Undecodable):
+        step["unreadable"] = event.data.reason
+    return step
+
+
+def _print_step(projection: Projection, event: RecordedEvent, key: Any, row: Row | None) -> None:
+    click.echo(click.style(_event_line(event), bold=True))
+    if isinstance(event.data, Undecodable):
+        return  # the line says why; the fold goes on without it
+    state = (
+        "(deleted)"
+        if row is None
+        else json.dumps(json.loads(_json(row)), indent=2, ensure_ascii=False)
+    )
+    click.echo(f"  {projection.key}={key} ->\n" + _indent(state, "    "))
 
 
 @events.command(name="check")
@@ -493,13 +615,7 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
     async def run() -> None:
         async with open_store() as store:
             started = time.perf_counter()
-            columns = (
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"rebuild {name}", total=None)
                 try:
                     result = await rebuild(
@@ -526,3 +642,84 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
             )
 
     run_async(run())
+
+
+def _progress() -> Progress:
+    """The progress bar of long work over the log (on stderr)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+@projections.command(name="verify")
+@click.argument("name")
+@click.option("--fix", is_flag=True, help="Repair the rows that differ (only those).")
+@click.option("--show", default=20, show_default=True, help="Differing keys listed in full.")
+def verify_command(name: str, fix: bool, show: int) -> None:
+    """Compare projection NAME's table with the fold of the log up to its checkpoint.
+
+    Folds the log as a rebuild does, in bounded memory, into a temporary table, and
+    compares it with the read model row by row (a running service may keep applying
+    meanwhile). Exit 0 when they are equal; 1 when some differ, listing their keys and
+    columns. With --fix, just the differing rows are replaced by the log's (or deleted
+    when the log has none), and the exit is 0 once they are repaired.
+    """
+    projection = _projection(name)
+
+    def unreadable(event: RecordedEvent) -> None:
+        reason = event.data.reason if isinstance(event.data, Undecodable) else "?"
+        click.echo(_unreadable_line(event, reason) + " (left out)", err=True)
+
+    async def run() -> Verification:
+        async with open_store() as store:
+            with _progress() as progress:
+                task = progress.add_task(f"verify {name}", total=None)
+                result = await verify(
+                    store,
+                    projection,
+                    fix=fix,
+                    progress=lambda n: progress.advance(task, n),
+                    expect=lambda n: progress.update(task, total=n),
+                    unreadable=unreadable,
+                )
+                progress.update(task, total=result.events, completed=result.events)
+            return result
+
+    result = run_async(run())
+    where = f"the log up to position {result.position} ({result.events} events)"
+    if result.ok:
+        click.echo(f"{name}: all {result.rows} rows match {where}")
+        return
+    click.echo(f"{name}: {result.differing} of {result.rows} rows differ from {where}:")
+    for difference in result.differences[:show]:
+        click.echo("  " + _difference_line(projection, difference))
+    if result.differing > show:
+        click.echo(f"  … and {result.differing - show} more")
+    if result.repaired:
+        rows = "row" if len(result.repaired) == 1 else "rows"
+        click.echo(
+            f"repaired {len(result.repaired)} {rows}: " + ", ".join(map(str, result.repaired))
+        )
+        return
+    if fix:  # all differed only at the snapshot: the runner has since made them right
+        click.echo("nothing left to repair: the runner has since written them")
+        return
+    click.echo(f"`microshop projections verify {name} --fix` repairs them")
+    raise SystemExit(1)
+
+
+def _difference_line(projection: Projection, difference: Difference) -> str:
+    key = f"{projection.key}={difference.key}"
+    if difference.table is None:
+        return f"{key}: missing from the table"
+    if difference.log is None:
+        return f"{key}: in the table, but the log has no such row"
+    changes = (
+        f"{c} table={_json(difference.table.get(c), 60)} log={_json(difference.log[c], 60)}"
+        for c in difference.columns
+    )
+    return f"{key}: " + "; ".join(changes)
