@@ -113,13 +113,15 @@ async def orders(request: web.Request) -> web.Response:
 @page
 async def order(request: web.Request) -> web.Response:
     """The order's status page: its owner (or an admin) sees it; for everyone else it is a
-    404, as the order-service decides."""
+    404, as the order-service decides. With `?as_of=T` it also shows the state the order
+    was in at T (each timeline entry links to its own)."""
     await session.require_user(request)
     order_id, token = _uuid(request, "order"), session.access_token(request)
     answer = await call(request, "order", "GET", f"/api/orders/{order_id}", token=token)
     _check_order_answer(request, answer)
     timeline = await call(request, "order", "GET", f"/api/orders/{order_id}/events", token=token)
     _check_order_answer(request, timeline)
+    as_of = request.query.get("as_of")
     body: dict[str, Any] = answer.body
     return await render(
         request,
@@ -128,9 +130,34 @@ async def order(request: web.Request) -> web.Response:
             "order": body,
             "events": timeline.body.get("items", []),
             "refresh": REFRESH_SECONDS.get(str(body.get("status"))),
+            "as_of": as_of,
+            "past": None if as_of is None else await _order_as_of(request, order_id, as_of, token),
         },
         title=f"Order {order_id[:8]}",
     )
+
+
+async def _order_as_of(
+    request: web.Request, order_id: str, as_of: str, token: str
+) -> dict[str, Any] | None:
+    """The order as it was at `as_of` (each timeline entry links here with its event's exact
+    `recorded_at`); None when it did not exist yet. Whoever gets here may see the order."""
+    params = {"as_of": as_of}
+    answer = await call(
+        request, "order", "GET", f"/api/orders/{order_id}", params=params, token=token
+    )
+    if answer.status == 422:
+        why = answer.error_details.get("as_of")
+        raise PageError(
+            400,
+            "That is not a valid time",
+            " ".join(map(str, why)) if isinstance(why, list) else answer.error_message,
+        )
+    if answer.status == 404:
+        return None
+    _check_order_answer(request, answer)
+    past: dict[str, Any] = answer.body
+    return past
 
 
 def _check_order_answer(request: web.Request, answer: Reply) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -145,9 +146,19 @@ def order_json(row: Any) -> dict[str, Any]:
 ORDERS = register_projection(OrdersProjection())
 
 
-async def row_from_log(store: EventStore, order_id: str) -> Row | None:
+async def row_from_log(
+    store: EventStore, order_id: str, *, as_of: datetime | None = None
+) -> Row | None:
     """The order's row folded from its stream, as the read model will have it: the answer
-    when the read model lags behind a write (or an order must be seen as the log has it)."""
+    when the read model lags behind a write (or an order must be seen as the log has it).
+
+    With `as_of` (time travel), the row as it was at that time: the same fold over the
+    stream's events recorded at or before it (in version order, up to the first one
+    recorded later, so the fold never skips a version); None if the order did not exist
+    yet."""
+    events = await store.read_stream(ORDER_STREAMS.stream(order_id))
+    if as_of is not None:
+        events = list(itertools.takewhile(lambda e: e.recorded_at <= as_of, events))
     rows: dict[Any, Row | None] = {}
-    ORDERS.fold(rows, await store.read_stream(ORDER_STREAMS.stream(order_id)))
+    ORDERS.fold(rows, events)
     return rows.get(uuid.UUID(order_id))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -29,7 +30,7 @@ from .handlers import ORDER, change_order, place_order
 from .metrics import ORDER_METRICS
 from .openapi import OrderListSchema, OrderSchema, TimelineSchema
 from .projections import ORDERS, order_json, row_from_log
-from .schemas import OrderWait, OrderWaitSchema, PaymentFailedSchema, PaymentSucceededSchema
+from .schemas import OrderQuery, OrderQuerySchema, PaymentFailedSchema, PaymentSucceededSchema
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -58,15 +59,26 @@ async def _row(request: web.Request, order_id: str) -> Any:
     )
 
 
-async def _visible_row(request: web.Request, principal: Principal, *, owner_only: bool) -> Any:
-    """The order's row if the caller may see it; another user's order is a 404, not a 403."""
-    order_id = _order_id(request)
-    row = await _row(request, order_id)
+def _visible(row: Any, principal: Principal, *, owner_only: bool) -> Any:
+    """`row` if the caller may see it; no row, or another user's, is a 404, not a 403."""
     if row is None:
         raise domain.OrderNotFound()
     if row["user_id"] != principal.user_id and (owner_only or not principal.is_admin):
         raise domain.OrderNotFound()
     return row
+
+
+async def _visible_row(request: web.Request, principal: Principal, *, owner_only: bool) -> Any:
+    """The order's row if the caller may see it."""
+    row = await _row(request, _order_id(request))
+    return _visible(row, principal, owner_only=owner_only)
+
+
+async def _row_as_of(request: web.Request, principal: Principal, as_of: datetime) -> Any:
+    """The order's row as it was at `as_of`, folded from its stream (time travel), if the
+    caller may see it; an order that did not exist yet is a 404."""
+    row = await row_from_log(request.app[STORE], _order_id(request), as_of=as_of)
+    return _visible(row, principal, owner_only=False)
 
 
 async def _settled(request: web.Request, order_id: str, position: Position | None) -> Any:
@@ -122,14 +134,17 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/orders/{id}")
-@documented(response=OrderSchema, errors=(401, 404, 422), query=OrderWaitSchema)
+@documented(response=OrderSchema, errors=(401, 404, 422), query=OrderQuerySchema)
 async def get_order(request: web.Request) -> web.Response:
-    """One order (optionally long-polled).
+    """One order (optionally long-polled, or as it was at a time).
 
     The order; with `?wait=S`, answered once its status is no longer `while_status`
-    (default PENDING_PAYMENT) or after S seconds, whichever comes first."""
+    (default PENDING_PAYMENT) or after S seconds, whichever comes first. With
+    `?as_of=T`, the order as it was at time T, folded from its events."""
     principal = await authenticate(request)
-    query = read_query(request, OrderWaitSchema(), OrderWait)
+    query = read_query(request, OrderQuerySchema(), OrderQuery)
+    if query.as_of is not None:
+        return json_response(order_json(await _row_as_of(request, principal, query.as_of)))
     if query.wait <= 0:
         return json_response(order_json(await _visible_row(request, principal, owner_only=False)))
     runner = request.app[RUNNERS][ORDERS.name]

@@ -84,3 +84,15 @@ def test_two_services_naming_different_schemas_alike_keep_both() -> None:
     assert "price" in schemas["order.Line"]["properties"]
     ok = spec["paths"]["/api/orders"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"] == {"$ref": "#/components/schemas/order.Line"}
+
+
+def test_time_travel_is_documented_on_the_order() -> None:
+    op = joined()["paths"]["/api/orders/{id}"]["get"]
+    params = {p["name"]: p for p in op["parameters"] if p["in"] == "query"}
+    assert set(params) == {"wait", "while_status", "as_of"}
+    as_of = params["as_of"]
+    assert as_of["schema"] == {"type": "string", "format": "date-time"}
+    assert not as_of["required"]
+    for promise in ("timezone", "refused", "wait", "404"):
+        assert promise in as_of["description"], promise
+    assert {"404", "422"} <= set(op["responses"])

@@ -230,6 +230,11 @@ export const api = {
   orders: (signal?: AbortSignal) => request<OrderList>('GET', '/api/orders', { signal }),
   order: (id: string, signal?: AbortSignal) =>
     request<Order>('GET', `/api/orders/${enc(id)}`, { signal }),
+  /** The order as it was at `asOf` (time travel). Pass a timestamp as the API wrote it, e.g. an
+   * event's `recorded_at`: it has microseconds, which a trip through `Date` would cut to
+   * milliseconds (and then miss an event recorded within the same millisecond). */
+  orderAsOf: (id: string, asOf: string, signal?: AbortSignal) =>
+    request<Order>('GET', `/api/orders/${enc(id)}?as_of=${enc(asOf)}`, { signal }),
   orderEvents: (id: string, signal?: AbortSignal) =>
     request<Timeline>('GET', `/api/orders/${enc(id)}/events`, { signal }),
   retryPayment: (id: string) => request<Order>('POST', `/api/orders/${enc(id)}/retry-payment`),

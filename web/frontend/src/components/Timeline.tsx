@@ -1,8 +1,11 @@
+import { useId, useState } from 'react'
+
 import { api } from '../api'
 import { formatTime } from '../format'
 import { useLoad } from '../hooks'
 import type { OrderEvent } from '../types'
-import { ErrorAlert, Loading } from './Feedback'
+import { ErrorAlert, Loading, Money } from './Feedback'
+import { StatusBadge } from './StatusBadge'
 
 const TITLES: Record<string, string> = {
   OrderPlaced: 'Order placed',
@@ -49,6 +52,66 @@ export function summary(event: OrderEvent): string {
   }
 }
 
+/** The order as it was at `asOf` (an event's exact `recorded_at`, which includes the event). */
+function PastState({ orderId, event, id }: { orderId: string; event: OrderEvent; id: string }) {
+  const asOf = event.recorded_at
+  const { data, error, loading, reload } = useLoad(
+    (signal) => api.orderAsOf(orderId, asOf, signal),
+    [orderId, asOf],
+  )
+  return (
+    <div
+      className="event-state"
+      id={id}
+      role="region"
+      aria-label={`State at this event: ${TITLES[event.type] ?? event.type}`}
+    >
+      {loading && data === null && <Loading>Loading the state at this event…</Loading>}
+      {error?.status === 404 && <p className="muted">The order did not exist yet at this time.</p>}
+      {error && error.status !== 404 && <ErrorAlert error={error} onRetry={reload} />}
+      {data && !error && (
+        <dl className="event-meta">
+          <dt>Status</dt>
+          <dd>
+            <StatusBadge status={data.status} />
+          </dd>
+          <dt>Payment attempts</dt>
+          <dd>{data.payment_attempts}</dd>
+          <dt>Total</dt>
+          <dd>
+            <Money amount={data.total} currency={data.currency} />
+          </dd>
+          <dt>Updated</dt>
+          <dd>
+            <time dateTime={data.updated_at}>{formatTime(data.updated_at)}</time>
+          </dd>
+        </dl>
+      )}
+    </div>
+  )
+}
+
+/** "State at this event": shows (and hides) what the order was right after the event. */
+function StateAtEvent({ orderId, event }: { orderId: string; event: OrderEvent }) {
+  const [open, setOpen] = useState(false)
+  const id = useId()
+  return (
+    <>
+      <button
+        type="button"
+        className="link-button event-state-toggle"
+        aria-expanded={open}
+        aria-controls={open ? id : undefined}
+        onClick={() => setOpen((was) => !was)}
+      >
+        {open ? 'Hide the state at this event' : 'State at this event'}
+        <span className="sr-only"> ({event.type})</span>
+      </button>
+      {open && <PastState orderId={orderId} event={event} id={id} />}
+    </>
+  )
+}
+
 /** The order's event timeline; reloaded whenever `revision` changes (a new status). */
 export function Timeline({ orderId, revision }: { orderId: string; revision: string }) {
   const { data, error, loading, reload } = useLoad(
@@ -81,6 +144,7 @@ export function Timeline({ orderId, revision }: { orderId: string; revision: str
                 </time>
               </div>
               {summary(event) && <p className="event-summary">{summary(event)}</p>}
+              <StateAtEvent orderId={orderId} event={event} />
               <details>
                 <summary>
                   Details <span className="sr-only">of {event.type}</span>
