@@ -9,7 +9,17 @@ from typing import Any
 from .events import START, Position
 from .pg import RELAXED, Conn, Executor
 
-__all__ = ["FenceHolder", "Lag", "held_back", "lag", "load", "lock", "save"]
+__all__ = [
+    "FenceHolder",
+    "Lag",
+    "VersionChanged",
+    "held_back",
+    "lag",
+    "load",
+    "lock",
+    "save",
+    "version_of",
+]
 
 
 async def load(executor: Executor, name: str) -> Position:
@@ -18,11 +28,12 @@ async def load(executor: Executor, name: str) -> Position:
     return START if row is None else Position(row[0], row[1])
 
 
-# The no-op update locks the row (created if missing) and returns what it holds: one trip.
+# The no-op update locks the row (created if missing, at version 1: a later version's rows
+# come only from a rebuild or a promote, which set it) and returns what it holds: one trip.
 _LOCK = """
 INSERT INTO checkpoints (name) VALUES ($1)
 ON CONFLICT (name) DO UPDATE SET name = excluded.name
-RETURNING tx_id, position"""
+RETURNING tx_id, position, version"""
 # `set_config(..., true)` is local to the transaction: its commit does not wait for the WAL
 # flush. A crash may then forget the last such commits, whole: rows and checkpoint together.
 _LOCK_ASYNC_COMMIT = _LOCK + ", set_config('synchronous_commit', 'off', true)"
@@ -31,6 +42,12 @@ INSERT INTO checkpoints (name, tx_id, position, updated_at)
 VALUES ($1, $2::xid8, $3, now())
 ON CONFLICT (name) DO UPDATE
 SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
+_SAVE_VERSION = """
+INSERT INTO checkpoints (name, tx_id, position, version, updated_at)
+VALUES ($1, $2::xid8, $3, $4, now())
+ON CONFLICT (name) DO UPDATE
+SET tx_id = excluded.tx_id, position = excluded.position, version = excluded.version,
+    updated_at = now()"""
 _SAVE_ASYNC_COMMIT = f"""
 {RELAXED}
 INSERT INTO checkpoints (name, tx_id, position, updated_at)
@@ -39,23 +56,58 @@ ON CONFLICT (name) DO UPDATE
 SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
 
 
-async def lock(conn: Conn, name: str, *, synchronous_commit: bool = True) -> Position:
+class VersionChanged(Exception):
+    """The read model's checkpoint stands for rows of another version than the writer's:
+    a promote swapped another version's table in (the writer must stop writing)."""
+
+    def __init__(self, name: str, stored: int, writer: int) -> None:
+        super().__init__(
+            f"{name} holds version {stored} rows now, this writer writes version {writer}"
+        )
+        self.name, self.stored, self.writer = name, stored, writer
+
+
+async def lock(
+    conn: Conn, name: str, *, synchronous_commit: bool = True, version: int | None = None
+) -> Position:
     """Inside a transaction: the checkpoint of `name`, its row locked until commit.
 
     Whoever moves this checkpoint (a runner's batch, a rebuild's swap) holds this lock, so
     two writers of one read model never interleave. `synchronous_commit=False` lets the
     transaction commit without waiting for the disk: right for a read model, whose rows and
-    checkpoint are lost (and re-applied) together, never one without the other.
+    checkpoint are lost (and re-applied) together, never one without the other. `version`:
+    the version of the rows the caller writes; `VersionChanged` if the checkpoint stands
+    for another (a new checkpoint stands for version 1).
     """
-    row: Any = await conn.fetchrow(_LOCK if synchronous_commit else _LOCK_ASYNC_COMMIT, name)
+    sql = _LOCK if synchronous_commit else _LOCK_ASYNC_COMMIT
+    row: Any = await conn.fetchrow(sql, name)
+    if version is not None and row[2] != version:
+        raise VersionChanged(name, row[2], version)
     return Position(row[0], row[1])
 
 
+async def version_of(executor: Executor, name: str) -> int:
+    """The version of the rows `name`'s checkpoint stands for (1 for a reader without)."""
+    version = await executor.fetchval("SELECT version FROM checkpoints WHERE name = $1", name)
+    return 1 if version is None else int(version)
+
+
 async def save(
-    executor: Executor, name: str, position: Position, *, synchronous_commit: bool = True
+    executor: Executor,
+    name: str,
+    position: Position,
+    *,
+    synchronous_commit: bool = True,
+    version: int | None = None,
 ) -> None:
     """Store the checkpoint. `synchronous_commit=False` (outside a transaction) does not
-    wait for the disk: a crash may then move the reader back a little, never forward."""
+    wait for the disk: a crash may then move the reader back a little, never forward.
+    `version`: the version of the rows it now stands for (a rebuild's, a promote's)."""
+    if version is not None:
+        await executor.execute(
+            _SAVE_VERSION, name, position.tx_id, position.global_position, version
+        )
+        return
     sql = _SAVE if synchronous_commit else _SAVE_ASYNC_COMMIT
     await executor.execute(sql, name, position.tx_id, position.global_position)
 

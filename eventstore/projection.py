@@ -72,6 +72,14 @@ class Projection(abc.ABC):
     categories: ClassVar[frozenset[str] | None] = None
     """Stream categories whose event data this model reads (None: all). Events of other
     categories reach `key_of` with `data` None, undecoded."""
+    version: ClassVar[int] = 1
+    """The version of the rows. Bump it (with `ddl`) when they change shape: this code then
+    builds the next table beside the live one, keeps both up to date, and
+    `microshop projections promote NAME` swaps the new one in (`eventstore.versions`)."""
+    ddl: ClassVar[str | None] = None
+    """This version's CREATE TABLE and CREATE INDEX statements, `{table}` standing for the
+    table's name (index and constraint names must start with it). Needed from version 2
+    on; version 1's table comes from a migration."""
     keyed_by_stream: ClassVar[bool] = False
     """Every row is made by the events of one stream alone, no two streams make the same
     row, and only streams of `categories` make rows (any stream's, when `categories` is
@@ -199,6 +207,7 @@ class ProjectionRunner:
         self.apply_attempts = apply_attempts
         self.retry_delay = retry_delay
         self.heartbeat_interval = heartbeat_interval
+        self.version = projection.version  # of the rows it writes (checked at every lock)
         self.parked = 0  # events this runner parked
         self._beat_at = 0.0
         self.position = START  # applied (or found irrelevant) up to here
@@ -339,7 +348,9 @@ class ProjectionRunner:
         transaction. False when the checkpoint moved under us (nothing was recorded)."""
         name = self.projection.name
         async with self.store.pool.acquire() as conn, conn.transaction():
-            stored = await checkpoints.lock(conn, name, synchronous_commit=False)
+            stored = await checkpoints.lock(
+                conn, name, synchronous_commit=False, version=self.version
+            )
             if stored != self._checkpoint and not self._checkpoint < stored <= self.position:
                 await self._adopt(stored)
                 return False
@@ -375,7 +386,9 @@ class ProjectionRunner:
         moved = False
         async with self.store.pool.acquire() as conn, conn.transaction():
             # a read model can be re-applied: no waiting for the disk at commit
-            stored = await checkpoints.lock(conn, projection.name, synchronous_commit=False)
+            stored = await checkpoints.lock(
+                conn, projection.name, synchronous_commit=False, version=self.version
+            )
             if stored != self._checkpoint:
                 if not self._checkpoint < stored <= self.position:
                     # Moved back (a crash forgot our last commits, a rebuild from an older
@@ -402,7 +415,9 @@ class ProjectionRunner:
             return
         position = self.position
         async with self.store.pool.acquire() as conn, conn.transaction():
-            stored = await checkpoints.lock(conn, self.projection.name, synchronous_commit=False)
+            stored = await checkpoints.lock(
+                conn, self.projection.name, synchronous_commit=False, version=self.version
+            )
             # equal, or moved forward (by a peer's progress) within what we have read
             ours = stored == self._checkpoint or self._checkpoint < stored <= position
             if ours:

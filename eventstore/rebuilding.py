@@ -120,6 +120,11 @@ async def rebuild(
     Any other stop (a kill, a lost connection) leaves the rebuild resumable.
     """
     async with store.pool.acquire() as conn, store.pool.acquire() as reader:
+        live = await conn.fetchval(
+            "SELECT version FROM checkpoints WHERE name = $1", projection.name
+        )
+        if live is not None and live != projection.version:
+            raise checkpoints.VersionChanged(projection.name, live, projection.version)
         if not await conn.fetchval(_LOCK, projection.name):
             raise RebuildInProgress(projection.name)
         try:
@@ -376,7 +381,7 @@ class Fold:
             await conn.execute(f"DROP TABLE {table}; ALTER TABLE {self.shadow} RENAME TO {table}")
             for statement in renames:
                 await conn.execute(statement)
-            await checkpoints.save(conn, projection.name, position)
+            await checkpoints.save(conn, projection.name, position, version=projection.version)
             await conn.execute(
                 "DELETE FROM projection_rebuilds WHERE projection = $1", projection.name
             )

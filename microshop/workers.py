@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 from aiohttp import web
 
-from eventstore import Consumer, Position, Projection, ProjectionRunner, RetryPolicy
-from eventstore.checkpoints import lag
+from eventstore import Consumer, Position, Projection, ProjectionRunner, RetryPolicy, checkpoints
+from eventstore.checkpoints import VersionChanged, lag
 from eventstore.consumer import Handler, HandlerContext
+from eventstore.errors import RebuildInProgress
 from eventstore.parked import count_parked
+from eventstore.versions import build_next, keeping, live_columns
 
 from . import context
 from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
@@ -131,7 +133,7 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
 
     async def context_(app: web.Application) -> AsyncIterator[None]:
         runner = ProjectionRunner(app[STORE], projection, batch_size=batch_size)
-        app.setdefault(RUNNERS, {})[projection.name] = runner
+        app.setdefault(RUNNERS, {})[projection.name] = runner  # until its version is known
         name = projection.name
         metrics = app[METRICS]
         lag_events = metrics.gauge("projection_lag_events", "Events not yet in the read model.")
@@ -157,7 +159,9 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
             backoff = 0.5
             while True:
                 try:
-                    await runner.run()
+                    await _run_version(app, runner, batch_size)
+                except VersionChanged as exc:  # a promote: carry on as the new version says
+                    log.info("projection %s: %s; switching", name, exc)
                 except Exception as exc:
                     down[:] = [f"{type(exc).__name__}: {exc}"]
                     restarts.inc({"projection": name})
@@ -176,6 +180,58 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
             yield
 
     return context_
+
+
+async def _run_version(app: web.Application, runner: ProjectionRunner, batch_size: int) -> None:
+    """Keep `runner`'s read model up to date as the version of the live table asks.
+
+    This code's version live: one runner. Older: the next version is being built (and
+    kept up to date by a runner of its own) while the live table keeps serving, kept up to
+    date with the columns both have, until a promote (then `VersionChanged`). Newer: this
+    code is retired for this read model and writes nothing (waiting for a promote back,
+    should one come)."""
+    store, projection = app[STORE], runner.projection
+    name = projection.name
+    live = await checkpoints.version_of(app[POOL], name)
+    if live == projection.version:
+        app[RUNNERS][name] = runner
+        await runner.run()
+        return
+    if live > projection.version:
+        log.warning(
+            "projection %s: version %d is live, this code writes version %d: not writing",
+            name,
+            live,
+            projection.version,
+        )
+        while await checkpoints.version_of(app[POOL], name) == live:  # noqa: ASYNC110 (polls the database)
+            await asyncio.sleep(5.0)
+        return
+    columns = await live_columns(app[POOL], projection.table)
+    keeper = ProjectionRunner(store, keeping(projection, columns, live), batch_size=batch_size)
+    app[RUNNERS][name] = keeper
+
+    async def build_then_follow() -> None:
+        while True:
+            try:
+                following = await build_next(store, projection)
+                break
+            except RebuildInProgress:  # another replica builds it: wait for it
+                await asyncio.sleep(1.0)
+        log.info(
+            "projection %s: version %d built beside version %d", name, projection.version, live
+        )
+        await ProjectionRunner(store, following, batch_size=batch_size).run()
+
+    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(build_then_follow())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # raises what ended it
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def read_your_writes(

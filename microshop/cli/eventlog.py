@@ -27,6 +27,7 @@ from eventstore import (
     RecordedEvent,
     Row,
     Undecodable,
+    checkpoints,
     create_pool,
     rebuild,
     replay,
@@ -43,6 +44,7 @@ from eventstore.projection import (
 )
 from eventstore.rebuilding import interrupted
 from eventstore.verifying import Difference, Verification, verify
+from eventstore.versions import NotBuilt, Promotion, next_version, promote
 
 from .. import contracts
 from ..topology import load_projections
@@ -492,6 +494,8 @@ def status() -> None:
                 )
             console = Console()
             console.print(table)
+            for projection in known.values():
+                await _print_next_version(console, store, projection)
             if any(counts.values()):
                 console.print(
                     "[yellow]events are parked[/yellow]: `microshop projections errors` lists "
@@ -614,13 +618,14 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
 
     async def run() -> None:
         async with open_store() as store:
+            target = await _version_to_rebuild(store, projection)
             started = time.perf_counter()
             with _progress() as progress:
-                task = progress.add_task(f"rebuild {name}", total=None)
+                task = progress.add_task(f"rebuild {target.name}", total=None)
                 try:
                     result = await rebuild(
                         store,
-                        projection,
+                        target,
                         progress=lambda n: progress.advance(task, n),
                         expect=lambda n: progress.update(task, total=n),
                         unreadable=unreadable,
@@ -635,7 +640,7 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
             elif result.discarded:
                 click.echo(f"threw away what an interrupted rebuild of {name} left")
             click.echo(
-                f"rebuilt {name}: {result.rows} rows from {result.events} events in "
+                f"rebuilt {target.name}: {result.rows} rows from {result.events} events in "
                 f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s), "
                 f"position {result.position}"
                 + (f"; {len(skipped)} unreadable events left out" if skipped else "")
@@ -723,3 +728,76 @@ def _difference_line(projection: Projection, difference: Difference) -> str:
         for c in difference.columns
     )
     return f"{key}: " + "; ".join(changes)
+
+
+async def _version_to_rebuild(store: PostgresEventStore, projection: Projection) -> Projection:
+    """The live table when this code writes its version; the next version's table (made
+    first when missing) when this code's version is newer; an error when older."""
+    live = await checkpoints.version_of(store.pool, projection.name)
+    if live == projection.version:
+        return projection
+    if live > projection.version:
+        raise click.ClickException(
+            f"{projection.name} is at version {live}; this code writes version "
+            f"{projection.version}: run the newer code"
+        )
+    following = next_version(projection)
+    if await store.pool.fetchval("SELECT to_regclass($1)", following.table) is None:
+        if not projection.ddl:
+            raise click.ClickException(f"{projection.name} version {projection.version} has no ddl")
+        await store.pool.execute(projection.ddl.format(table=following.table))
+    click.echo(
+        f"{projection.name}: version {live} is live; rebuilding version "
+        f"{projection.version} beside it ({following.table})"
+    )
+    return following
+
+
+@projections.command(name="promote")
+@click.argument("name")
+def promote_command(name: str) -> None:
+    """Swap projection NAME's next version in for the live table.
+
+    When this code's version of NAME is newer than the live table's, the services build
+    the next version's table beside it (`<table>__v<N>`) and keep both up to date; this
+    switches every reader to the new table in one transaction (reads wait for it, none
+    fails), drops the old one, and moves the checkpoint, so runners of the old version
+    stop writing.
+    """
+    projection = _projection(name)
+
+    async def run() -> Promotion:
+        async with open_store() as store:
+            try:
+                return await promote(store, projection)
+            except NotBuilt as exc:
+                raise click.ClickException(str(exc)) from None
+
+    done = run_async(run())
+    click.echo(
+        f"promoted {name} to version {done.version}: {done.rows} rows, position "
+        f"{done.position}; the version {done.retired} table is dropped"
+    )
+
+
+async def _print_next_version(
+    console: Console, store: PostgresEventStore, projection: Projection
+) -> None:
+    """A line for a projection whose next version this code builds beside the live one."""
+    live = await checkpoints.version_of(store.pool, projection.name)
+    if projection.version <= live:
+        return
+    following = next_version(projection)
+    built = await store.pool.fetchval("SELECT 1 FROM checkpoints WHERE name = $1", following.name)
+    if not built:
+        state = "not built yet (the service builds it; or `microshop projections rebuild`)"
+    else:
+        behind = await lag(store.pool, following.name)
+        state = (
+            f"built in {following.table}, {behind.events} events behind: "
+            f"`microshop projections promote {projection.name}` swaps it in"
+        )
+    console.print(
+        f"[yellow]{projection.name}[/yellow]: version {live} is live, version "
+        f"{projection.version} {state}"
+    )
