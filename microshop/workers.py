@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
+import asyncpg
 from aiohttp import web
 
 from eventstore import Consumer, Position, Projection, ProjectionRunner, RetryPolicy, checkpoints
@@ -17,6 +18,7 @@ from eventstore.checkpoints import VersionChanged, lag
 from eventstore.consumer import Handler, HandlerContext
 from eventstore.errors import RebuildInProgress
 from eventstore.parked import count_parked
+from eventstore.verifying import sample
 from eventstore.versions import build_next, keeping, live_columns
 
 from . import context
@@ -122,13 +124,17 @@ def in_event_context(app: web.Application, handler: Handler) -> Handler:
     return handle
 
 
-def projection_context(projection: Projection, *, batch_size: int = 500) -> CleanupContext:
+def projection_context(
+    projection: Projection, *, batch_size: int = 500, sample_interval: float = 60.0
+) -> CleanupContext:
     """Keep `projection` up to date in the background; `app[RUNNERS][name].wait_for(...)`
     gives the owning service read-your-writes.
 
     An event the projection cannot read or apply is parked by the runner, which goes on;
     a runner that dies anyway is started again with backoff (0.5 s doubling to 30 s), and
-    `/ready` reports it only while it is down.
+    `/ready` reports it only while it is down. Every `sample_interval` seconds a few
+    random streams are folded and compared with their rows (`eventstore.verifying.sample`,
+    for a projection keyed by stream): drift shows in `projection_sampled_drift_total`.
     """
 
     async def context_(app: web.Application) -> AsyncIterator[None]:
@@ -170,6 +176,38 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
                     backoff = min(backoff * 2, 30.0)
                     down.clear()
 
+        sampled = metrics.counter(
+            "projection_sampled_rows_total",
+            "Rows compared with the fold of their stream by the periodic sampled verify.",
+        )
+        drifted = metrics.counter(
+            "projection_sampled_drift_total",
+            "Sampled rows that differ from the fold of their stream (run projections verify).",
+        )
+
+        async def sampling() -> None:
+            while True:
+                await asyncio.sleep(sample_interval)
+                if app[RUNNERS][name].version != projection.version:
+                    continue  # building the next version: the live table is another's
+                try:
+                    found = await sample(app[STORE], projection)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("projection %s: sampling failed: %s", name, exc)
+                    continue
+                sampled.add({"projection": name}, found.rows)
+                if found.differing:
+                    drifted.add({"projection": name}, len(found.differing))
+                    log.error(
+                        "projection %s: %d of %d sampled rows differ from the log (keys %s):"
+                        " run `microshop projections verify %s`",
+                        name,
+                        len(found.differing),
+                        found.rows,
+                        ", ".join(map(str, found.differing[:5])),
+                        name,
+                    )
+
         async def runner_up(_: web.Application) -> str | None:
             return f"projection {name} runner restarting after {down[0]}" if down else None
 
@@ -177,7 +215,11 @@ def projection_context(projection: Projection, *, batch_size: int = 500) -> Clea
         app[READY_CHECKS].append(runner_up)
         metrics.collectors.append(collect)
         async with running_task(app, f"projection:{name}", supervised):
-            yield
+            if not projection.keyed_by_stream:
+                yield
+                return
+            async with running_task(app, f"projection-sample:{name}", sampling):
+                yield
 
     return context_
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from eventstore import ANY, PostgresEventStore, Projection, ProjectionRunner, create_pool
 from eventstore.pg import Pool
 from eventstore.projection import running
-from eventstore.verifying import verify
+from eventstore.verifying import sample, verify
+from microshop.app import make_app
+from microshop.workers import RUNNERS, projection_context
 from tests.conftest import StackEnv
 from tests.integration.test_cli import microshop
 from tests.samples import NOTES_DDL, Noted, expected_rows, notes_projection, table_rows
+
+MakeClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture(params=["by stream", "in log order"])
@@ -167,3 +173,43 @@ async def test_the_cli_lists_differing_keys_exits_1_and_fix_repairs(
         "SELECT event_count FROM streams WHERE stream_id = $1", f"vfy{uid}-a"
     )
     assert count == 2
+
+
+async def test_a_sample_of_streams_finds_a_drifted_row(
+    store: PostgresEventStore, pool: Pool, uid: str
+) -> None:
+    notes = notes_projection(uid)
+    await pool.execute(NOTES_DDL.format(table=notes.table))
+    await write_notes(store, uid, streams=30, each=4)
+    await ProjectionRunner(store, notes).catch_up()
+    every = 10_000  # more picks than events: every stream is folded
+
+    clean = await sample(store, notes, streams=every)
+    assert (clean.streams, clean.rows, clean.differing) == (30, 30, [])
+    drift = await corrupt(pool, notes, uid)
+    found = await sample(store, notes, streams=every)
+    # the extra row has no stream: only `verify` sees those
+    assert sorted(found.differing) == sorted(k for k, kind in drift.items() if kind != "extra")
+    few = await sample(store, notes, streams=5)
+    assert 1 <= few.streams <= 5 and few.rows == few.streams
+    with pytest.raises(ValueError, match="not keyed by stream"):
+        await sample(store, notes_projection(uid, by_stream=False))
+
+
+async def test_services_sample_their_read_models_and_count_drift(
+    aiohttp_client: MakeClient, store: PostgresEventStore, pool: Pool, uid: str, test_env: StackEnv
+) -> None:
+    notes = notes_projection(uid)
+    await pool.execute(NOTES_DDL.format(table=notes.table))
+    await write_notes(store, uid, streams=3, each=2)
+    config = test_env.config(namespace=f"{test_env.namespace}-{uid}")
+    app = make_app(config, "sample-test", contexts=[projection_context(notes, sample_interval=0.1)])
+    client = await aiohttp_client(app)
+    await app[RUNNERS][notes.name].wait_for(await store.head(), timeout=10)
+    await pool.execute(f"UPDATE {notes.table} SET total = -1")  # every row drifts
+
+    drifted = f'projection_sampled_drift_total{{projection="{notes.name}",service="sample-test"}}'
+    async with asyncio.timeout(20):
+        while drifted not in (text := await (await client.get("/metrics")).text()):
+            await asyncio.sleep(0.1)
+    assert "projection_sampled_rows_total" in text
