@@ -21,6 +21,8 @@ from eventstore.pg import Pool
 from eventstore.rebuilding import Interrupted, interrupted
 from tests.conftest import StackEnv
 from tests.integration.test_cli import microshop
+from tests.integration.test_web_admin import MakeClient, admin_client, admin_config, page
+from tests.pages import text_of
 from tests.samples import NOTES_DDL, Noted, expected_rows, notes_projection, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,12 +211,16 @@ async def test_a_rebuild_without_resume_starts_over(
 
 
 async def test_status_tells_of_an_interrupted_rebuild_and_resume_finishes_it(
-    store: PostgresEventStore, pool: Pool, uid: str, test_env: StackEnv
+    aiohttp_client: MakeClient, store: PostgresEventStore, pool: Pool, uid: str, test_env: StackEnv
 ) -> None:
     await write_notes(store, uid, 1500, streams=150)
     child = start_child(test_env, uid, "streams projection")
     await kill_midway(pool, child, "streams", "streams")
     await left_behind(pool, "streams")
+
+    admin = await admin_client(aiohttp_client, admin_config(test_env, uid))
+    shown = text_of(await page(admin, "/admin/projections"))
+    assert "Interrupted rebuilds" in shown and "streams__rebuild" in shown
 
     status = await asyncio.to_thread(microshop, test_env, "projections", "status")
     assert status.returncode == 0, status.stderr
@@ -229,3 +235,4 @@ async def test_status_tells_of_an_interrupted_rebuild_and_resume_finishes_it(
     assert await interrupted(pool) == []
     status = await asyncio.to_thread(microshop, test_env, "projections", "status")
     assert "interrupted" not in status.stdout
+    assert "Interrupted rebuilds" not in text_of(await page(admin, "/admin/projections"))

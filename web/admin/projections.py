@@ -1,5 +1,6 @@
 """Operator page of the read models: position and lag of every projection and the relay,
-what holds the log back, and rebuilds (what `microshop projections status|rebuild` do)."""
+what holds the log back, rebuilds, and what an interrupted one left (what
+`microshop projections status|rebuild` do)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 from aiohttp import web
 
 from eventstore.checkpoints import Lag, held_back, lag
+from eventstore.rebuilding import interrupted
 
 from .. import session
 from ..errors import PageError, Redirect
@@ -50,6 +52,7 @@ async def projections_page(request: web.Request) -> web.Response:
             "readers": readers,
             "waiting": waiting,
             "holders": holders,
+            "interrupted": await interrupted(pool),
             "refresh": 2 if operator.rebuilds.running else None,
         },
         title="Projections",
