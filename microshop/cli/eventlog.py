@@ -681,11 +681,12 @@ def verify_command(name: str, fix: bool, show: int) -> None:
 
     async def run() -> Verification:
         async with open_store() as store:
+            target = await _version_to_verify(store, projection)
             with _progress() as progress:
-                task = progress.add_task(f"verify {name}", total=None)
+                task = progress.add_task(f"verify {target.name}", total=None)
                 result = await verify(
                     store,
-                    projection,
+                    target,
                     fix=fix,
                     progress=lambda n: progress.advance(task, n),
                     expect=lambda n: progress.update(task, total=n),
@@ -715,6 +716,28 @@ def verify_command(name: str, fix: bool, show: int) -> None:
         return
     click.echo(f"`microshop projections verify {name} --fix` repairs them")
     raise SystemExit(1)
+
+
+async def _version_to_verify(store: PostgresEventStore, projection: Projection) -> Projection:
+    """The table this code's version of `projection` writes: the live one, or the next
+    version's while it is built beside it."""
+    live = await checkpoints.version_of(store.pool, projection.name)
+    if live == projection.version:
+        return projection
+    following = next_version(projection)
+    built = await store.pool.fetchval(
+        "SELECT 1 FROM checkpoints WHERE name = $1 AND version = $2",
+        following.name,
+        following.version,
+    )
+    if live > projection.version or not built:
+        raise click.ClickException(
+            f"{projection.name} is at version {live}, this code writes version "
+            f"{projection.version}"
+            + ("" if live > projection.version else ", which is not built yet: nothing to verify")
+        )
+    click.echo(f"{projection.name}: verifying version {projection.version} ({following.table})")
+    return following
 
 
 def _difference_line(projection: Projection, difference: Difference) -> str:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from eventstore import ANY, PostgresEventStore, Projection, ProjectionRunner, RecordedEvent, Row
 from eventstore.checkpoints import VersionChanged, version_of
 from eventstore.pg import Pool
+from eventstore.verifying import verify
 from eventstore.versions import (
     NotBuilt,
     build_next,
@@ -108,6 +109,7 @@ async def test_the_next_version_is_built_beside_and_promoted_with_no_failed_read
     following = await build_next(store, v2)
     assert following.table == f"{v1.table}__v2"
     assert await version_of(pool, following.name) == 2 and await version_of(pool, v1.name) == 1
+    assert (await verify(store, following)).ok  # what `projections verify` checks meanwhile
     keeper = ProjectionRunner(store, keeping(v2, await live_columns(pool, v1.table), 1))
     follower = ProjectionRunner(store, following)
 
