@@ -83,13 +83,16 @@ class OrdersProjection(Projection):
         key = self.key_of(first)
         if order is None or last is None or created is None:
             return {key: None}
-        return {key: _row(order, created, last)}
+        return {key: _row(order, created, last, key if str(key) == order.id else None)}
 
 
-def _row(order: domain.Order, created: datetime, event: RecordedEvent) -> Row:
-    """The row of `order` as `event` left it (first made at `created`)."""
+def _row(
+    order: domain.Order, created: datetime, event: RecordedEvent, id_: uuid.UUID | None = None
+) -> Row:
+    """The row of `order` as `event` left it (first made at `created`); `id_`: the
+    order's id, when the caller has it parsed already."""
     return {
-        "id": uuid.UUID(order.id),
+        "id": uuid.UUID(order.id) if id_ is None else id_,
         "user_id": order.user_id,
         "status": order.status,
         "items": _lines(order.items),
