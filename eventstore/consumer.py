@@ -9,7 +9,8 @@ Topology of a consumer named `N` in namespace `ns`:
   Other messages keep flowing meanwhile.
 - `ns.N.parking`: where a message goes after its attempt budget, or at once when it is
   poison (undecodable, or the handler raised `Reject`), or of a type or version the
-  consumer does not accept. It can be listed and replayed.
+  consumer does not accept. It can be listed and replayed, whole or one event at a time,
+  and one event can be discarded.
 
 A message is one event: an upcaster that splits the stored event into several makes the
 message undecodable here (so integration events are upcast one to one), and one that
@@ -21,6 +22,17 @@ database are idempotent through the inbox (`HandlerContext.transaction`): the `e
 recorded in the same transaction as those effects. A handler whose effects are elsewhere
 (HTTP calls) must be idempotent itself: its inbox record, written after it returns and
 without waiting for the disk, only spares most redeliveries the work.
+
+Taking one event out of the parking queue never risks the others: they are fetched with
+`basic.get` and held unacknowledged (never acked, never copied) until the chosen one is
+republished with a confirm and acked; then they are all requeued at once. If the process
+dies midway the broker requeues them itself when the connection drops. A classic queue
+puts requeued messages back where they were, which it always can while nothing else reads
+the parking queue, so they keep their order too.
+
+`redeliver` publishes stored events again to this consumer's queue alone (through the
+default exchange, so no other queue bound to the same events gets them); the inbox drops
+those it handled already.
 """
 
 from __future__ import annotations
@@ -30,26 +42,39 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from aiormq.abc import AbstractChannel, DeliveredMessage
+from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp.commands import Basic
 
-from .amqp import BROKER_ERRORS, connect_amqp
+from .amqp import BROKER_ERRORS, connect_amqp, refused, topic_matches
 from .errors import UpcastError
 from .events import Dropped, RecordedEvent
 from .pg import RELAXED, Conn
 from .store import PostgresEventStore
-from .wire import decode_message
+from .wire import decode_message, encode_row
 
 __all__ = [
     "AlreadyHandled",
     "Consumer",
     "ConsumerStats",
     "HandlerContext",
+    "NotParked",
     "ParkedMessage",
+    "QueueNotDeclared",
+    "Redelivered",
     "Reject",
     "RetryLater",
     "RetryPolicy",
@@ -75,6 +100,23 @@ class Reject(Exception):
 
 class AlreadyHandled(Exception):
     """The inbox already holds this event id: its effects were committed before."""
+
+
+class NotParked(LookupError):
+    """The parking queue holds no message of this event id (or does not exist)."""
+
+    def __init__(self, parking: str, event_id: str) -> None:
+        super().__init__(f"{parking} holds no parked message of event {event_id}")
+        self.parking = parking
+        self.event_id = event_id
+
+
+class QueueNotDeclared(LookupError):
+    """The consumer's queue does not exist yet: its consumer has never run."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue} does not exist: its consumer has never run")
+        self.queue = queue
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,11 +150,24 @@ class ConsumerStats:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ParkedMessage:
+    """A parked message as its headers describe it (None: a message that did not say)."""
+
     event_id: str | None
     routing_key: str | None
     error: str
     attempts: int
     body: bytes
+    event_type: str | None = None
+    stream_id: str | None = None
+    parked_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Redelivered:
+    """What `Consumer.redeliver` did: events sent to the queue, events no binding matched."""
+
+    sent: int
+    skipped: int
 
 
 def _delivery_tag(message: DeliveredMessage) -> int:
@@ -120,6 +175,39 @@ def _delivery_tag(message: DeliveredMessage) -> int:
     if not isinstance(tag, int):
         raise TypeError(f"{message.delivery!r} has no delivery tag")
     return tag
+
+
+def _original_routing_key(message: DeliveredMessage) -> str:
+    """The routing key the relay gave the message: retries, replays and redeliveries come
+    back through the default exchange, under the queue's name, and carry it in a header."""
+    headers = message.header.properties.headers or {}
+    given = headers.get("x-original-routing-key")
+    if isinstance(given, bytes):
+        given = given.decode()
+    return str(given or getattr(message.delivery, "routing_key", "") or "")
+
+
+def _parked_message(message: DeliveredMessage) -> ParkedMessage:
+    props = message.header.properties
+    headers = props.headers or {}
+    parked_at = headers.get("x-parked-at")
+    stream_id = headers.get("x-stream-id")
+    return ParkedMessage(
+        event_id=props.message_id,
+        routing_key=_original_routing_key(message) or None,
+        error=str(headers.get("x-error", "")),
+        attempts=int(headers.get("x-attempt", 0)),  # type: ignore[arg-type]
+        body=message.body,
+        event_type=props.message_type,
+        stream_id=str(stream_id) if stream_id else None,
+        parked_at=(
+            datetime.fromtimestamp(parked_at, UTC) if isinstance(parked_at, int | float) else None
+        ),
+    )
+
+
+def _is_empty(got: DeliveredMessage) -> bool:
+    return got.delivery is None or isinstance(got.delivery, Basic.GetEmpty)
 
 
 class HandlerContext:
@@ -364,7 +452,14 @@ class Consumer:
             )
             self._delay_queues.add(queue)
         await self._republish(
-            channel, message, queue, {"x-attempt": attempt + 1, "x-last-error": reason[:500]}
+            channel,
+            message,
+            queue,
+            {
+                "x-attempt": attempt + 1,
+                "x-last-error": reason[:500],
+                "x-original-routing-key": _original_routing_key(message),
+            },
         )
         self.stats.retried += 1
 
@@ -378,7 +473,7 @@ class Consumer:
             {
                 "x-attempt": attempt,
                 "x-error": reason[:1000],
-                "x-original-routing-key": getattr(message.delivery, "routing_key", "") or "",
+                "x-original-routing-key": _original_routing_key(message),
                 "x-parked-at": int(time.time()),
             },
         )
@@ -411,6 +506,23 @@ class Consumer:
 
     # -- the parking queue ---------------------------------------------------------------
 
+    async def parked_count(self) -> int | None:
+        """How many messages wait in the parking queue; None when it does not exist.
+
+        Asked passively, so looking never declares the queues of a consumer that never ran.
+        """
+        connection = await connect_amqp(self.amqp_url, f"{self.queue}.admin")
+        try:
+            channel = await connection.channel()
+            try:
+                declared = await channel.queue_declare(self.parking, passive=True)
+            except ChannelNotFoundEntity:
+                return None
+            return int(declared.message_count or 0)
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
     async def parked(self, limit: int = 100) -> list[ParkedMessage]:
         """Up to `limit` parked messages, oldest first; they stay parked."""
         async with self._connection() as channel:
@@ -419,33 +531,113 @@ class Consumer:
             last_tag = 0
             while len(found) < limit:
                 got = await channel.basic_get(self.parking, no_ack=False)
-                if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
+                if _is_empty(got):
                     break
                 last_tag = _delivery_tag(got)
-                headers = got.header.properties.headers or {}
-                found.append(
-                    ParkedMessage(
-                        event_id=got.header.properties.message_id,
-                        routing_key=str(headers.get("x-original-routing-key") or "") or None,
-                        error=str(headers.get("x-error", "")),
-                        attempts=int(headers.get("x-attempt", 0)),  # type: ignore[arg-type]
-                        body=got.body,
-                    )
-                )
+                found.append(_parked_message(got))
             if last_tag:
                 await channel.basic_nack(last_tag, multiple=True, requeue=True)
             return found
 
-    async def replay_parked(self, limit: int | None = None) -> int:
-        """Move parked messages back to the consumer's queue with a fresh attempt budget."""
+    async def replay_parked(self, limit: int | None = None, *, event_id: str | None = None) -> int:
+        """Move parked messages back to the consumer's queue with a fresh attempt budget:
+        all of them (or the oldest `limit`), or only those of `event_id`, the others left
+        parked in their order (`NotParked` when there is none)."""
+        if event_id is not None:
+            return len(await self._take_parked(event_id, replay=True))
         moved = 0
         async with self._connection() as channel:
             await self.declare(channel)
             while limit is None or moved < limit:
                 got = await channel.basic_get(self.parking, no_ack=False)
-                if got.delivery is None or isinstance(got.delivery, Basic.GetEmpty):
+                if _is_empty(got):
                     break
                 await self._republish(channel, got, self.queue, {"x-attempt": 1})
                 await channel.basic_ack(_delivery_tag(got))
                 moved += 1
         return moved
+
+    async def discard_parked(self, event_id: str) -> list[ParkedMessage]:
+        """Remove the parked messages of `event_id` for good (usually one; a relay that
+        delivered an event twice may have had both parked) and return them; the others
+        stay parked in their order. `NotParked` when there is none."""
+        return await self._take_parked(event_id, replay=False)
+
+    async def _take_parked(self, event_id: str, *, replay: bool) -> list[ParkedMessage]:
+        taken: list[ParkedMessage] = []
+        async with self._connection() as channel:
+            try:
+                await channel.queue_declare(self.parking, passive=True)
+            except ChannelNotFoundEntity:
+                raise NotParked(self.parking, event_id) from None
+            if replay:  # to a queue that is gone, the default exchange would drop it
+                try:
+                    await channel.queue_declare(self.queue, passive=True)
+                except ChannelNotFoundEntity:
+                    raise QueueNotDeclared(self.queue) from None
+            held = 0  # the highest delivery tag among the messages we keep (held unacked)
+            while True:
+                got = await channel.basic_get(self.parking, no_ack=False)
+                if _is_empty(got):
+                    break
+                tag = _delivery_tag(got)
+                if got.header.properties.message_id != event_id:
+                    held = tag
+                    continue
+                if replay:  # confirmed on the queue before it leaves the parking queue
+                    await self._republish(channel, got, self.queue, {"x-attempt": 1})
+                await channel.basic_ack(tag)
+                taken.append(_parked_message(got))
+            if held:  # every other message back where it was (ack'ed tags are not touched)
+                await channel.basic_nack(held, multiple=True, requeue=True)
+        if not taken:
+            raise NotParked(self.parking, event_id)
+        return taken
+
+    # -- publishing stored events again --------------------------------------------------
+
+    async def redeliver(
+        self,
+        batches: AsyncIterable[Sequence[Any]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Redelivered:
+        """Publish stored events again to this consumer's queue alone, encoded as the relay
+        encodes them, with publisher confirms.
+
+        `batches` are rows of the global log (`store.COLUMNS` order); those no binding of
+        this consumer matches are skipped. Messages go through the default exchange (the
+        relay's routing key in the `x-original-routing-key` header), so no other queue bound
+        to the same events receives them. The inbox drops events the consumer has handled,
+        which makes a redelivery safe to repeat. `QueueNotDeclared` when the queue does not
+        exist; `progress(n)` after each batch of `n` rows.
+        """
+        sent = skipped = 0
+        async with self._connection() as channel:
+            try:
+                await channel.queue_declare(self.queue, passive=True)
+            except ChannelNotFoundEntity:
+                raise QueueNotDeclared(self.queue) from None
+            async for rows in batches:
+                messages = []
+                for row in rows:
+                    key, body, props = encode_row(row)
+                    if not any(topic_matches(binding, key) for binding in self.bindings):
+                        skipped += 1
+                        continue
+                    props.headers = {**(props.headers or {}), "x-original-routing-key": key}
+                    messages.append((body, props))
+                lost = await refused(
+                    channel.basic_publish(
+                        body, exchange="", routing_key=self.queue, properties=props, mandatory=True
+                    )
+                    for body, props in messages
+                )
+                if lost:
+                    raise ConnectionError(
+                        f"broker did not confirm {lost} of {len(messages)} to {self.queue}"
+                    )
+                sent += len(messages)
+                if progress is not None:
+                    progress(len(rows))
+        return Redelivered(sent, skipped)

@@ -20,10 +20,9 @@ from typing import Any
 
 import asyncpg
 from aiormq.abc import AbstractChannel
-from pamqp.commands import Basic
 
 from . import checkpoints
-from .amqp import BROKER_ERRORS, connect_amqp
+from .amqp import BROKER_ERRORS, connect_amqp, refused
 from .events import START, Position
 from .store import PostgresEventStore
 from .wakeup import LogWatcher
@@ -202,16 +201,9 @@ class Relay:
 
     async def _publish(self, channel: AbstractChannel, rows: list[Any]) -> None:
         exchange = self.exchange
-        confirms = await asyncio.gather(
-            *(
-                channel.basic_publish(body, exchange=exchange, routing_key=key, properties=props)
-                for key, body, props in map(encode_row, rows)
-            ),
-            return_exceptions=True,
+        lost = await refused(
+            channel.basic_publish(body, exchange=exchange, routing_key=key, properties=props)
+            for key, body, props in map(encode_row, rows)
         )
-        for confirm in confirms:
-            if isinstance(confirm, BaseException):
-                raise confirm
-        refused = sum(not isinstance(c, Basic.Ack) for c in confirms)
-        if refused:
-            raise PublishRefused(f"{refused} of {len(rows)} messages not confirmed")
+        if lost:
+            raise PublishRefused(f"{lost} of {len(rows)} messages not confirmed")

@@ -1,5 +1,6 @@
 """Load every event type and projection the services define, and name every consumer
-queue (for the CLI and the operator pages)."""
+queue (for the CLI and the operator pages), with a `Consumer` per queue to work on its
+parking queue and redeliver events to it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 
-from eventstore import Projection, projections
+from eventstore import Consumer, HandlerContext, PostgresEventStore, Projection, Reject, projections
 
+from .config import Config
 from .services import SERVICES
 
-__all__ = ["CONSUMER_QUEUES", "ConsumerSpec", "load_projections"]
+__all__ = ["CONSUMER_QUEUES", "ConsumerSpec", "consumers_for", "load_projections"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,6 +45,27 @@ CONSUMER_QUEUES: dict[str, ConsumerSpec] = {
 }
 """Every consumer queue of the system (`tests/integration/test_web_admin.py` checks that
 the services declare exactly these)."""
+
+
+async def _never_called(ctx: HandlerContext) -> None:  # pragma: no cover - never consumed
+    raise Reject("this consumer only works on its queues, it does not consume")
+
+
+def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consumer]:
+    """A `Consumer` per queue of the system, for listing and replaying its parking queue
+    and redelivering events to it (they never consume: the services do)."""
+    return {
+        name: Consumer(
+            store,
+            amqp_url=config.amqp_url,
+            namespace=config.namespace,
+            name=name,
+            bindings=spec.bindings,
+            handler=_never_called,
+            accepts=spec.accepts,
+        )
+        for name, spec in CONSUMER_QUEUES.items()
+    }
 
 
 def _import_if_present(module: str) -> None:

@@ -12,6 +12,7 @@ from ..config import Config
 from ..logs import setup_logging
 from .common import load_config, run_async
 from .eventlog import events, projections
+from .messaging import dead_letters, republish
 
 __all__ = ["main"]
 
@@ -137,5 +138,7 @@ def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
         raise click.ClickException(f"cannot reach the database: {exc}") from None
 
 
+events.add_command(republish)
 main.add_command(events)
 main.add_command(projections)
+main.add_command(dead_letters)

@@ -309,6 +309,80 @@ async def test_dead_letters_lists_parked_messages_and_replays_them(
     assert "Moved 1 message" in text_of(after) and "Nothing is parked" in text_of(after)
 
 
+async def test_dead_letters_replays_or_discards_one_message_and_keeps_the_others(
+    aiohttp_client: MakeClient, test_env: StackEnv, uid: str, store: PostgresEventStore
+) -> None:
+    config = admin_config(test_env, uid)
+    admin = await admin_client(aiohttp_client, config)
+    consumer = consumers_for(config, store)["order-payments"]
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(15):
+            await consumer.ready.wait()
+        async with aiormq.connect(config.amqp_url) as connection:
+            channel = await connection.channel()
+            for n in range(3):
+                await channel.basic_publish(
+                    b"not an event",
+                    exchange=f"{config.namespace}.events",
+                    routing_key="order.OrderPlaced",
+                    properties=aiormq.spec.Basic.Properties(message_id=f"poison-{uid}-{n}"),
+                )
+        async with asyncio.timeout(15):
+            while consumer.stats.parked < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    before = [m.event_id for m in await consumer.parked()]
+
+    body = await page(admin, "/admin/dead-letters")
+    section = body[body.index('id="order-payments"') :]
+    for event_id in before:
+        assert f'name="event_id" value="{event_id}"' in section
+    assert section.count('action="/admin/dead-letters/order-payments/discard"') == 3
+    token = csrf_of(body)
+
+    refused = await admin.post(
+        "/admin/dead-letters/order-payments/discard",
+        data={"event_id": before[0]},
+        allow_redirects=False,
+    )
+    assert refused.status == 403  # no CSRF token: nothing happens
+    assert [m.event_id for m in await consumer.parked()] == before
+
+    replayed = await admin.post(
+        "/admin/dead-letters/order-payments/replay",
+        data={"csrf_token": token, "event_id": before[1]},
+        allow_redirects=False,
+    )
+    assert replayed.status == 303
+    assert replayed.headers["Location"].startswith(
+        "/admin/dead-letters?replayed=1&queue=order-payments"
+    )
+    assert [m.event_id for m in await consumer.parked()] == [before[0], before[2]]
+    assert await _queue_length(config.amqp_url, consumer.queue) == 1
+
+    discarded = await admin.post(
+        "/admin/dead-letters/order-payments/discard",
+        data={"csrf_token": token, "event_id": before[2]},
+        allow_redirects=False,
+    )
+    assert discarded.status == 303
+    assert [m.event_id for m in await consumer.parked()] == [before[0]]
+    after = text_of(await page(admin, discarded.headers["Location"]))
+    assert f"Discarded event {before[2]}" in after and "1 parked message" in after
+
+    gone = await admin.post(
+        "/admin/dead-letters/order-payments/discard",
+        data={"csrf_token": token, "event_id": before[2]},
+    )
+    assert gone.status == 404
+    assert "holds no message of event" in text_of(await gone.text())
+    assert [m.event_id for m in await consumer.parked()] == [before[0]]
+
+
 async def test_dead_letters_page_says_when_rabbitmq_is_down(
     aiohttp_client: MakeClient, test_env: StackEnv, uid: str
 ) -> None:

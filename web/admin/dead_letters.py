@@ -1,17 +1,17 @@
-"""Operator page of the parking queues: what every consumer parked, and replaying it."""
+"""Operator page of the parking queues: what every consumer parked, replaying it (a whole
+queue or one event) and discarding one event."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+from urllib.parse import urlencode
 
 import aiormq
 from aiohttp import web
 
 from eventstore import Consumer
-from eventstore.consumer import ParkedMessage
-from eventstore.relay import connect_amqp
+from eventstore.consumer import NotParked, ParkedMessage
 from microshop.topology import CONSUMER_QUEUES
 
 from .. import session
@@ -47,30 +47,12 @@ def excerpt(body: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def parked_count(consumer: Consumer) -> int | None:
-    """How many messages wait in the parking queue; None when it does not exist.
-
-    Asked passively, so looking never declares the queue of a consumer that never ran.
-    """
-    connection = await connect_amqp(consumer.amqp_url, f"{consumer.queue}.admin")
-    try:
-        channel = await connection.channel()
-        try:
-            declared = await channel.queue_declare(consumer.parking, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return None
-        return int(declared.message_count or 0)
-    finally:
-        with contextlib.suppress(Exception):
-            await connection.close()
-
-
 async def _queue(name: str, consumer: Consumer) -> Queue:
     spec = CONSUMER_QUEUES[name]
     queue = Queue(name, spec.service, consumer.queue, consumer.parking, spec.bindings)
     try:
         async with asyncio.timeout(BROKER_TIMEOUT):
-            count = await parked_count(consumer)
+            count = await consumer.parked_count()
             messages = await consumer.parked(limit=SHOWN) if count else []
     except _BROKER_DOWN as exc:
         return dataclasses.replace(queue, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -93,30 +75,74 @@ async def dead_letters_page(request: web.Request) -> web.Response:
             "excerpt": excerpt,
             "replayed": int(replayed) if replayed and replayed.isdigit() else None,
             "replayed_queue": request.query.get("queue", ""),
+            "discarded": request.query.get("discarded"),
         },
         status=503 if any(q.error for q in queues) else 200,
         title="Dead letters",
     )
 
 
-@routes.post("/admin/dead-letters/{name}/replay", name="admin_replay")
-@page
-async def replay(request: web.Request) -> web.Response:
-    """Move every parked message of a queue back to it, with a fresh attempt budget."""
-    await session.require_admin(request)
-    await session.check_csrf(request)
+def _consumer(request: web.Request) -> tuple[str, Consumer]:
     name = request.match_info["name"]
     consumer = request.app[OPERATOR].consumers.get(name)
     if consumer is None:
         raise PageError(404, "No such queue", f"No consumer is called {name!r}.")
+    return name, consumer
+
+
+def _not_parked(name: str, event_id: str) -> PageError:
+    return PageError(
+        404, "Not parked", f"{name}'s parking queue holds no message of event {event_id}."
+    )
+
+
+def _broker_down(doing: str, exc: BaseException) -> PageError:
+    return PageError(
+        503, "RabbitMQ is unavailable", f"{doing} stopped: {type(exc).__name__}: {exc}"
+    )
+
+
+@routes.post("/admin/dead-letters/{name}/replay", name="admin_replay")
+@page
+async def replay(request: web.Request) -> web.Response:
+    """Move the parked messages of a queue back to it, with a fresh attempt budget: all of
+    them, or only those of the form's `event_id` (the others stay parked)."""
+    await session.require_admin(request)
+    form = await session.check_csrf(request)
+    name, consumer = _consumer(request)
+    event_id = form.get("event_id") or None
     try:
         async with asyncio.timeout(BROKER_TIMEOUT):
-            if await parked_count(consumer) is None:
+            if await consumer.parked_count() is None:
+                if event_id is not None:
+                    raise _not_parked(name, event_id)
                 moved = 0
             else:
-                moved = await consumer.replay_parked()
+                moved = await consumer.replay_parked(event_id=event_id)
+    except NotParked:
+        raise _not_parked(name, event_id or "?") from None
     except _BROKER_DOWN as exc:
-        raise PageError(
-            503, "RabbitMQ is unavailable", f"Replaying stopped: {type(exc).__name__}: {exc}"
-        ) from None
+        raise _broker_down("Replaying", exc) from None
     raise Redirect(f"/admin/dead-letters?replayed={moved}&queue={name}#{name}")
+
+
+@routes.post("/admin/dead-letters/{name}/discard", name="admin_discard")
+@page
+async def discard(request: web.Request) -> web.Response:
+    """Remove the parked messages of the form's `event_id` for good (the others stay)."""
+    await session.require_admin(request)
+    form = await session.check_csrf(request)
+    name, consumer = _consumer(request)
+    event_id = form.get("event_id") or ""
+    if not event_id:
+        raise PageError(400, "Which message?", "The form names no event id to discard.")
+    try:
+        async with asyncio.timeout(BROKER_TIMEOUT):
+            await consumer.discard_parked(event_id)
+    except NotParked:
+        raise _not_parked(name, event_id) from None
+    except _BROKER_DOWN as exc:
+        raise _broker_down("Discarding", exc) from None
+    raise Redirect(
+        f"/admin/dead-letters?{urlencode({'discarded': event_id, 'queue': name})}#{name}"
+    )

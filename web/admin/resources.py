@@ -8,7 +8,7 @@ page needs one), so a database that is down turns those pages into a 503 page an
 the shop and the API alone. The gateway keeps the `streams` read model (the catalogue of
 streams the events pages list) up to date, since these pages are its readers. RabbitMQ is
 reached only when the dead-letters page asks, over a short-lived connection per action
-(`Consumer.parked()` / `replay_parked()` open their own).
+(`Consumer.parked()`, `replay_parked()`, `discard_parked()` open their own).
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from aiohttp import web
 
 from eventstore import (
     Consumer,
-    HandlerContext,
     PostgresEventStore,
     Projection,
     ProjectionRunner,
-    Reject,
     create_pool,
     rebuild,
 )
@@ -37,8 +35,7 @@ from eventstore.pg import Pool
 from eventstore.rebuilding import RebuildResult
 from microshop.app import running_task
 from microshop.appkeys import CONFIG
-from microshop.config import Config
-from microshop.topology import CONSUMER_QUEUES, load_projections
+from microshop.topology import consumers_for, load_projections
 
 __all__ = [
     "OPERATOR",
@@ -46,6 +43,7 @@ __all__ = [
     "Operator",
     "RebuildJob",
     "Rebuilds",
+    "consumers_for",
     "operator_context",
 ]
 
@@ -140,25 +138,6 @@ class Rebuilds:
         for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _never_called(ctx: HandlerContext) -> None:  # pragma: no cover - never consumed
-    raise Reject("the operator pages do not consume")
-
-
-def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consumer]:
-    """A `Consumer` per queue of the system, for listing and replaying its parking queue."""
-    return {
-        name: Consumer(
-            store,
-            amqp_url=config.amqp_url,
-            namespace=config.namespace,
-            name=name,
-            bindings=spec.bindings,
-            handler=_never_called,
-        )
-        for name, spec in CONSUMER_QUEUES.items()
-    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
