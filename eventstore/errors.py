@@ -51,5 +51,14 @@ class RebuildInProgress(EventStoreError):
         super().__init__(f"a rebuild of {name!r} is already running (another process)")
 
 
+class FoldFailed(EventStoreError):
+    """A projection's own code raised on events of the log (a rebuild or verify stops:
+    what was done stays resumable, nothing is swapped in)."""
+
+    def __init__(self, name: str, where: str, error: Exception) -> None:
+        self.name, self.where, self.error = name, where, error
+        super().__init__(f"{name} cannot fold {where}: {type(error).__name__}: {error}")
+
+
 class UpcastError(EventStoreError):
     """A stored event cannot be brought to the current schema version of its type."""

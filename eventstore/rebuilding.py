@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 
 from . import checkpoints
-from .errors import RebuildInProgress
+from .errors import FoldFailed, RebuildInProgress
 from .events import Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn, Executor, Pool
 from .projection import Projection, Row, load_rows, write_rows
@@ -292,17 +292,19 @@ class Fold:
         projection's streams; a page with an event this code cannot read takes the path
         that tells `unreadable` about it (and skips it)."""
         fold_stream = self.projection.fold_stream
-        if any(type(e.data) is Undecodable for e in page):
+        lenient = any(type(e.data) is Undecodable for e in page)
 
-            def fold(events: list[RecordedEvent]) -> list[tuple[Any, ...]]:
-                readable = self._readable(events)
+        def fold(events: list[RecordedEvent]) -> list[tuple[Any, ...]]:
+            readable = self._readable(events) if lenient else events
+            try:
                 rows = fold_stream(readable).values() if readable else ()
-                return [record(row) for row in rows if row is not None]
+            except Exception as exc:
+                raise FoldFailed(
+                    self.projection.name, f"stream {events[0].stream_id}", exc
+                ) from exc
+            return [record(row) for row in rows if row is not None]
 
-            return fold
-        return lambda events: [
-            record(row) for row in fold_stream(events).values() if row is not None
-        ]
+        return fold
 
     async def _copy(self, records: list[tuple[Any, ...]], done: str | None, events: int) -> None:
         """COPY `records` in, recording that every stream up to `done` is in the shadow."""
@@ -348,10 +350,16 @@ class Fold:
         """Fold `batch` into the rows it touches in the shadow (loaded, then upserted)."""
         projection = self.projection
         mine = self._readable(batch)
-        keys = {k for e in mine if (k := projection.key_of(e)) is not None}
+        try:
+            keys = {k for e in mine if (k := projection.key_of(e)) is not None}
+        except Exception as exc:
+            raise FoldFailed(projection.name, _span(batch), exc) from exc
         if keys:
             state = await load_rows(self.conn, projection, self.shadow, list(keys))
-            changed = projection.fold(state, mine)
+            try:
+                changed = projection.fold(state, mine)
+            except Exception as exc:
+                raise FoldFailed(projection.name, _span(batch), exc) from exc
             await write_rows(self.conn, projection, self.shadow, state, changed)
         self._advance(len(mine))
         return batch[-1].position
@@ -428,6 +436,10 @@ def _record_of(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
         (column,) = columns
         return lambda row: (row[column],)
     return operator.itemgetter(*columns)
+
+
+def _span(batch: list[RecordedEvent]) -> str:
+    return f"the events from {batch[0].position} to {batch[-1].position}"
 
 
 def shadow_of(projection: Projection) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 
+# the events as order-service writes them: every id a UUID (the orders read model, which
+# other tests rebuild from the same log, stores them as such)
+
+
 def placed(order_id: str) -> OrderPlaced:
     return OrderPlaced(order_id, "user-1", (), Decimal("12.50"), "EUR")
 
@@ -38,7 +43,7 @@ def retry_requested(order_id: str) -> PaymentRetryRequested:
 
 
 def succeeded(order_id: str) -> PaymentSucceeded:
-    return PaymentSucceeded(order_id, 2, 1, f"pay-{order_id}")
+    return PaymentSucceeded(order_id, 2, 1, str(uuid.uuid5(uuid.NAMESPACE_URL, order_id)))
 
 
 async def append(store: PostgresEventStore, stream: str, *events: object) -> list[Any]:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from eventstore import (
     Dropped,
+    FoldFailed,
     PostgresEventStore,
     Projection,
     RebuildInProgress,
@@ -633,6 +634,11 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
                     )
                 except RebuildInProgress as exc:
                     raise click.ClickException(f"{exc}; try again when it has finished") from None
+                except FoldFailed as exc:
+                    raise click.ClickException(
+                        f"{exc}\nnothing swapped in; fix the projection (or the event), then"
+                        f" `microshop projections rebuild {name} --resume` goes on from here"
+                    ) from None
                 progress.update(task, total=result.events, completed=result.events)
             seconds = time.perf_counter() - started
             if result.resumed:
@@ -684,7 +690,7 @@ def verify_command(name: str, fix: bool, show: int) -> None:
             target = await _version_to_verify(store, projection)
             with _progress() as progress:
                 task = progress.add_task(f"verify {target.name}", total=None)
-                result = await verify(
+                verifying = verify(
                     store,
                     target,
                     fix=fix,
@@ -692,6 +698,10 @@ def verify_command(name: str, fix: bool, show: int) -> None:
                     expect=lambda n: progress.update(task, total=n),
                     unreadable=unreadable,
                 )
+                try:
+                    result = await verifying
+                except FoldFailed as exc:
+                    raise click.ClickException(str(exc)) from None
                 progress.update(task, total=result.events, completed=result.events)
             return result
 

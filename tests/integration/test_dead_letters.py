@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -50,8 +51,9 @@ class Payments:
     async def park(self, count: int) -> list[str]:
         """`count` OrderPlaced events parked; their event ids in publishing order."""
         rows = []
-        for n in range(count):
-            rows += await append(self.store, f"order-{self.uid}{n}", placed(f"{self.uid}{n}"))
+        for _ in range(count):
+            order = str(uuid.uuid4())  # order streams hold real order ids
+            rows += await append(self.store, f"order-{order}", placed(order))
         await publish(self.config.amqp_url, self.config.namespace, rows)
         await until(lambda: self.consumer.stats.parked == count)
         return [str(r["event_id"]) for r in rows]
@@ -133,8 +135,9 @@ async def test_an_unknown_event_id_or_queue_is_one_error_line(payments: Payments
 
 async def test_list_shows_each_parked_message(payments: Payments) -> None:
     [refused] = await payments.park(1)  # refused: parked at once
-    stream = f"order-{payments.uid}f"
-    rows = await append(payments.store, stream, placed(f"{payments.uid}f"))
+    order = str(uuid.uuid4())
+    stream = f"order-{order}"
+    rows = await append(payments.store, stream, placed(order))
     flaky = str(rows[0]["event_id"])
     payments.flaky.add(flaky)  # fails: parked after its two attempts
     await publish(payments.config.amqp_url, payments.config.namespace, rows)
@@ -163,7 +166,8 @@ async def test_list_shows_each_parked_message(payments: Payments) -> None:
 
 async def test_every_parked_copy_of_an_event_is_taken(payments: Payments) -> None:
     """The relay delivers at least once: the same event can be parked twice."""
-    rows = await append(payments.store, f"order-{payments.uid}d", placed(f"{payments.uid}d"))
+    order = str(uuid.uuid4())
+    rows = await append(payments.store, f"order-{order}", placed(order))
     twice = str(rows[0]["event_id"])
     [other] = await payments.park(1)
     await publish(payments.config.amqp_url, payments.config.namespace, rows + rows)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import ANY, PostgresEventStore, Projection, ProjectionRunner, rebuild
+from eventstore import ANY, FoldFailed, PostgresEventStore, Projection, ProjectionRunner, rebuild
 from eventstore.checkpoints import load
 from eventstore.pg import Pool
 from eventstore.rebuilding import Interrupted, interrupted
@@ -232,7 +232,28 @@ async def test_status_tells_of_an_interrupted_rebuild_and_resume_finishes_it(
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed the interrupted rebuild of streams" in resumed.stdout
-    assert await interrupted(pool) == []
+    assert [i for i in await interrupted(pool) if i.projection == "streams"] == []
     status = await asyncio.to_thread(microshop, test_env, "projections", "status")
     assert "interrupted" not in status.stdout
     assert "Interrupted rebuilds" not in text_of(await page(admin, "/admin/projections"))
+
+
+@pytest.mark.parametrize("by_stream", [True, False])
+async def test_a_fold_that_raises_stops_the_rebuild_resumably(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, by_stream: bool
+) -> None:
+    projection: Any = notes_projection(uid, by_stream=by_stream)
+    await write_notes(store, uid, 300, streams=30)
+    await store.append(f"note{uid}-bad", [Noted("explode now")], ANY)
+    await ProjectionRunner(store, projection).catch_up()  # parks it, goes on
+    before = await table_rows(pool, projection)
+
+    with pytest.raises(FoldFailed, match=r"cannot fold .*ValueError: the fold cannot take"):
+        await rebuild(store, projection)
+    assert await table_rows(pool, projection) == before  # nothing swapped in
+    assert [i.projection for i in await interrupted(pool)].count(projection.name) == 1
+
+    projection.explosive = False  # the fix is deployed
+    result = await rebuild(store, projection, resume=True)
+    assert result.resumed and result.events == 301
+    assert await table_rows(pool, projection) == await expected_rows(store, projection)

@@ -8,6 +8,7 @@ one of them must never reach the other. Each test works in a broker namespace of
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import aiormq
@@ -86,11 +87,12 @@ async def _take_all(amqp_url: str, queue: str) -> list[Any]:
 
 
 async def test_a_stream_goes_to_one_consumer_only_and_is_handled_once(queues: Queues) -> None:
-    stream, order = f"order-{queues.uid}", queues.uid
+    order, other = str(uuid.uuid4()), str(uuid.uuid4())  # order streams hold real order ids
+    stream = f"order-{order}"
     rows = await append(
         queues.store, stream, placed(order), retry_requested(order), succeeded(order)
     )
-    await append(queues.store, f"order-{queues.uid}x", placed(f"{order}x"))  # another stream
+    await append(queues.store, f"order-{other}", placed(other))  # another stream
     bound = [r for r in rows if r["event_type"] in ("OrderPlaced", "PaymentRetryRequested")]
 
     code, out, err = await queues.republish("--consumer", "order-payments", "--stream", stream)
@@ -123,8 +125,9 @@ async def test_a_stream_goes_to_one_consumer_only_and_is_handled_once(queues: Qu
 
 
 async def test_a_position_range_sends_what_the_consumer_is_bound_to(queues: Queues) -> None:
-    first = await append(queues.store, f"order-{queues.uid}a", placed("a"), succeeded("a"))
-    last = await append(queues.store, f"order-{queues.uid}b", placed("b"), retry_requested("b"))
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    first = await append(queues.store, f"order-{a}", placed(a), succeeded(a))
+    last = await append(queues.store, f"order-{b}", placed(b), retry_requested(b))
     rows = first + last
     low, high = rows[0]["global_position"], rows[-1]["global_position"]
 
@@ -167,8 +170,9 @@ def test_a_bad_mix_of_options_is_a_usage_error(test_env: StackEnv, args: list[st
 async def test_an_unknown_or_undeclared_queue_is_one_error_line(
     test_env: StackEnv, uid: str, store: PostgresEventStore
 ) -> None:
-    stream = f"order-{uid}"
-    await append(store, stream, placed(uid))
+    order = str(uuid.uuid4())
+    stream = f"order-{order}"
+    await append(store, stream, placed(order))
     unknown = microshop(test_env, "events", "republish", "--consumer", "nope", "--stream", stream)
     assert unknown.returncode == 1
     assert unknown.stderr.splitlines() == [
