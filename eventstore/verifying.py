@@ -234,12 +234,19 @@ class Sample:
     differing: list[Any]  # keys whose row is not what their stream folds to
 
 
-async def sample(store: PostgresEventStore, projection: Projection, streams: int = 20) -> Sample:
+async def sample(
+    store: PostgresEventStore,
+    projection: Projection,
+    streams: int = 20,
+    *,
+    among: tuple[int, int] | None = None,
+) -> Sample:
     """Fold `streams` streams of `projection` picked at random from the log (up to its
     checkpoint) and compare the rows they make with the table's, as of that checkpoint.
 
     Cheap enough to run every minute beside a live runner (one snapshot, a few indexed
-    reads): what `projections verify` does for the whole table, by sample. For a
+    reads): what `projections verify` does for the whole table, by sample. `among`:
+    the range of global positions to pick from (default: the whole log). For a
     projection `keyed_by_stream` only (one row comes from one stream); rows are compared
     as the driver reads them.
     """
@@ -257,8 +264,10 @@ async def sample(store: PostgresEventStore, projection: Projection, streams: int
         last = position.global_position
         if last == 0:
             return Sample(0, 0, [])
+        low, high = among or (1, last)
+        points = range(max(low, 1), min(high, last) + 1)
         picked: set[str] = set()
-        for point in random.sample(range(1, last + 1), min(streams, last)):
+        for point in random.sample(points, min(streams, len(points))):
             found = await conn.fetchval(
                 f"SELECT stream_id FROM events WHERE global_position >= $1 AND {where}"
                 " ORDER BY global_position LIMIT 1",

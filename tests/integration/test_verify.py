@@ -182,12 +182,18 @@ async def test_a_sample_of_streams_finds_a_drifted_row(
     await pool.execute(NOTES_DDL.format(table=notes.table))
     await write_notes(store, uid, streams=30, each=4)
     await ProjectionRunner(store, notes).catch_up()
-    every = 10_000  # more picks than events: every stream is folded
+    span = await pool.fetchrow(
+        "SELECT min(global_position), max(global_position) FROM events WHERE stream_id LIKE $1",
+        f"note{uid}-%",
+    )
+    assert span is not None
+    first, last = span
+    picks, among = last - first + 1, (first, last)  # each of its events picked once
 
-    clean = await sample(store, notes, streams=every)
+    clean = await sample(store, notes, picks, among=among)
     assert (clean.streams, clean.rows, clean.differing) == (30, 30, [])
     drift = await corrupt(pool, notes, uid)
-    found = await sample(store, notes, streams=every)
+    found = await sample(store, notes, picks, among=among)
     # the extra row has no stream: only `verify` sees those
     assert sorted(found.differing) == sorted(k for k, kind in drift.items() if kind != "extra")
     few = await sample(store, notes, streams=5)
