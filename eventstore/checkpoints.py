@@ -18,6 +18,7 @@ __all__ = [
     "load",
     "lock",
     "save",
+    "stored_version",
     "version_of",
 ]
 
@@ -86,10 +87,15 @@ async def lock(
     return Position(row[0], row[1])
 
 
+async def stored_version(executor: Executor, name: str) -> int | None:
+    """The version of the rows `name`'s checkpoint stands for; None without a checkpoint."""
+    version = await executor.fetchval("SELECT version FROM checkpoints WHERE name = $1", name)
+    return None if version is None else int(version)
+
+
 async def version_of(executor: Executor, name: str) -> int:
     """The version of the rows `name`'s checkpoint stands for (1 for a reader without)."""
-    version = await executor.fetchval("SELECT version FROM checkpoints WHERE name = $1", name)
-    return 1 if version is None else int(version)
+    return await stored_version(executor, name) or 1
 
 
 async def save(

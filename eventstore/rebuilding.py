@@ -120,9 +120,7 @@ async def rebuild(
     Any other stop (a kill, a lost connection) leaves the rebuild resumable.
     """
     async with store.pool.acquire() as conn, store.pool.acquire() as reader:
-        live = await conn.fetchval(
-            "SELECT version FROM checkpoints WHERE name = $1", projection.name
-        )
+        live = await checkpoints.stored_version(conn, projection.name)
         if live is not None and live != projection.version:
             raise checkpoints.VersionChanged(projection.name, live, projection.version)
         if not await conn.fetchval(_LOCK, projection.name):
@@ -567,7 +565,7 @@ def _temporary(name: str) -> str:
     return f"{name[:50]}__rebuild"
 
 
-async def _indexes(conn: Executor, table: str) -> list[asyncpg.Record]:
+async def indexes_of(conn: Executor, table: str) -> list[asyncpg.Record]:
     """The indexes of `table`: name, definition and the key constraint each one backs."""
     return await conn.fetch(
         """SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition,
@@ -583,7 +581,7 @@ async def _indexes(conn: Executor, table: str) -> list[asyncpg.Record]:
 
 async def _create_indexes(conn: Conn, table: str, shadow: str) -> None:
     """`table`'s indexes and key constraints on `shadow`, under temporary names."""
-    for index in await _indexes(conn, table):
+    for index in await indexes_of(conn, table):
         temporary = _temporary(index["name"])
         unique = "UNIQUE " if index["definition"].startswith("CREATE UNIQUE") else ""
         definition = _INDEX_DEF.sub(
@@ -601,7 +599,7 @@ async def _renames(conn: Conn, table: str) -> list[str]:
     """What gives the swapped-in shadow the live table's index and constraint names (to
     run once the live `table` is dropped and the shadow renamed to it)."""
     statements = []
-    for index in await _indexes(conn, table):
+    for index in await indexes_of(conn, table):
         temporary = _temporary(index["name"])
         if index["constraint_type"] in ("p", "u"):
             statements.append(

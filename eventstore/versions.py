@@ -27,13 +27,14 @@ from .errors import RebuildInProgress
 from .events import Position
 from .pg import Conn, Executor
 from .projection import Projection
-from .rebuilding import Fold, rebuild
+from .rebuilding import Fold, indexes_of, rebuild
 from .store import PostgresEventStore
 
 __all__ = [
     "NotBuilt",
     "Promotion",
     "build_next",
+    "is_built",
     "keeping",
     "live_columns",
     "next_version",
@@ -92,6 +93,12 @@ async def live_columns(executor: Executor, table: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+async def is_built(executor: Executor, projection: Projection) -> bool:
+    """Whether the next version of `projection` is built (and followed) beside the live one."""
+    following = next_version(projection)
+    return await checkpoints.stored_version(executor, following.name) == following.version
+
+
 async def build_next(store: PostgresEventStore, projection: Projection) -> Projection:
     """Make sure the next version's table exists and is built (creating it from `ddl`,
     then a streaming, resumable rebuild into it); return the projection writing it.
@@ -109,8 +116,7 @@ async def build_next(store: PostgresEventStore, projection: Projection) -> Proje
             raise RebuildInProgress(following.name)
         if await conn.fetchval("SELECT to_regclass($1)", following.table) is None:
             await conn.execute(projection.ddl.format(table=following.table))
-    built = await store.pool.fetchval("SELECT 1 FROM checkpoints WHERE name = $1", following.name)
-    if not built:
+    if not await is_built(store.pool, projection):
         await rebuild(store, following, resume=True)
     return following
 
@@ -125,11 +131,7 @@ async def promote(store: PostgresEventStore, projection: Projection) -> Promotio
                 f"{projection.name} is at version {live} already; this code has version "
                 f"{projection.version}"
             )
-        built = await conn.fetchval(
-            "SELECT 1 FROM checkpoints WHERE name = $1 AND version = $2",
-            following.name,
-            following.version,
-        )
+        built = await is_built(conn, projection)
         if not built or await conn.fetchval("SELECT to_regclass($1)", following.table) is None:
             raise NotBuilt(
                 f"version {projection.version} of {projection.name} is not built yet: run "
@@ -160,13 +162,7 @@ async def _renames(conn: Conn, table: str, live: str) -> list[str]:
     """What gives `table`'s indexes and constraints the live names once it is renamed to
     `live`: each name starting with `table` starts with `live` instead."""
     statements = []
-    for index in await conn.fetch(
-        """SELECT i.relname AS name, c.conname AS constraint_name
-           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-           LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
-           WHERE x.indrelid = $1::regclass""",
-        table,
-    ):
+    for index in await indexes_of(conn, table):
         name = index["constraint_name"] or index["name"]
         if not name.startswith(table):
             continue

@@ -45,7 +45,7 @@ from eventstore.projection import (
 )
 from eventstore.rebuilding import interrupted
 from eventstore.verifying import Difference, Verification, verify
-from eventstore.versions import NotBuilt, Promotion, next_version, promote
+from eventstore.versions import NotBuilt, Promotion, is_built, next_version, promote
 
 from .. import contracts
 from ..topology import load_projections
@@ -367,16 +367,8 @@ def check_command(as_json: bool, show: int) -> None:
     async def run() -> LogCheck:
         async with open_store() as store:
             total = await store.pool.fetchval("SELECT count(*) FROM events")
-            with Progress(
-                TextColumn("checking"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-                disable=as_json,
-            ) as bar:
-                task = bar.add_task("events", total=total)
+            with _progress(transient=True, disable=as_json) as bar:
+                task = bar.add_task("checking", total=total)
                 return await check_log(store, progress=lambda n: bar.advance(task, n))
 
     started = time.perf_counter()
@@ -655,7 +647,7 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
     run_async(run())
 
 
-def _progress() -> Progress:
+def _progress(*, transient: bool = False, disable: bool = False) -> Progress:
     """The progress bar of long work over the log (on stderr)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -663,6 +655,8 @@ def _progress() -> Progress:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
+        transient=transient,
+        disable=disable,
     )
 
 
@@ -735,11 +729,7 @@ async def _version_to_verify(store: PostgresEventStore, projection: Projection) 
     if live == projection.version:
         return projection
     following = next_version(projection)
-    built = await store.pool.fetchval(
-        "SELECT 1 FROM checkpoints WHERE name = $1 AND version = $2",
-        following.name,
-        following.version,
-    )
+    built = await is_built(store.pool, projection)
     if live > projection.version or not built:
         raise click.ClickException(
             f"{projection.name} is at version {live}, this code writes version "
@@ -821,8 +811,7 @@ async def _print_next_version(
     if projection.version <= live:
         return
     following = next_version(projection)
-    built = await store.pool.fetchval("SELECT 1 FROM checkpoints WHERE name = $1", following.name)
-    if not built:
+    if not await is_built(store.pool, projection):
         state = "not built yet (the service builds it; or `microshop projections rebuild`)"
     else:
         behind = await lag(store.pool, following.name)

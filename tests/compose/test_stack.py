@@ -27,6 +27,18 @@ pytestmark = pytest.mark.compose
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = "http://127.0.0.1:8000"
 PROMETHEUS = "http://127.0.0.1:9090"
+SERVICES = (
+    "gateway",
+    "auth",
+    "product",
+    "cart",
+    "order",
+    "payment",
+    "order-consumer",
+    "log",
+    "relay",
+)
+"""The shop's long-running compose services (each healthy, each scraped)."""
 
 
 def _log(message: str) -> None:
@@ -111,17 +123,7 @@ def test_every_service_is_healthy_and_the_stack_is_seeded(stack: Compose) -> Non
     _log(listed)
     rows = [line.split() for line in listed.strip().splitlines() if line.strip()]
     app = {r[0]: r[1:] for r in rows if r[0] not in ("migrate",)}
-    for service in (
-        "gateway",
-        "auth",
-        "product",
-        "cart",
-        "order",
-        "payment",
-        "order-consumer",
-        "log",
-        "relay",
-    ):
+    for service in SERVICES:
         assert app.get(service) == ["running", "healthy"], (service, app.get(service))
     seeded = stack.run("logs", "--no-color", "migrate")
     _log(seeded)
@@ -183,14 +185,4 @@ async def test_prometheus_scrapes_every_service(stack: Compose) -> None:
                 break
             await asyncio.sleep(2)
     _log(f"prometheus targets: {health}")
-    assert {
-        "gateway",
-        "auth",
-        "product",
-        "cart",
-        "order",
-        "payment",
-        "order-consumer",
-        "log",
-        "relay",
-    } <= set(health)
+    assert set(SERVICES) <= set(health)
