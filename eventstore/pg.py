@@ -184,14 +184,16 @@ async def create_pool(
     application_name: str = "microshop",
     min_size: int = 1,
     max_size: int = 10,
-    idle_in_transaction_timeout_ms: int = 10_000,
+    idle_in_transaction_timeout_ms: int | None = 10_000,
     **kwargs: Any,
 ) -> Pool:
-    """A pool whose sessions cannot sit idle in a transaction and hold back the log fence."""
-    settings = {
-        "application_name": application_name,
-        "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
-    }
+    """A pool whose sessions cannot sit idle in a transaction and hold back the log fence.
+
+    `idle_in_transaction_timeout_ms=None` sends no such setting: a pooler such as PgBouncer
+    refuses startup parameters it does not know (set it on the database or role there)."""
+    settings = {"application_name": application_name}
+    if idle_in_transaction_timeout_ms is not None:
+        settings["idle_in_transaction_session_timeout"] = str(idle_in_transaction_timeout_ms)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,

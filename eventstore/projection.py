@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ import asyncpg
 from . import checkpoints, parked
 from .events import START, Dropped, Position, RecordedEvent, Undecodable
 from .pg import Conn
+from .session import LeadershipLost, Session, leadership, until_lost
 from .store import COLUMNS, PostgresEventStore, like_prefix, prefix_range, sorts_bytewise
 
 __all__ = [
@@ -177,7 +178,11 @@ async def write_rows(
 class ProjectionRunner:
     """Keeps one projection's table up to date with the global log.
 
-    Several runners of one projection may run at once (one per service instance): the
+    One runner per projection leads at a time (`microshop.workers` runs `run` under the
+    projection's leader lock); the others `follow`: they track the checkpoint the leader
+    announces after every batch (NOTIFY on `CHECKPOINTS_CHANNEL`, polled too), so
+    read-your-writes (`wait_for`) and row watchers (`watch`) work on every replica. Should
+    two runners write at once anyway (a lock lost a moment too late, a rebuild), the
     checkpoint row lock makes them take turns, and a runner that finds the checkpoint moved
     (by a peer or a rebuild) continues from there.
 
@@ -214,8 +219,11 @@ class ProjectionRunner:
         self._checkpoint = START  # what the checkpoint row held when we last wrote or read it
         self._saved_at = 0.0
         self._loaded = False
-        self._advanced = asyncio.Condition()
-        self._watchers: dict[Any, set[asyncio.Future[None]]] = {}
+        self._waiting: list[tuple[Position, asyncio.Future[None]]] = []  # for wait_for
+        self._watchers: dict[str, set[asyncio.Future[None]]] = {}  # by str(key)
+        self._announcing: asyncio.Task[None] | None = None
+        self._announced: tuple[Position, set[str] | None] | None = None  # to send
+        self.leading = False  # set by whoever runs `run` under the leader lock
 
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read.
@@ -264,19 +272,29 @@ class ProjectionRunner:
 
     async def wait_for(self, position: Position, timeout: float = 5.0) -> None:
         """Until this runner has applied `position` (read-your-writes for the owner)."""
-        async with asyncio.timeout(timeout), self._advanced:
-            await self._advanced.wait_for(lambda: self.position >= position)
+        if self.position >= position:
+            return
+        future = asyncio.get_running_loop().create_future()
+        waiter = (position, future)
+        self._waiting.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        finally:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
 
     def watch(self, key: Any) -> asyncio.Future[None]:
         """A future done once this runner next writes the row `key` (or the read model
         moves under it: a peer's batch, a rebuild). Register before reading the row, then
         await: a change in between is not missed. Cancel it when giving up."""
         future = asyncio.get_running_loop().create_future()
-        self._watchers.setdefault(key, set()).add(future)
-        future.add_done_callback(lambda f: self._unwatch(key, f))
+        name = str(key)
+        self._watchers.setdefault(name, set()).add(future)
+        future.add_done_callback(lambda f: self._unwatch(name, f))
         return future
 
-    def _unwatch(self, key: Any, future: asyncio.Future[None]) -> None:
+    def _unwatch(self, key: str, future: asyncio.Future[None]) -> None:
         waiting = self._watchers.get(key)
         if waiting is not None:
             waiting.discard(future)
@@ -287,11 +305,137 @@ class ProjectionRunner:
         """Wake the watchers of `keys` (None: everyone's)."""
         if not self._watchers:
             return
-        targets = list(self._watchers) if keys is None else keys
+        targets = list(self._watchers) if keys is None else map(str, keys)
         for key in targets:
             for future in list(self._watchers.get(key, ())):
                 if not future.done():
                     future.set_result(None)
+
+    # -- leading and following ------------------------------------------------------------
+
+    async def lead_or_follow(
+        self,
+        work: Callable[[], Awaitable[None]] | None = None,
+        *,
+        lock_interval: float = 1.0,
+        on_follow: Callable[[], None] | None = None,
+    ) -> None:
+        """Of every runner of this projection (and version) across processes, one leads:
+        wait as a follower (`follow`) until this process holds the projection's leader
+        lock, then run `work()` (default: `run`) until the lock is lost (follow again) or
+        `work` ends (return) or fails (raise). Without a session connection every runner
+        runs (they take turns on the checkpoint lock)."""
+        work = work or self.run
+        session = self.store.session
+        if session is None:
+            await work()
+            return
+        key = f"projection:{self.projection.name}:v{self.version}"
+        name = self.projection.name
+
+        async def following() -> None:
+            if on_follow is not None:
+                on_follow()
+            await self.follow()
+
+        while True:
+            async with leadership(
+                session, key, interval=lock_interval, while_waiting=following
+            ) as lost:
+                self.leading = True
+                log.info("projection %s: leading", name)
+                try:
+                    await until_lost(lost, work())
+                    return
+                except LeadershipLost:
+                    log.warning("projection %s: lost the leader lock; following", name)
+                finally:
+                    self.leading = False
+
+    # -- followers ------------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """As a standby (forever; cancel to stop): track the checkpoint the leader moves, so
+        that `wait_for` and `watch` work here too. Hears the leader's announcements and
+        reads the checkpoint every `poll_interval` besides (a rebuild's swap, a lost
+        notification)."""
+        self._loaded = False  # whoever leads next reads the stored checkpoint first
+        session = self.store.session
+        poll = asyncio.Event()
+
+        def heard(payload: str | None) -> None:
+            if payload is None:  # (re)connected: look at the checkpoint now
+                poll.set()
+                return
+            announced = _parse_announcement(payload)
+            if announced is not None and announced[0] == self.projection.name:
+                self._follow_to(announced[1], announced[2])
+
+        if session is not None:
+            await session.listen(CHECKPOINTS_CHANNEL, heard)
+        try:
+            seen_back: Position | None = None
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await poll.wait()
+                poll.clear()
+                try:
+                    stored = await checkpoints.load(self.store.pool, self.projection.name)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.debug("projection %s: following: %s", self.projection.name, exc)
+                    continue
+                if stored > self.position:
+                    self._follow_to(stored, None)
+                elif stored < self.position:
+                    # a rebuild may move it back; a read racing an announcement may look
+                    # back: believe it when the next read says so again
+                    if seen_back == stored:
+                        self._follow_to(stored, None)
+                    seen_back = stored
+                else:
+                    seen_back = None
+        finally:
+            if session is not None:
+                session.unlisten(CHECKPOINTS_CHANNEL, heard)
+
+    def _follow_to(self, position: Position, keys: Iterable[str] | None) -> None:
+        """The leader moved the read model to `position`, changing the rows of `keys`
+        (None: any)."""
+        if position == self.position:
+            return
+        self._checkpoint = position
+        self._moved_to(position)
+        self._changed(keys)
+
+    def _announce(self, position: Position, keys: set[Any] | None) -> None:
+        """Tell the followers (other replicas) where the read model is now and which rows
+        changed (None: any), soon and coalesced, from the session connection."""
+        session = self.store.session
+        if session is None:
+            return
+        if self._announced is None:
+            names: set[str] | None = set() if keys is not None else None
+        else:
+            names = self._announced[1]
+        if names is not None:
+            if keys is None:
+                names = None
+            else:
+                names.update(map(str, keys))
+        self._announced = (position, names)
+        if self._announcing is None or self._announcing.done():
+            self._announcing = asyncio.ensure_future(self._send_announcements(session))
+
+    async def _send_announcements(self, session: Session) -> None:
+        while self._announced is not None:
+            position, keys = self._announced
+            self._announced = None
+            payload = _announcement(self.projection.name, position, keys)
+            try:
+                await session.notify(CHECKPOINTS_CHANNEL, payload)
+            except Exception as exc:  # best effort: followers poll the checkpoint too
+                log.debug("projection %s: announcing failed: %r", self.projection.name, exc)
 
     async def _beat(self) -> None:
         if time.monotonic() - self._beat_at >= self.heartbeat_interval:
@@ -368,7 +512,8 @@ class ProjectionRunner:
             error,
         )
         self._saved(event.position)
-        await self._moved_to(event.position)
+        self._moved_to(event.position)
+        self._announce(event.position, set())
         return True
 
     async def _apply_batch(self, batch: list[RecordedEvent]) -> bool:
@@ -381,7 +526,7 @@ class ProjectionRunner:
             if not isinstance(e.data, Dropped) and (k := projection.key_of(e)) is not None
         }
         if not keys:  # nothing for this read model
-            await self._moved_to(batch[-1].position)
+            self._moved_to(batch[-1].position)
             return True
         moved = False
         async with self.store.pool.acquire() as conn, conn.transaction():
@@ -403,8 +548,9 @@ class ProjectionRunner:
             await write_rows(conn, projection, table, state, changed)
             await checkpoints.save(conn, projection.name, batch[-1].position)
         self._saved(batch[-1].position)
-        await self._moved_to(batch[-1].position)
+        self._moved_to(batch[-1].position)
         self._changed(None if moved else changed)
+        self._announce(batch[-1].position, None if moved else changed)
         return True
 
     async def _save_progress(self) -> None:
@@ -426,6 +572,7 @@ class ProjectionRunner:
             await self._adopt(stored)
             return
         self._saved(position)
+        self._announce(position, set())
 
     def _saved(self, position: Position) -> None:
         self._checkpoint = position
@@ -435,14 +582,45 @@ class ProjectionRunner:
         """A peer or a rebuild moved the checkpoint: continue from there, and wake every
         watcher (their rows may have changed)."""
         self._checkpoint = stored
-        await self._moved_to(stored)
+        self._moved_to(stored)
         self._changed(None)
 
-    async def _moved_to(self, position: Position) -> None:
+    def _moved_to(self, position: Position) -> None:
         """Note the read model's position (ours, a peer's or a rebuild's) and wake waiters."""
         self.position = position
-        async with self._advanced:
-            self._advanced.notify_all()
+        if self._waiting:
+            reached = [w for w in self._waiting if w[0] <= position]
+            for waiter in reached:
+                self._waiting.remove(waiter)
+                if not waiter[1].done():
+                    waiter[1].set_result(None)
+
+
+CHECKPOINTS_CHANNEL = "microshop_checkpoints"
+"""Where a leading runner announces its read model's new position and the rows changed."""
+_MAX_PAYLOAD = 7000  # NOTIFY payloads must stay under 8000 bytes
+
+
+def _announcement(name: str, position: Position, keys: set[str] | None) -> str:
+    """`name<TAB>tx_id<TAB>position<TAB>keys`: keys comma-separated, `*` for any row."""
+    head = f"{name}\t{position.tx_id}\t{position.global_position}\t"
+    listed = "*" if keys is None else ",".join(sorted(keys))
+    unlistable = keys is not None and any("," in k for k in keys)
+    if unlistable or len(head) + len(listed) > _MAX_PAYLOAD:
+        listed = "*"  # too many (or unlistable) keys: every watcher looks again
+    return head + listed
+
+
+def _parse_announcement(payload: str) -> tuple[str, Position, list[str] | None] | None:
+    parts = payload.split("\t")
+    if len(parts) != 4:
+        return None
+    name, tx_id, position, keys = parts
+    try:
+        at = Position(int(tx_id), int(position))
+    except ValueError:
+        return None
+    return name, at, None if keys == "*" else [k for k in keys.split(",") if k]
 
 
 _STREAM_ROWS = f"SELECT {COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"

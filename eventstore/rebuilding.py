@@ -81,6 +81,7 @@ class Interrupted:
 
 
 _LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:rebuild:' || $1, 0))"
+_TRY_XACT_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('microshop:rebuild:' || $1, 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('microshop:rebuild:' || $1, 0))"
 
 
@@ -92,8 +93,9 @@ async def interrupted(pool: Pool) -> list[Interrupted]:
             """SELECT projection, shadow, phase, events, total, started_at, updated_at
                FROM projection_rebuilds ORDER BY started_at"""
         ):
-            if await conn.fetchval(_LOCK, row["projection"]):  # not held: nobody runs it
-                await conn.execute(_UNLOCK, row["projection"])
+            async with conn.transaction():  # a lock that ends with it, whatever the pooling
+                free = await conn.fetchval(_TRY_XACT_LOCK, row["projection"])
+            if free:  # nobody runs it
                 found.append(Interrupted(**dict(row)))
     return found
 
@@ -119,7 +121,7 @@ async def rebuild(
     shadow is dropped. `resume`: continue an interrupted rebuild (start one if none was).
     Any other stop (a kill, a lost connection) leaves the rebuild resumable.
     """
-    async with store.pool.acquire() as conn, store.pool.acquire() as reader:
+    async with store.dedicated() as conn, store.dedicated() as reader:
         live = await checkpoints.stored_version(conn, projection.name)
         if live is not None and live != projection.version:
             raise checkpoints.VersionChanged(projection.name, live, projection.version)

@@ -1,9 +1,10 @@
 """The relay: committed events -> RabbitMQ, at least once, in commit-safe order.
 
-One relay is active per event store (the holder of a session advisory lock; others wait as
-standbys). It reads the global log after its checkpoint, publishes each event to the topic
-exchange with publisher confirms, and advances the checkpoint only after the broker has
-confirmed the whole batch. Any failure (broker, database, lost leadership) drops the
+One relay is active per event store (the holder of a session advisory lock on the process's
+session connection; others wait as standbys, trying the lock every `lock_interval`). It
+reads the global log after its checkpoint, publishes each event to the topic exchange with
+publisher confirms, and advances the checkpoint only after the broker has confirmed the
+whole batch. Any failure (broker, database, lost leadership) drops the
 connections and starts again from the checkpoint, so nothing is lost; a retried batch may
 be delivered twice, which consumers absorb by `event_id`.
 """
@@ -32,7 +33,6 @@ __all__ = ["Relay", "RelayStats", "connect_amqp"]
 
 log = logging.getLogger(__name__)
 
-_LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('microshop:relay:' || $1, 0))"
 _TRANSIENT: tuple[type[BaseException], ...] = (
     *BROKER_ERRORS,
     asyncpg.PostgresError,
@@ -69,8 +69,9 @@ class Relay:
         batch_size: int = 1000,
         poll_interval: float = 0.5,
         retry_delay: float = 0.5,
+        lock_interval: float = 1.0,
     ) -> None:
-        if store.dsn is None:
+        if store.session is None:
             raise ValueError("the relay needs the store's dsn for its leader lock")
         self.store = store
         self.amqp_url = amqp_url
@@ -79,8 +80,8 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
+        self.lock_interval = lock_interval
         self.stats = RelayStats()
-        self._dsn: str = store.dsn
 
     async def run(self) -> None:
         """Relay forever, surviving broker, database and leadership loss (cancel to stop)."""
@@ -111,22 +112,21 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def _leadership(self, *, wait: bool = True) -> AsyncIterator[asyncio.Event]:
-        conn = await asyncpg.connect(self._dsn)
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: lost.set())
+        """Hold the leader lock for the block (waiting for it, as a standby, when `wait`);
+        yields the event set when the lock's session is lost."""
+        session = self.store.session
+        assert session is not None  # the store has a dsn (checked in __init__)
+        while (held := await session.try_lock(f"relay:{self.name}")) is None:
+            if not wait:
+                raise RuntimeError(f"another {self.name} holds the leader lock")
+            await asyncio.sleep(self.lock_interval)
+        self.stats.leader = True
+        log.info("%s: leader, publishing to %s", self.name, self.exchange)
         try:
-            while not await conn.fetchval(_LEADER_LOCK, self.name):
-                if not wait:
-                    raise RuntimeError(f"another {self.name} holds the leader lock")
-                await asyncio.sleep(self.poll_interval * 4)
-            self.stats.leader = True
-            log.info("%s: leader, publishing to %s", self.name, self.exchange)
-            yield lost
+            yield held.lost
         finally:
             self.stats.leader = False
-            if not conn.is_closed():
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
+            await held.release()
 
     @contextlib.asynccontextmanager
     async def _channel(self) -> AsyncIterator[AbstractChannel]:

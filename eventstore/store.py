@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,8 +28,9 @@ from .events import (
     category_of,
 )
 from .events import registry as default_registry
-from .pg import Conn, Executor, Pool
+from .pg import Conn, Executor, Pool, init_connection
 from .port import AppendResult, EventStore
+from .session import Session
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
 __all__ = ["COLUMNS", "GLOBAL_LOG_SQL", "PostgresEventStore"]
@@ -127,11 +128,23 @@ class PostgresEventStore(EventStore):
         registry: EventRegistry = default_registry,
         dsn: str | None = None,
         notify_interval: float = 0.005,
+        application_name: str = "microshop",
+        pooler: bool = False,
     ) -> None:
+        """`dsn`: where the process's session connection goes (LISTEN, leader locks,
+        NOTIFY: `eventstore.session`); a direct one when the pool's goes through a
+        transaction-mode pooler (`pooler`: then work that needs a session for a while,
+        rebuilds and verifies, connects to `dsn` too). Without it, readers poll and nobody
+        can lead."""
         super().__init__(registry)
         self.pool = pool
         self.dsn = dsn
-        self.notifier = Notifier(pool, dsn=dsn, interval=notify_interval)
+        self.pooler = pooler and dsn is not None
+        self.application_name = application_name
+        self.session = (
+            None if dsn is None else Session(dsn, application_name=f"{application_name}-session")
+        )
+        self.notifier = Notifier(pool, session=self.session, interval=notify_interval)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -417,7 +430,7 @@ class PostgresEventStore(EventStore):
     ) -> LogWatcher:
         """A wake-up source for global-log readers: NOTIFY from every process plus this
         one; with `categories`, only appends to those wake it (polling still reads all)."""
-        watcher = LogWatcher(self.dsn, poll_interval=poll_interval, categories=categories)
+        watcher = LogWatcher(self.session, poll_interval=poll_interval, categories=categories)
         self.notifier.local.append(watcher)
         return watcher
 
@@ -429,5 +442,26 @@ class PostgresEventStore(EventStore):
         """The last position readers may see now (the fence applied)."""
         return await head(self.pool)
 
+    @contextlib.asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[Conn]:
+        """A connection for work that keeps a session for a while (a rebuild's lock and
+        shadow table, a verify's temporary tables): one of the pool's, or, when the pool
+        goes through a transaction-mode pooler, a direct one of its own."""
+        if not self.pooler:
+            async with self.pool.acquire() as pooled:
+                yield pooled
+            return
+        assert self.dsn is not None
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+            self.dsn, server_settings={"application_name": f"{self.application_name}-work"}
+        )
+        try:
+            await init_connection(conn)
+            yield conn
+        finally:
+            await conn.close()
+
     async def close(self) -> None:
         await self.notifier.close()
+        if self.session is not None:
+            await self.session.close()

@@ -82,7 +82,7 @@ async def verify(
     `repaired`); the rest of the table is not touched.
     """
     expected, seen = _names(projection)
-    async with store.pool.acquire() as snapshot, store.pool.acquire() as conn:
+    async with store.dedicated() as snapshot, store.dedicated() as conn:
         fold = Fold(
             store, projection, conn, snapshot, progress, batch_size, unreadable, shadow=expected
         )

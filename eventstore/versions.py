@@ -124,7 +124,7 @@ async def build_next(store: PostgresEventStore, projection: Projection) -> Proje
 async def promote(store: PostgresEventStore, projection: Projection) -> Promotion:
     """Swap the built next version of `projection` in for the live table (see above)."""
     following = next_version(projection)
-    async with store.pool.acquire() as conn, store.pool.acquire() as reader:
+    async with store.dedicated() as conn, store.dedicated() as reader:
         live = await checkpoints.version_of(conn, projection.name)
         if projection.version <= live:
             raise NotBuilt(

@@ -15,11 +15,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
-
-import asyncpg
 
 from .pg import Pool
+from .session import Session
 
 __all__ = ["CHANNEL", "LogWatcher", "Notifier"]
 
@@ -37,18 +35,17 @@ class LogWatcher:
 
     def __init__(
         self,
-        dsn: str | None,
+        session: Session | None,
         *,
         poll_interval: float = 0.5,
         categories: frozenset[str] | None = None,
     ) -> None:
-        self._dsn = dsn
+        self._session = session
         self.poll_interval = poll_interval
         self.categories = categories  # None: every append wakes it
         self.generation = 0
         self._changed = asyncio.Event()
         self._fence_wait = 0.0
-        self._task: asyncio.Task[None] | None = None
 
     def poke(self, categories: Iterable[str] | None = None) -> None:
         """The log may have grown (in `categories`; None: anywhere)."""
@@ -86,15 +83,12 @@ class LogWatcher:
         return await self.wait(since, timeout=self._fence_wait)
 
     async def start(self) -> None:
-        if self._dsn is not None and self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="log-watcher")
+        if self._session is not None:
+            await self._session.listen(CHANNEL, self._on_notify)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._session is not None:
+            self._session.unlisten(CHANNEL, self._on_notify)
 
     async def __aenter__(self) -> LogWatcher:
         await self.start()
@@ -103,46 +97,27 @@ class LogWatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        self.poke(payload.split(",") if isinstance(payload, str) and payload else None)
-
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self._dsn)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
-                delay = 0.1
-                self.poke()  # anything appended while we were not listening
-                await lost.wait()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.debug("log watcher: %s; polling until it reconnects", exc)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=1)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    def _on_notify(self, payload: str | None) -> None:
+        # None: the session (re)connected, anything may have been appended meanwhile
+        self.poke(payload.split(",") if payload else None)
 
 
 class Notifier:
     """Coalesces appends into at most one `pg_notify` per `interval`, sent after commit.
 
-    With a `dsn` it sends on a connection of its own, so it never competes with writers
-    for a pool connection; without one it borrows from the pool.
+    With a `session` it sends on the process's session connection, so it never competes
+    with writers for a pool connection; without one it borrows from the pool.
     """
 
-    def __init__(self, pool: Pool, *, dsn: str | None = None, interval: float = 0.002) -> None:
+    def __init__(
+        self, pool: Pool, *, session: Session | None = None, interval: float = 0.002
+    ) -> None:
         self._pool = pool
-        self._dsn = dsn
+        self._session = session
         self._interval = interval
         self._pending = False
         self._categories: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self.local: list[LogWatcher] = []
 
     def poke(self, category: str) -> None:
@@ -155,12 +130,10 @@ class Notifier:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
     async def _notify(self, payload: str) -> None:
-        if self._dsn is None:
+        if self._session is None:
             await self._pool.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-            return
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        else:
+            await self._session.notify(CHANNEL, payload)
 
     async def _run(self) -> None:
         while self._pending:
@@ -171,16 +144,9 @@ class Notifier:
                 await self._notify(payload)
             except Exception as exc:  # best effort: readers poll anyway
                 log.debug("notify failed (%r); readers fall back to polling", exc)
-                if self._conn is not None:
-                    self._conn.terminate()
-                    self._conn = None
             await asyncio.sleep(self._interval)
 
     async def close(self) -> None:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close(timeout=2)
-            self._conn = None

@@ -23,7 +23,7 @@ from eventstore import ConcurrencyError, PostgresEventStore, create_pool
 from . import context
 from .appkeys import CONFIG, HTTP, METRICS, POOL, READY_CHECKS, SERVICE, STORE, ReadyCheck
 from .auth import KeySource, verifier_context
-from .client import UpstreamError
+from .client import UPSTREAMS, UpstreamError
 from .config import Config
 from .domain import DomainError
 from .errors import (
@@ -233,18 +233,28 @@ async def demo_logs(request: web.Request) -> web.Response:
 # -- resources ---------------------------------------------------------------------------
 
 
+def application_name(config: Config, service: str) -> str:
+    """How the service's connections show in `pg_stat_activity` (`microshop-order.1` for
+    replica 1 of order-service; its session connection adds `-session`)."""
+    return f"microshop-{service}" + (f".{config.replica}" if config.replica else "")
+
+
 async def database_context(app: web.Application) -> AsyncIterator[None]:
     """The Postgres pool and the event store (connections open lazily: /ready tells)."""
     config = app[CONFIG]
+    name = application_name(config, app[SERVICE])
     pool = await create_pool(
         config.database_url,
-        application_name=f"microshop-{app[SERVICE]}",
+        application_name=name,
         min_size=0,
         max_size=config.db_pool_max_size,
-        idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
+        idle_in_transaction_timeout_ms=config.pool_idle_in_transaction_timeout_ms,
+        statement_cache_size=config.db_statement_cache_size,
     )
     app[POOL] = pool
-    app[STORE] = PostgresEventStore(pool, dsn=config.database_url)
+    app[STORE] = PostgresEventStore(
+        pool, dsn=config.session_database_url, application_name=name, pooler=config.behind_pooler
+    )
     observe_appends(app[METRICS], app[STORE])
     yield
     await app[STORE].close()
@@ -260,6 +270,24 @@ async def http_client_context(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         app[HTTP] = session
         yield
+
+
+def _count_upstream_trouble(app: web.Application) -> None:
+    """`upstream_ejections_total` and `upstream_retries_total` per service called."""
+    metrics = app[METRICS]
+    ejections = metrics.counter(
+        "upstream_ejections_total", "Times a replica of a service refused and was set aside."
+    )
+    retries = metrics.counter(
+        "upstream_retries_total", "Calls sent again to another replica of the service."
+    )
+
+    async def collect() -> None:
+        for name, upstream in app[UPSTREAMS].items():
+            ejections.set({"upstream": name}, upstream.ejections)
+            retries.set({"upstream": name}, upstream.retries)
+
+    metrics.collectors.append(collect)
 
 
 async def database_ready(app: web.Application) -> str | None:
@@ -339,6 +367,8 @@ def make_app(
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[READY_CHECKS] = []
+    app[UPSTREAMS] = {}
+    _count_upstream_trouble(app)
     app.cleanup_ctx.append(log_shipping_context)  # first in, last out: ships shutdown lines
     app.cleanup_ctx.append(tracing_context)
     app.cleanup_ctx.append(http_client_context)

@@ -19,12 +19,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import aiohttp
 import jwt
 from aiohttp import web
 from jwt.algorithms import RSAAlgorithm
 
-from .appkeys import CONFIG, HTTP
+from .appkeys import CONFIG
+from .client import ServiceClient, UpstreamError
 from .errors import Forbidden, Unauthorized
 
 __all__ = [
@@ -73,19 +73,20 @@ class KeySource(Protocol):
 
 
 class JwksKeys:
-    """Public keys from a JWKS URL, cached; an unknown `kid` triggers a (rate-limited) refetch,
-    so a key rotated in at auth-service is picked up without a restart."""
+    """Public keys from auth-service's JWKS, cached; an unknown `kid` triggers a
+    (rate-limited) refetch, so a key rotated in at auth-service is picked up without a
+    restart."""
 
     def __init__(
         self,
-        url: str,
-        session: aiohttp.ClientSession,
+        auth: ServiceClient,
         *,
+        path: str = "/.well-known/jwks.json",
         max_age: float = 300.0,
         min_refetch_interval: float = 5.0,
     ) -> None:
-        self.url = url
-        self._session = session
+        self.auth = auth
+        self.path = path
         self._max_age = max_age
         self._min_interval = min_refetch_interval
         self._keys: dict[str, Any] = {}
@@ -103,13 +104,14 @@ class JwksKeys:
     async def _fetch(self) -> None:
         self._fetched_at = time.monotonic()
         try:
-            async with self._session.get(self.url) as resp:
-                resp.raise_for_status()
-                document = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("cannot fetch JWKS from %s: %s", self.url, exc)
+            reply = await self.auth.get(self.path)
+        except UpstreamError as exc:
+            log.warning("cannot fetch the JWKS: %s", exc.message)
             return  # keep the keys we had
-        self._keys = keys_from_jwks(document)
+        if not reply.ok or reply.body is None:
+            log.warning("cannot fetch the JWKS: HTTP %d", reply.status)
+            return
+        self._keys = keys_from_jwks(reply.body)
 
 
 def keys_from_jwks(document: Any) -> dict[str, Any]:
@@ -262,7 +264,7 @@ def verifier_context(keys: KeySource | None = None) -> Any:
 
     async def context_(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
-        source = keys or JwksKeys(f"{config.url_of('auth')}/.well-known/jwks.json", app[HTTP])
+        source = keys or JwksKeys(ServiceClient.of(app, "auth"))
         app[VERIFIER] = TokenVerifier(
             source, issuer=config.jwt_issuer, audience=config.jwt_audience
         )

@@ -14,6 +14,15 @@ three errors, by what the caller can do about it:
 Any other answer (2xx and 4xx) comes back as a `Reply` for the caller to read: a 404
 means "no such product" to one caller and a bug to another. The kernel's error middleware
 answers these errors as `{service}_service_unavailable|timeout|error`.
+
+A service may run as several replicas (`<SERVICE>_URL` lists their base URLs). The client
+sends each call to the replica with the fewest calls in flight (round robin among equals),
+sets aside for a while one that refuses connections (`Upstream`: 1 s, doubling up to 30 s
+while it keeps refusing; when all are set aside, it tries them anyway), and sends a call
+that never reached a replica to the next one. A call that may have reached it is tried
+again elsewhere only when repeating it is harmless: GET, HEAD and OPTIONS, or a request
+carrying an `Idempotency-Key`. Under Kubernetes there is one URL per service (its Service
+balances); the same code then simply has one replica to choose from.
 """
 
 from __future__ import annotations
@@ -21,7 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -34,14 +46,20 @@ from . import context
 from .appkeys import CONFIG, HTTP
 
 __all__ = [
+    "UPSTREAMS",
     "Reply",
     "ServiceClient",
     "ServiceFailed",
     "ServiceTimeout",
     "ServiceUnreachable",
+    "Upstream",
     "UpstreamError",
     "identity_headers",
 ]
+
+log = logging.getLogger(__name__)
+
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UpstreamError(Exception):
@@ -108,6 +126,63 @@ class Reply:
         return details if isinstance(details, dict) else {}
 
 
+class Upstream:
+    """The replicas of one service as a caller sees them: calls in flight to each, and
+    which are set aside (ejected) after refusing connections, until when."""
+
+    def __init__(
+        self, service: str, urls: Sequence[str], *, eject_base: float = 1.0, eject_max: float = 30.0
+    ) -> None:
+        if not urls:
+            raise ValueError(f"{service}: no URL")
+        self.service = service
+        self.urls = tuple(u.rstrip("/") for u in urls)
+        self.eject_base = eject_base
+        self.eject_max = eject_max
+        self.in_flight = [0] * len(self.urls)
+        self.refusals = [0] * len(self.urls)  # in a row
+        self.ejected_until = [0.0] * len(self.urls)
+        self.ejections = 0
+        self.retries = 0
+        self._turn = itertools.count()
+
+    def pick(self, tried: set[int]) -> int | None:
+        """The replica for the next call: of those not `tried`, not set aside, the one with
+        fewest calls in flight (taking turns among equals); when every untried one is set
+        aside, the one whose time out ends first; None when all were tried."""
+        now = time.monotonic()
+        untried = [i for i in range(len(self.urls)) if i not in tried]
+        if not untried:
+            return None
+        healthy = [i for i in untried if self.ejected_until[i] <= now]
+        if not healthy:
+            return min(untried, key=lambda i: self.ejected_until[i])
+        start = next(self._turn) % len(self.urls)
+        return min(healthy, key=lambda i: (self.in_flight[i], (i - start) % len(self.urls)))
+
+    def refused(self, i: int) -> None:
+        """Replica `i` refused a connection: set it aside, longer each time in a row."""
+        self.refusals[i] += 1
+        pause = min(self.eject_base * 2 ** (self.refusals[i] - 1), self.eject_max)
+        self.ejected_until[i] = time.monotonic() + pause
+        self.ejections += 1
+        log.warning(
+            "%s-service at %s refuses connections: set aside for %.0f s",
+            self.service,
+            self.urls[i],
+            pause,
+        )
+
+    def answered(self, i: int) -> None:
+        if self.refusals[i]:
+            self.refusals[i] = 0
+            self.ejected_until[i] = 0.0
+
+
+UPSTREAMS = web.AppKey("upstreams", dict[str, Upstream])
+"""The replicas of each service this app calls (made in `make_app`, filled on first use)."""
+
+
 def identity_headers(request: web.Request) -> dict[str, str]:
     """What a call made on behalf of `request` carries besides the trace context: request
     and correlation ids, `traceparent`, and the caller's address (vouched for with the
@@ -128,23 +203,30 @@ def identity_headers(request: web.Request) -> dict[str, str]:
 
 
 class ServiceClient:
-    """Calls `service` at `base_url` on `session`; with `internal_key`, as a peer (the
-    `/internal` API). `timeout` (seconds) caps every call below the session's own."""
+    """Calls `service` at `upstream` (its replicas, or one base URL) on `session`; with
+    `internal_key`, as a peer (the `/internal` API). `timeout` (seconds) caps every call
+    below the session's own."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         service: str,
-        base_url: str,
+        upstream: Upstream | str,
         *,
         internal_key: str | None = None,
         timeout: float | None = None,
     ) -> None:
         self.session = session
         self.service = service
-        self.base_url = base_url.rstrip("/")
+        self.upstream = (
+            upstream if isinstance(upstream, Upstream) else Upstream(service, [upstream])
+        )
         self._headers = {"X-Internal-Api-Key": internal_key} if internal_key else {}
         self._timeout = None if timeout is None else aiohttp.ClientTimeout(total=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self.upstream.urls[0]
 
     @classmethod
     def of(
@@ -155,10 +237,14 @@ class ServiceClient:
         internal: bool = False,
         timeout: float | None = None,
     ) -> ServiceClient:
-        """The client of `service` for `app`: its configured URL, the app's session."""
+        """The client of `service` for `app`: its configured replicas, the app's session."""
         config = app[CONFIG]
+        upstreams = app[UPSTREAMS]
+        upstream = upstreams.get(service)
+        if upstream is None:
+            upstream = upstreams[service] = Upstream(service, config.urls_of(service))
         key = config.internal_api_key if internal else None
-        return cls(app[HTTP], service, config.url_of(service), internal_key=key, timeout=timeout)
+        return cls(app[HTTP], service, upstream, internal_key=key, timeout=timeout)
 
     @contextlib.asynccontextmanager
     async def send(
@@ -170,28 +256,53 @@ class ServiceClient:
         **options: Any,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The raw response to `method path` (a path and query, not a URL), for a caller that
-        passes it on as it is (the gateway). Transport trouble raises an `UpstreamError`."""
+        passes it on as it is (the gateway). Transport trouble raises an `UpstreamError`,
+        after trying the other replicas where that is safe (see the module's docstring)."""
         merged = CIMultiDict(headers or {})  # repeated headers stay repeated
         merged.update(self._headers)
         if self._timeout is not None:
             options.setdefault("timeout", self._timeout)
-        try:
-            async with self.session.request(
-                method, self.base_url + path, headers=merged, allow_redirects=False, **options
-            ) as response:
-                yield response
-        except TimeoutError:
-            raise ServiceTimeout(
-                self.service, f"{self.service}-service did not answer in time"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ServiceUnreachable(
-                self.service, f"{self.service}-service is not reachable: {exc.os_error}"
-            ) from None
-        except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-            raise ServiceFailed(
-                self.service, f"{self.service}-service failed: {type(exc).__name__}"
-            ) from None
+        upstream = self.upstream
+        repeatable = method.upper() in _REPEATABLE or "Idempotency-Key" in merged
+        tried: set[int] = set()
+        while (i := upstream.pick(tried)) is not None:
+            tried.add(i)
+            answered = False
+            upstream.in_flight[i] += 1
+            try:
+                async with self.session.request(
+                    method,
+                    upstream.urls[i] + path,
+                    headers=merged,
+                    allow_redirects=False,
+                    **options,
+                ) as response:
+                    answered = True
+                    upstream.answered(i)
+                    yield response
+                    return
+            except TimeoutError:
+                raise ServiceTimeout(
+                    self.service, f"{self.service}-service did not answer in time"
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                upstream.refused(i)
+                if not answered and len(tried) < len(upstream.urls):
+                    upstream.retries += 1
+                    continue  # it never got the request: any other replica may take it
+                raise ServiceUnreachable(
+                    self.service, f"{self.service}-service is not reachable: {exc.os_error}"
+                ) from None
+            except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                if not answered and repeatable and len(tried) < len(upstream.urls):
+                    upstream.retries += 1
+                    continue  # lost on the way, maybe after it arrived: harmless to repeat
+                raise ServiceFailed(
+                    self.service, f"{self.service}-service failed: {type(exc).__name__}"
+                ) from None
+            finally:
+                upstream.in_flight[i] -= 1
+        raise AssertionError("unreachable: an upstream has at least one URL")
 
     async def request(
         self,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-__all__ = ["SERVICE_PORTS", "Config", "ConfigError"]
+__all__ = ["SERVICE_PORTS", "Config", "ConfigError", "Replicas", "replica_port"]
 
 
 class ConfigError(ValueError):
@@ -27,6 +27,12 @@ SERVICE_PORTS: dict[str, tuple[str, int]] = {
     "order-consumer": ("ORDER_CONSUMER_PORT", 8007),
     "relay": ("RELAY_PORT", 8008),
 }
+
+
+def replica_port(port: int, replica: int) -> int:
+    """Replica `replica` (0-based) of a service listens on its port + 100 * replica."""
+    return port + 100 * replica
+
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -109,6 +115,61 @@ def _optional_int(raw: str) -> int | None:
     return int(raw) if raw else None
 
 
+_BASE_URL = re.compile(r"^https?://[^/\s,]+(/[^\s,]*)?$")
+
+
+def _urls(raw: str) -> str:
+    """One base URL or several, comma-separated (the replicas of a service)."""
+    urls = [u.strip().rstrip("/") for u in raw.split(",")]
+    bad = [u for u in urls if not _BASE_URL.match(u)]
+    if bad or not urls:
+        raise ValueError(f"http(s) base URLs, comma-separated (not {', '.join(map(repr, bad))})")
+    return ",".join(urls)
+
+
+MAX_REPLICAS = 50
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Replicas:
+    """How many instances of each service `microshop up` runs: `N` for all, `name=N`
+    for one, both comma-separated (`2,order=3`: three order-services, two of the rest)."""
+
+    default: int = 1
+    per_service: tuple[tuple[str, int], ...] = ()
+
+    def of(self, service: str) -> int:
+        return dict(self.per_service).get(service, self.default)
+
+    @classmethod
+    def parse(cls, raw: str) -> Replicas:
+        default, per_service = 1, {}
+        for part in (p.strip() for p in raw.split(",")):
+            name, sep, count = part.rpartition("=")
+            name = name.strip()
+            if not part or (sep and name not in SERVICE_PORTS):
+                known = ", ".join(SERVICE_PORTS)
+                raise ValueError(f"N or SERVICE=N, comma-separated; services: {known}")
+            try:
+                value = int(count)
+            except ValueError:
+                raise ValueError(f"{part!r}: the count is not a whole number") from None
+            if not 1 <= value <= MAX_REPLICAS:
+                raise ValueError(f"{part!r}: between 1 and {MAX_REPLICAS} replicas")
+            if sep:
+                per_service[name] = value
+            else:
+                default = value
+        return cls(default, tuple(sorted(per_service.items())))
+
+    def __str__(self) -> str:
+        parts = [str(self.default)] if self.default != 1 or not self.per_service else []
+        return ",".join(parts + [f"{name}={n}" for name, n in self.per_service])
+
+
+ONE_EACH = Replicas()
+
+
 def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
     return dataclasses.field(default=default, metadata={"env": name, "parse": parse})
 
@@ -121,6 +182,11 @@ class Config:
     amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     namespace: str = _env("MICROSHOP_NAMESPACE", "microshop", _namespace)
     host: str = _env("MICROSHOP_HOST", "127.0.0.1")
+    # How many instances of each service `microshop up` runs (`3`, `order=3,cart=2`).
+    replicas: Replicas = _env("MICROSHOP_REPLICAS", ONE_EACH, Replicas.parse)  # noqa: RUF009
+    # Which of them this process is (0-based; set by `microshop up`): it listens on its
+    # service's port + 100 * replica.
+    replica: int = _env("MICROSHOP_REPLICA", 0, _non_negative_int)
     internal_api_key: str = _env("INTERNAL_API_KEY", "")
     log_level: str = _env("LOG_LEVEL", "INFO", _log_level)
 
@@ -153,13 +219,14 @@ class Config:
     log_buffer_lines: int = _env("LOG_BUFFER_LINES", 10_000, _positive_int)
     otel_exporter_otlp_endpoint: str = _env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 
-    # Where services reach each other (empty: http://127.0.0.1:<its port>).
-    auth_url: str = _env("AUTH_URL", "")
-    product_url: str = _env("PRODUCT_URL", "")
-    cart_url: str = _env("CART_URL", "")
-    order_url: str = _env("ORDER_URL", "")
-    payment_url: str = _env("PAYMENT_URL", "")
-    log_url: str = _env("LOG_URL", "")
+    # Where services reach each other (empty: http://127.0.0.1:<its port>); several base
+    # URLs, comma-separated, for a service with several replicas (callers spread over them).
+    auth_url: str = _env("AUTH_URL", "", _urls)
+    product_url: str = _env("PRODUCT_URL", "", _urls)
+    cart_url: str = _env("CART_URL", "", _urls)
+    order_url: str = _env("ORDER_URL", "", _urls)
+    payment_url: str = _env("PAYMENT_URL", "", _urls)
+    log_url: str = _env("LOG_URL", "", _urls)
     upstream_timeout_seconds: float = _env("UPSTREAM_TIMEOUT_SECONDS", 10.0, _positive_float)
     read_your_writes_timeout_seconds: float = _env(
         "READ_YOUR_WRITES_TIMEOUT_SECONDS", 5.0, _positive_float
@@ -175,7 +242,18 @@ class Config:
     cors_origins: str = _env("CORS_ORIGINS", "http://localhost:5173,http://127.0.0.1:5173")
     rate_limit_per_minute: int = _env("RATE_LIMIT_PER_MINUTE", 1200, _positive_int)
 
-    db_pool_max_size: int = _env("DB_POOL_MAX_SIZE", 10, _positive_int)
+    # Connections of each process's pool; `microshop up` sizes it to fit the server when
+    # unset (see `microshop budget`).
+    db_pool_max_size: int = _env("DB_POOL_MAX_SIZE", 5, _positive_int)
+    # A direct URL for each process's one session connection (LISTEN/NOTIFY, leader locks)
+    # when DATABASE_URL goes through PgBouncer in transaction mode; empty: DATABASE_URL.
+    database_direct_url: str = _env("DATABASE_DIRECT_URL", "")
+    # Prepared statements each pooled connection keeps (0 behind PgBouncer's transaction
+    # mode, which cannot keep them across transactions).
+    db_statement_cache_size: int = _env("DB_STATEMENT_CACHE_SIZE", 100, _non_negative_int)
+    # Connections of the server `microshop up` leaves to others (CLI commands, psql, a
+    # migration, monitoring) when it checks that the stack fits max_connections.
+    db_connection_reserve: int = _env("DB_CONNECTION_RESERVE", 10, _non_negative_int)
     # An idle-in-transaction session holds back every global-log reader (the fence).
     db_idle_in_transaction_timeout_ms: int = _env(
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, _non_negative_int
@@ -208,11 +286,39 @@ class Config:
         env_name, _ = SERVICE_PORTS[service]
         return int(getattr(self, env_name.lower()))
 
-    def url_of(self, service: str) -> str:
-        """Base URL of `service` (e.g. `http://127.0.0.1:8001`), without a trailing slash."""
+    def listen_port(self, service: str) -> int:
+        """The port this process listens on as `service`'s replica `replica`."""
+        return replica_port(self.port_of(service), self.replica)
+
+    def urls_of(self, service: str) -> tuple[str, ...]:
+        """Base URLs of `service`'s replicas (e.g. `http://127.0.0.1:8001`), without a
+        trailing slash: `<SERVICE>_URL`, else this host at its port."""
         explicit = getattr(self, f"{service.replace('-', '_')}_url", "")
-        url = explicit or f"http://127.0.0.1:{self.port_of(service)}"
-        return str(url).rstrip("/")
+        if explicit:
+            return tuple(str(explicit).split(","))
+        return (f"http://127.0.0.1:{self.port_of(service)}",)
+
+    def url_of(self, service: str) -> str:
+        """The first base URL of `service`."""
+        return self.urls_of(service)[0]
+
+    @property
+    def behind_pooler(self) -> bool:
+        """DATABASE_URL goes through a transaction-mode pooler (PgBouncer): sessions go
+        to DATABASE_DIRECT_URL."""
+        return bool(self.database_direct_url) and self.database_direct_url != self.database_url
+
+    @property
+    def pool_idle_in_transaction_timeout_ms(self) -> int | None:
+        """What pools ask of their sessions; None behind a pooler, which refuses the
+        setting as a startup parameter (set it on the database or role there)."""
+        return None if self.behind_pooler else self.db_idle_in_transaction_timeout_ms
+
+    @property
+    def session_database_url(self) -> str:
+        """Where each process's session connection goes (LISTEN, locks): not through a
+        transaction-mode PgBouncer."""
+        return self.database_direct_url or self.database_url
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def serve(name: str, config: Config, *, port: int | None = None) -> None:
     web.run_app(
         app,
         host=config.host,
-        port=config.port_of(name) if port is None else port,
+        port=config.listen_port(name) if port is None else port,
         print=None,
         access_log=None,
         shutdown_timeout=5,

@@ -20,22 +20,29 @@ _LEVEL_COLORS = {"WARN": "33", "WARNING": "33", "ERROR": "31", "FATAL": "41", "C
 
 
 class Child:
-    def __init__(self, name: str, argv: list[str], color: str) -> None:
+    def __init__(self, name: str, argv: list[str], color: str, env: Mapping[str, str]) -> None:
         self.name = name
         self.argv = argv
         self.color = color
+        self.env = env
         self.process: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
         self.restarts = 0
 
 
 class Supervisor:
-    """Runs `services` (`microshop serve NAME` each) until stopped; restarts crashed ones."""
+    """Runs `services` (`microshop serve NAME` each, `replicas[NAME]` times) until stopped;
+    restarts each crashed process on its own.
+
+    Replica i of a service gets `MICROSHOP_REPLICA=i` (it listens on its port + 100 * i)
+    and its log lines are prefixed `name.i`; with one replica, just `name`.
+    """
 
     def __init__(
         self,
         services: Sequence[str],
         *,
+        replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         out: TextIO = sys.stdout,
         max_backoff: float = 30.0,
@@ -46,14 +53,21 @@ class Supervisor:
             # services must agree on it, and an unset key never opens /internal
             self.env["INTERNAL_API_KEY"] = secrets.token_urlsafe(32)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
-        width = max((len(s) for s in services), default=0)
+        counts = {name: (replicas or {}).get(name, 1) for name in services}
+        labels = [
+            (name, i, name if counts[name] == 1 else f"{name}.{i}")
+            for name in services
+            for i in range(counts[name])
+        ]
+        width = max((len(label) for _, _, label in labels), default=0)
         self.children = [
             Child(
-                name.ljust(width),
+                label.ljust(width),
                 [sys.executable, "-m", "microshop", "serve", name],
-                _COLORS[i % len(_COLORS)],
+                _COLORS[n % len(_COLORS)],
+                {**self.env, "MICROSHOP_REPLICA": str(i)},
             )
-            for i, name in enumerate(services)
+            for n, (name, i, label) in enumerate(labels)
         ]
         self.out = out
         self.color = out.isatty() and "NO_COLOR" not in self.env
@@ -98,7 +112,7 @@ class Supervisor:
         while not self.stopping.is_set():
             child.process = await asyncio.create_subprocess_exec(
                 *child.argv,
-                env=self.env,
+                env=child.env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them

@@ -125,10 +125,20 @@ def in_event_context(app: web.Application, handler: Handler) -> Handler:
 
 
 def projection_context(
-    projection: Projection, *, batch_size: int = 500, sample_interval: float = 60.0
+    projection: Projection,
+    *,
+    batch_size: int = 500,
+    sample_interval: float = 60.0,
+    lock_interval: float = 1.0,
 ) -> CleanupContext:
     """Keep `projection` up to date in the background; `app[RUNNERS][name].wait_for(...)`
     gives the owning service read-your-writes.
+
+    Of all the replicas of the service, one leads (holds the projection's leader lock on
+    its session connection) and runs the runner; the others follow the checkpoint it
+    announces, so `wait_for` and row watchers work on every replica, and try the lock every
+    `lock_interval` seconds: a standby takes over within about that once the leader's
+    session is gone.
 
     An event the projection cannot read or apply is parked by the runner, which goes on;
     a runner that dies anyway is started again with backoff (0.5 s doubling to 30 s), and
@@ -152,6 +162,10 @@ def projection_context(
         restarts = metrics.counter(
             "projection_runner_restarts_total", "Times a projection runner died and restarted."
         )
+        leader = metrics.gauge(
+            "projection_leader", "1 where this replica runs the projection, 0 where it follows."
+        )
+        leader.set({"projection": name}, 0)
         down: list[str] = []  # why the runner is down, while it is
 
         async def collect() -> None:
@@ -161,11 +175,23 @@ def projection_context(
             parked = await count_parked(app[POOL])
             parked_events.set({"projection": name}, parked.get(name, 0))
 
+        def following() -> None:
+            app[RUNNERS][name] = runner  # whatever it was while this replica led
+
+        async def leading() -> None:
+            leader.set({"projection": name}, 1)
+            try:
+                await _run_version(app, runner, batch_size)
+            finally:
+                leader.set({"projection": name}, 0)
+
         async def supervised() -> None:
             backoff = 0.5
             while True:
                 try:
-                    await _run_version(app, runner, batch_size)
+                    await runner.lead_or_follow(
+                        leading, lock_interval=lock_interval, on_follow=following
+                    )
                 except VersionChanged as exc:  # a promote: carry on as the new version says
                     log.info("projection %s: %s; switching", name, exc)
                 except Exception as exc:
@@ -188,6 +214,8 @@ def projection_context(
         async def sampling() -> None:
             while True:
                 await asyncio.sleep(sample_interval)
+                if not runner.leading:
+                    continue  # the leader's replica samples
                 if app[RUNNERS][name].version != projection.version:
                     continue  # building the next version: the live table is another's
                 try:

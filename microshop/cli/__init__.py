@@ -13,6 +13,7 @@ from ..logs import setup_logging
 from .common import load_config, run_async
 from .eventlog import events, projections
 from .messaging import dead_letters, republish
+from .stack import REPLICAS_HELP, budget, prepare
 
 __all__ = ["main"]
 
@@ -42,7 +43,7 @@ def migrate(no_create: bool, seed_if_empty: bool) -> None:
     config = load_config()
     logging.basicConfig(level=logging.WARNING)
     try:
-        applied = run_async(run_migrations(config.database_url, create=not no_create))
+        applied = run_async(run_migrations(config.session_database_url, create=not no_create))
     except (MigrationError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if applied:
@@ -70,8 +71,14 @@ def serve(service: str, port: int | None) -> None:
 @main.command()
 @click.option("--only", default="", help="Comma-separated services to run (default: all).")
 @click.option("--skip-migrate", is_flag=True, help="Do not apply migrations first.")
-def up(only: str, skip_migrate: bool) -> None:
-    """Migrate, then run every service with prefixed logs; Ctrl-C stops them all."""
+@click.option("--replicas", "spec", default="", metavar="N|SERVICE=N,...", help=REPLICAS_HELP)
+def up(only: str, skip_migrate: bool, spec: str) -> None:
+    """Migrate, then run every service with prefixed logs; Ctrl-C stops them all.
+
+    Replica i of a service listens on its port + 100 * i, and every caller spreads its
+    requests over the replicas. `up` refuses to start when the stack's connections would
+    not fit the database (see `microshop budget`).
+    """
     from ..migrate import migrate as run_migrations
     from ..supervisor import Supervisor
 
@@ -84,10 +91,14 @@ def up(only: str, skip_migrate: bool) -> None:
             raise click.ClickException(f"unknown or unbuilt services: {', '.join(unknown)}")
         names = [n for n in names if n in wanted]
     if not skip_migrate:
-        for name in run_async(run_migrations(config.database_url)):
+        for name in run_async(run_migrations(config.session_database_url)):
             click.echo(f"applied {name}")
-    click.echo(f"starting {', '.join(names)}")
-    raise SystemExit(asyncio.run(Supervisor(names).run()))
+    counts, env, lines = prepare(names, spec)
+    for line in lines:
+        click.echo(line)
+    started = [n if counts[n] == 1 else f"{n} x{counts[n]}" for n in names]
+    click.echo(f"starting {', '.join(started)}")
+    raise SystemExit(asyncio.run(Supervisor(names, replicas=counts, env=env).run()))
 
 
 @main.command()
@@ -118,8 +129,8 @@ def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
     from ..seeding import seed as run_seed
 
     async def run() -> None:
-        pool = await create_pool(config.database_url, application_name="microshop-seed")
-        store = PostgresEventStore(pool, dsn=config.database_url)
+        pool = await create_pool(config.session_database_url, application_name="microshop-seed")
+        store = PostgresEventStore(pool, dsn=config.session_database_url)
         try:
             if if_empty and await has_events(pool):
                 click.echo("the database has events already: not seeding")
@@ -142,3 +153,4 @@ events.add_command(republish)
 main.add_command(events)
 main.add_command(projections)
 main.add_command(dead_letters)
+main.add_command(budget)

@@ -67,13 +67,15 @@ def _json(value: Any, limit: int | None = None) -> str:
 async def open_store() -> AsyncIterator[PostgresEventStore]:
     config = load_config()
     try:
-        pool = await create_pool(config.database_url, application_name="microshop-cli", max_size=4)
+        pool = await create_pool(
+            config.session_database_url, application_name="microshop-cli", max_size=4
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise click.ClickException(
             f"cannot reach the database at DATABASE_URL={config.database_url}: {exc}"
             "\n(is Postgres running, and did you run `microshop migrate`?)"
         ) from None
-    store = PostgresEventStore(pool, dsn=config.database_url)
+    store = PostgresEventStore(pool, dsn=config.session_database_url)
     try:
         yield store
     except asyncpg.UndefinedTableError as exc:

@@ -72,9 +72,9 @@ async def _lazy_consumers(config: Config) -> AsyncIterator[dict[str, Consumer]]:
     """Every consumer of the system on a pool that never connects: parking queues need
     RabbitMQ alone, so these commands work while the database is down."""
     pool = await create_pool(
-        config.database_url, application_name="microshop-cli", min_size=0, max_size=1
+        config.session_database_url, application_name="microshop-cli", min_size=0, max_size=1
     )
-    store = PostgresEventStore(pool, dsn=config.database_url)
+    store = PostgresEventStore(pool, dsn=config.session_database_url)
     try:
         yield consumers_for(config, store)
     finally:

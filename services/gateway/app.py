@@ -36,18 +36,22 @@ def proxy_routes() -> list[web.RouteDef]:
 
 
 async def upstreams_ready(app: web.Application) -> str | None:
-    """Ready when every built service behind the gateway answers /health."""
+    """Ready when every built service behind the gateway has a replica answering /health."""
     config, session = app[CONFIG], app[HTTP]
     names = sorted({r.service for r in ROUTES} & set(available()))
 
-    async def down(name: str) -> str | None:
+    async def health(url: str) -> str | None:
         try:
             async with session.get(
-                f"{config.url_of(name)}/health", timeout=aiohttp.ClientTimeout(total=1.5)
+                f"{url}/health", timeout=aiohttp.ClientTimeout(total=1.5)
             ) as resp:
-                return None if resp.status == 200 else f"{name}: HTTP {resp.status}"
+                return None if resp.status == 200 else f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"{name}: {type(exc).__name__}"
+            return type(exc).__name__
+
+    async def down(name: str) -> str | None:
+        problems = await asyncio.gather(*map(health, config.urls_of(name)))
+        return None if None in problems else f"{name}: {', '.join(map(str, problems))}"
 
     problems = [p for p in await asyncio.gather(*map(down, names)) if p]
     return "; ".join(problems) or None

@@ -1,10 +1,13 @@
 """The simulated payment provider: it waits `latency_ms`, then charges with probability
 `success_rate`.
 
-The settings are per process: `PUT /internal/settings` changes the simulator of the process
-that answers it, from that moment on (a request already waiting out its latency rolls with
-the new success rate). With a seed the dice are `random.Random(seed)`, so a process fed the
-same requests one after another gives the same outcomes; concurrent requests roll in
+`PUT /internal/settings` changes the simulator of the replica that answers it, from that
+moment on (a request already waiting out its latency rolls with the new success rate), and
+tells the other replicas over Postgres (NOTIFY on `SETTINGS_CHANNEL`), which change theirs.
+A replica that starts later starts from the environment again.
+
+With a seed the dice are `random.Random(seed)`, so a process fed the same requests one
+after another gives the same outcomes; concurrent requests roll in
 whatever order they finish their latency. Payment ids are random UUIDs either way: two
 processes started with the same seed must not hand out the same ids.
 """
@@ -13,17 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import logging
 import random
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from microshop.config import Config
 
 from .domain import Approved, Declined, ProviderOutcome
 
-__all__ = ["DECLINE_REASON", "MAX_LATENCY_MS", "PaymentProvider", "PaymentSimulator", "Settings"]
+__all__ = [
+    "DECLINE_REASON",
+    "MAX_LATENCY_MS",
+    "SETTINGS_CHANNEL",
+    "PaymentProvider",
+    "PaymentSimulator",
+    "Settings",
+    "shared_settings",
+]
+
+log = logging.getLogger(__name__)
 
 DECLINE_REASON = "card declined (simulated)"
+SETTINGS_CHANNEL = "microshop_payment_settings"
 MAX_LATENCY_MS = 60_000
 
 
@@ -39,6 +56,14 @@ class Settings:
 
     success_rate: float
     latency_ms: int
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Settings:
+        data = json.loads(raw)
+        return cls(float(data["success_rate"]), int(data["latency_ms"]))
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.success_rate <= 1.0:  # also refuses NaN
@@ -81,3 +106,19 @@ class PaymentSimulator:
         if self._dice.random() < self._settings.success_rate:
             return Approved(uuid.uuid4())
         return Declined(DECLINE_REASON)
+
+
+def shared_settings(simulator: PaymentSimulator) -> Callable[[str | None], None]:
+    """A listener of `SETTINGS_CHANNEL` that applies what another replica was told."""
+
+    def heard(payload: str | None) -> None:
+        if payload is None:  # (re)connected: nothing to apply
+            return
+        try:
+            settings = Settings.from_json(payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring payment settings %r: %s", payload, exc)
+            return
+        simulator.change(success_rate=settings.success_rate, latency_ms=settings.latency_ms)
+
+    return heard

@@ -2,7 +2,7 @@
 
 - `POST /internal/payments`: charge one attempt of an order, idempotently;
 - `GET /internal/payments/{order_id}`: the order's attempts and its charge;
-- `GET`/`PUT /internal/settings`: the simulation's knobs of this process.
+- `GET`/`PUT /internal/settings`: the simulation's knobs (of every replica).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .appkeys import ORDER_SERVICE, PAYMENT_METRICS, SIMULATOR
 from .domain import PaymentResult, PaymentStatus
 from .orders import Report
 from .schemas import PaymentRequestSchema, SettingsSchema
-from .simulator import Settings
+from .simulator import SETTINGS_CHANNEL, Settings
 
 __all__ = ["routes"]
 
@@ -129,17 +129,20 @@ async def get_payments(request: web.Request) -> web.Response:
 
 @routes.get("/internal/settings")
 async def get_settings(request: web.Request) -> web.Response:
-    """This process's simulation settings."""
+    """The simulation settings (every replica's, once changed)."""
     require_internal(request)
     return json_response(present_settings(request.app[SIMULATOR].settings))
 
 
 @routes.put("/internal/settings")
 async def put_settings(request: web.Request) -> web.Response:
-    """Change any of the settings of this process, effective for the next roll."""
+    """Change any of the settings of every replica, effective for the next roll."""
     require_internal(request)
     changes = await read_json(request, SettingsSchema())
     settings = request.app[SIMULATOR].change(**changes)
+    session = request.app[STORE].session
+    if session is not None:
+        await session.notify(SETTINGS_CHANNEL, settings.to_json())
     log.info(
         "payment simulation settings are now success_rate=%s latency_ms=%d",
         settings.success_rate,

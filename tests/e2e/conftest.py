@@ -5,6 +5,7 @@ Tests talk to it only through the gateway, like a client would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -77,8 +78,12 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
     raise RuntimeError(f"the stack was not ready in {timeout}s: {last}\n{log.read_text()[-5000:]}")
 
 
-@pytest.fixture(scope="package")  # gone before other packages' tests run their own relays
-def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(
+    test_env: StackEnv, directory: Path, *up_args: str, **extra_env: str
+) -> Iterator[Stack]:
+    """`microshop up *up_args` on free ports in the test run's database and vhost, until
+    the block ends (then Ctrl-C, as a developer would)."""
     ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
     admin_email = f"admin-{secrets.token_hex(3)}@microshop.test"
     admin_password = secrets.token_urlsafe(16)
@@ -94,11 +99,12 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ORDER_CONSUMER_BACKOFF_MULTIPLIER="2.0",
         NO_COLOR="1",
         **{SERVICE_PORTS[name][0]: str(port) for name, port in ports.items()},
+        **extra_env,
     )
-    log = tmp_path_factory.mktemp("stack") / "microshop-up.log"
+    log = directory / "microshop-up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "microshop", "up", "--skip-migrate"],
+            [sys.executable, "-m", "microshop", "up", "--skip-migrate", *up_args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -115,6 +121,12 @@ def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="package")  # gone before other packages' tests run their own relays
+def stack(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(test_env, tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture

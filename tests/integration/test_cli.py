@@ -113,3 +113,28 @@ def test_events_schemas_checks_the_published_contracts(test_env: StackEnv) -> No
     result = microshop(test_env, "events", "schemas")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 integration events match their published schemas" in result.stdout
+
+
+def test_budget_sizes_the_pools_to_fit_and_says_when_they_cannot(test_env: StackEnv) -> None:
+    fitted = microshop(test_env, "budget", "--replicas", "3", "--max-connections", "100")
+    assert fitted.returncode == 0, fitted.stderr
+    assert "pool size 2" in fitted.stdout and "order           3 x (pool 2 + session 1)" in (
+        fitted.stdout
+    )
+    refused = microshop(
+        test_env, "budget", "--replicas", "3", "--max-connections", "100", DB_POOL_MAX_SIZE="10"
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: the stack would not fit the database: 279 conn")
+    assert "set DB_POOL_MAX_SIZE=2" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_up_refuses_to_start_a_stack_the_database_cannot_hold(test_env: StackEnv) -> None:
+    result = microshop(
+        test_env, "up", "--skip-migrate", "--replicas", "order=40", DB_POOL_MAX_SIZE="10"
+    )
+    assert result.returncode == 1
+    assert "Error: the stack would not fit the database" in result.stderr
+    assert "max_connections" in result.stderr and "started (pid" not in result.stdout
+    bad = microshop(test_env, "up", "--skip-migrate", "--replicas", "order=zero")
+    assert bad.returncode == 2 and "Invalid value for --replicas: 'order=zero'" in bad.stderr

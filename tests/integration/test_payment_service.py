@@ -603,11 +603,23 @@ async def test_settings_bounds_are_accepted(client: Client) -> None:
     }
 
 
-async def test_settings_are_per_process(make_payment: MakePayment) -> None:
+async def test_settings_changed_on_one_replica_reach_the_others(
+    make_payment: MakePayment,
+) -> None:
     one, two = await make_payment(), await make_payment()
-    await put_settings(one, {"success_rate": 0.0})
-    assert (await settings_of(two))["success_rate"] == 1.0
     assert one.app[SIMULATOR] is not two.app[SIMULATOR]
+    await put_settings(one, {"success_rate": 0.25, "latency_ms": 7})
+    async with asyncio.timeout(10):
+        while await settings_of(two) != {"success_rate": 0.25, "latency_ms": 7}:
+            await asyncio.sleep(0.02)
+    await put_settings(two, {"success_rate": 0.5})  # the last change wins everywhere
+    async with asyncio.timeout(10):
+        while (await settings_of(one))["success_rate"] != 0.5:
+            await asyncio.sleep(0.02)
+    expected = {"success_rate": 0.5, "latency_ms": 7}
+    assert await settings_of(one) == expected and await settings_of(two) == expected
+    later = await make_payment()  # a replica started later starts from its environment
+    assert (await settings_of(later))["success_rate"] == 1.0
 
 
 async def test_the_latency_is_applied(make_payment: MakePayment) -> None:

@@ -40,8 +40,12 @@ COMPOSE_DEFAULTS: dict[str, tuple[str, str]] = {
 }
 
 # Config variables compose deliberately leaves unset in the containers: every service listens on
-# its default port, which the published ports, healthchecks and Prometheus targets spell out.
-UNSET_IN_CONTAINERS = frozenset(env for env, _ in SERVICE_PORTS.values())
+# its default port, which the published ports, healthchecks and Prometheus targets spell out;
+# replicas are compose's own (`--scale`), not `microshop up`'s.
+UNSET_IN_CONTAINERS = frozenset(env for env, _ in SERVICE_PORTS.values()) | {
+    "MICROSHOP_REPLICAS",
+    "MICROSHOP_REPLICA",
+}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
 INTERPOLATION = re.compile(
@@ -403,3 +407,19 @@ def test_prometheus_scrapes_every_service(services: dict[str, Service]) -> None:
     want = {f"{name}:{SERVICE_PORTS[name][1]}" for name in BUILT}
     missing = sorted(want - scraped)
     assert not missing, f"deploy/prometheus.yml does not scrape /metrics of {missing}"
+
+
+def test_the_pgbouncer_override_puts_every_pool_behind_it(services: dict[str, Service]) -> None:
+    override = _load_yaml(ROOT / "deploy" / "compose.pgbouncer.yml")["services"]
+    apps = _app_services(services)
+    assert set(override) == set(apps) | {"pgbouncer"}, "every `microshop serve` service, no more"
+    direct = _environment(services["migrate"])["DATABASE_URL"]
+    for name in apps:
+        env = _environment(override[name])
+        assert env["DATABASE_DIRECT_URL"] == direct, name  # sessions: straight to Postgres
+        assert env["DATABASE_URL"].startswith("postgresql://microshop:microshop@pgbouncer:6432/")
+        assert env["DB_STATEMENT_CACHE_SIZE"] == "0"
+        assert override[name]["depends_on"]["pgbouncer"]["condition"] == HEALTHY
+    ini = (ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in ini and "listen_port = 6432" in ini
+    assert override["pgbouncer"]["build"] == "deploy/pgbouncer"

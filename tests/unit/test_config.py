@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microshop.config import SERVICE_PORTS, Config, ConfigError
+from microshop.config import SERVICE_PORTS, Config, ConfigError, Replicas
 
 
 def test_defaults_match_the_design() -> None:
@@ -48,6 +48,13 @@ def test_values_are_parsed_and_validated() -> None:
         ("ORDER_CONSUMER_BACKOFF_MULTIPLIER", "0.5"),
         ("ORDER_CONSUMER_RETRY_ATTEMPTS", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("ORDER_URL", "order:8004"),
+        ("ORDER_URL", "http://a:1,,http://b:2"),
+        ("CART_URL", "ftp://cart"),
+        ("MICROSHOP_REPLICAS", "0"),
+        ("MICROSHOP_REPLICAS", "order=two"),
+        ("MICROSHOP_REPLICAS", "shipping=2"),
+        ("MICROSHOP_REPLICAS", "51"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -58,3 +65,34 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 def test_env_vars_cover_every_field() -> None:
     assert "INTERNAL_API_KEY" in Config.ENV_VARS
     assert {env for env, _ in SERVICE_PORTS.values()} <= Config.ENV_VARS
+
+
+def test_a_service_url_may_list_its_replicas() -> None:
+    config = Config.from_env(
+        {"ORDER_URL": "http://127.0.0.1:8004/, http://127.0.0.1:8104", "CART_URL": ""}
+    )
+    assert config.urls_of("order") == ("http://127.0.0.1:8004", "http://127.0.0.1:8104")
+    assert config.url_of("order") == "http://127.0.0.1:8004"
+    assert config.urls_of("cart") == ("http://127.0.0.1:8003",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "counts"),
+    [
+        ("1", {"order": 1, "cart": 1}),
+        ("3", {"order": 3, "cart": 3, "relay": 3}),
+        ("order=3,cart=2", {"order": 3, "cart": 2, "relay": 1}),
+        ("2, order=3", {"order": 3, "cart": 2, "gateway": 2}),
+        ("order-consumer=2", {"order-consumer": 2, "order": 1}),
+    ],
+)
+def test_replicas_are_counted_per_service(raw: str, counts: dict[str, int]) -> None:
+    replicas = Config.from_env({"MICROSHOP_REPLICAS": raw}).replicas
+    assert {name: replicas.of(name) for name in counts} == counts
+    assert Replicas.parse(str(replicas)) == replicas  # it prints as it parses
+
+
+def test_a_replica_listens_a_hundred_ports_up() -> None:
+    config = Config.from_env({"ORDER_PORT": "9004", "MICROSHOP_REPLICA": "2"})
+    assert config.listen_port("order") == 9204
+    assert Config.from_env({}).listen_port("order") == 8004

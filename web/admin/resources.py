@@ -33,8 +33,9 @@ from eventstore import (
 )
 from eventstore.pg import Pool
 from eventstore.rebuilding import RebuildResult
-from microshop.app import running_task
+from microshop.app import application_name, running_task
 from microshop.appkeys import CONFIG
+from microshop.scaling import ADMIN_POOL_SIZE
 from microshop.topology import consumers_for, load_projections
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 4
+POOL_SIZE = ADMIN_POOL_SIZE
 STREAMS = "streams"
 
 
@@ -156,20 +157,24 @@ OPERATOR = web.AppKey("operator", Operator)
 
 async def operator_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
+    name = application_name(config, "gateway-admin")
     pool = await create_pool(
         config.database_url,
-        application_name="microshop-gateway-admin",
+        application_name=name,
         min_size=0,
         max_size=POOL_SIZE,
-        idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
+        idle_in_transaction_timeout_ms=config.pool_idle_in_transaction_timeout_ms,
+        statement_cache_size=config.db_statement_cache_size,
     )
-    store = PostgresEventStore(pool, dsn=config.database_url)
+    store = PostgresEventStore(
+        pool, dsn=config.session_database_url, application_name=name, pooler=config.behind_pooler
+    )
     projections = load_projections()
     rebuilds = Rebuilds(store)
     app[OPERATOR] = Operator(pool, store, projections, consumers_for(config, store), rebuilds)
     runner = ProjectionRunner(store, projections[STREAMS])
     try:
-        async with running_task(app, f"projection:{STREAMS}", runner.run):
+        async with running_task(app, f"projection:{STREAMS}", runner.lead_or_follow):
             yield
     finally:
         await rebuilds.close()
