@@ -11,6 +11,7 @@ def test_defaults_match_the_design() -> None:
     config = Config.from_env({})
     assert config.database_url == "postgresql://127.0.0.1:5432/microshop"
     assert config.amqp_url == "amqp://guest:guest@127.0.0.1:5672/"
+    assert config.amqp_queue_type == "quorum"
     assert config.namespace == "microshop"
     assert config.events_exchange == "microshop.events"
     assert {name: config.port_of(name) for name in SERVICE_PORTS} == {
@@ -48,6 +49,8 @@ def test_values_are_parsed_and_validated() -> None:
         ("ORDER_CONSUMER_BACKOFF_MULTIPLIER", "0.5"),
         ("ORDER_CONSUMER_RETRY_ATTEMPTS", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("AMQP_QUEUE_TYPE", "stream"),
+        ("AMQP_URL", ","),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -58,3 +61,22 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 def test_env_vars_cover_every_field() -> None:
     assert "INTERNAL_API_KEY" in Config.ENV_VARS
     assert {env for env, _ in SERVICE_PORTS.values()} <= Config.ENV_VARS
+
+
+def test_amqp_url_may_list_a_clusters_nodes() -> None:
+    config = Config.from_env(
+        {"AMQP_URL": " amqp://u:p@n1:5672/v , amqps://u:p@n2/v,", "AMQP_QUEUE_TYPE": "Classic"}
+    )
+    assert config.amqp_url == "amqp://u:p@n1:5672/v,amqps://u:p@n2/v"
+    assert config.amqp_queue_type == "classic"
+
+
+@pytest.mark.parametrize(
+    "wrong", ["http://u:s3cret@n2/", "n2:5672", "amqp://", "amqp:///vhost", "rabbitmq://n2"]
+)
+def test_each_amqp_url_must_be_amqp_with_a_host_and_no_password_is_shown(wrong: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({"AMQP_URL": f"amqp://u:s3cret@n1/, {wrong}"})
+    message = str(refused.value)
+    assert message.startswith("invalid configuration: AMQP_URL: each URL must be amqp://HOST")
+    assert "s3cret" not in message and "n1" not in message
