@@ -122,13 +122,14 @@ def queue_arguments(queue_type: str, arguments: Mapping[str, Any] | None = None)
 
 class Queues:
     """Declares durable queues of `queue_type`; one that exists with the other type is kept
-    as it is (RabbitMQ refuses to change it) and named once in a warning."""
+    as it is (RabbitMQ refuses to change it) and named once in a warning. The wanted type is
+    tried first every time, so a queue migrated meanwhile is found as it is now."""
 
     def __init__(self, queue_type: str = QUORUM) -> None:
         queue_arguments(queue_type)  # refuses an unknown type
         self.queue_type = queue_type
         self.kept: dict[str, str] = {}
-        """Queues found of the other type: name -> the type they keep."""
+        """Queues last found of the other type: name -> the type they keep."""
 
     async def declare(
         self,
@@ -142,28 +143,30 @@ class Queues:
         channel. A refusal that the other type's declaration does not also meet is about
         something else (another argument): it is raised.
         """
-        wanted = self.kept.get(name, self.queue_type)
+        wanted = self.queue_type
         try:
             await _declare(channel.connection, name, queue_arguments(wanted, arguments))
-            return wanted
         except ChannelPreconditionFailed as refusal:
             other = CLASSIC if wanted == QUORUM else QUORUM
             try:
                 await _declare(channel.connection, name, queue_arguments(other, arguments))
             except ChannelPreconditionFailed:
                 raise refusal from None
-        self.kept[name] = other
-        log.warning(
-            "queue %s exists as a %s queue and stays one (%s queues were asked for; "
-            "RabbitMQ cannot change the type of a queue). To migrate it, delete it while "
-            "nothing consumes it and start its consumers again: they declare it as %s "
-            "(README, 'RabbitMQ', says what to republish)",
-            name,
-            other,
-            wanted,
-            wanted,
-        )
-        return other
+            if self.kept.get(name) != other:
+                self.kept[name] = other
+                log.warning(
+                    "queue %s exists as a %s queue and stays one: RabbitMQ cannot change "
+                    "the type of a queue (%s was asked for). To migrate it, stop what "
+                    "publishes to it, let it empty, delete it and start its consumers "
+                    "again: they declare it as %s (README, 'RabbitMQ')",
+                    name,
+                    other,
+                    wanted,
+                    wanted,
+                )
+            return other
+        self.kept.pop(name, None)
+        return wanted
 
 
 async def _declare(

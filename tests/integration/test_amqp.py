@@ -72,7 +72,7 @@ async def test_a_refusal_about_another_argument_is_not_taken_for_the_type(
             assert await queues.declare(channel, name, {"x-max-length": 5}) == "classic"
             assert await queues.declare(channel, name, {"x-max-length": 5}) == "classic"
         await channel.queue_delete(name)
-    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"queue {name} exists as a classic queue and stays one"
     ]
 
@@ -187,3 +187,20 @@ async def _receive(env: StackEnv, queue: str, received: set[str], wanted: set[st
                 await asyncio.sleep(0.05)
             else:
                 received.add(str(got.header.properties.message_id))
+
+
+async def test_a_queue_migrated_meanwhile_gets_the_type_asked_for(
+    test_env: StackEnv, uid: str
+) -> None:
+    """A process that found a classic queue declares it as quorum once it was deleted (the
+    migration), instead of remembering the old type."""
+    name = f"{test_env.namespace}-{uid}.migrated"
+    queues = Queues("quorum")
+    async with aiormq.connect(test_env.amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.queue_declare(name, durable=True)
+        assert await queues.declare(channel, name) == "classic"
+        await channel.queue_delete(name)
+        assert await queues.declare(channel, name) == "quorum"
+        assert queues.kept == {}
+        await channel.queue_delete(name)
