@@ -24,7 +24,8 @@ numbers under `rounds`.
   of the log from a checkpoint, in batches of 1000; against confirmed aiormq publishes of
   the same messages, pipelined 1000 at a time, built beforehand with `wire.encode_row` from
   the same rows. Both go to a fresh topic exchange with one durable queue bound, purged
-  (and counted) after each run.
+  (and counted) after each run; the queue is of the type `AMQP_QUEUE_TYPE` names (quorum,
+  like the services' queues, unless it says classic).
 
 The write figures run first, on empty tables. The read, rebuild and relay figures run on a
 log COPYed in afterwards: streams of about ten events interleaved at random, with realistic
@@ -59,6 +60,7 @@ from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from eventstore import checkpoints
+from eventstore.amqp import QUORUM, queue_arguments
 from eventstore.check import check_log
 from eventstore.events import EventRegistry, Metadata, Position
 from eventstore.pg import create_pool
@@ -392,6 +394,10 @@ class Broker:
     version: str
 
 
+def queue_type() -> str:
+    return os.environ.get("AMQP_QUEUE_TYPE") or QUORUM
+
+
 @contextlib.asynccontextmanager
 async def broker_namespace(url: str) -> AsyncIterator[Broker]:
     """A fresh topic exchange with one durable queue bound to `#`; both deleted on exit."""
@@ -401,7 +407,7 @@ async def broker_namespace(url: str) -> AsyncIterator[Broker]:
     try:
         admin = await connection.channel()
         await admin.exchange_declare(exchange, exchange_type="topic", durable=True)
-        await admin.queue_declare(queue, durable=True)
+        await admin.queue_declare(queue, durable=True, arguments=queue_arguments(queue_type()))
         await admin.queue_bind(queue, exchange, routing_key="#")
         publisher = await connection.channel(publisher_confirms=True)
         version = str(connection.server_properties.get("version", "?"))
@@ -584,6 +590,7 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     }
     async with scratch_database("microshop_bench") as dsn, broker_namespace(amqp_url()) as broker:
         context["rabbitmq"] = broker.version
+        context["queue_type"] = queue_type()
         await measure_writes(dsn, sizes, results)
         context["populate_seconds"] = round(await populate_log(dsn, sizes), 2)
         async with log_readers(dsn) as (store, conn):

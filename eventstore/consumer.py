@@ -23,12 +23,22 @@ recorded in the same transaction as those effects. A handler whose effects are e
 (HTTP calls) must be idempotent itself: its inbox record, written after it returns and
 without waiting for the disk, only spares most redeliveries the work.
 
-Taking one event out of the parking queue never risks the others: they are fetched with
-`basic.get` and held unacknowledged (never acked, never copied) until the chosen one is
-republished with a confirm and acked; then they are all requeued at once. If the process
-dies midway the broker requeues them itself when the connection drops. A classic queue
-puts requeued messages back where they were, which it always can while nothing else reads
-the parking queue, so they keep their order too.
+Every queue is durable, of one type (`queue_type`): quorum (replicated; the default) or
+classic. A quorum delay queue dead-letters at least once, so a message cannot be lost
+between it and the consumer's queue. A queue that exists with the other type keeps it (see
+`amqp.Queues`).
+
+Taking one event out of the parking queue never risks the others: they are all fetched
+with `basic.get` and held unacknowledged (never acked, never copied) until the chosen one
+is republished with a confirm and acked; then the others are requeued at once. If the
+process dies midway the broker requeues them itself when the connection drops. A classic
+queue puts requeued messages back where they were; a quorum queue puts them at its back,
+in the order they were held. Holding all of them keeps the queue's order either way, and
+listings sort by the time each message was parked, so a message parked meanwhile (which
+a quorum queue puts before those requeued) is still listed where it belongs. A quorum
+queue counts these deliveries (`x-delivery-count`): RabbitMQ 3.x sets no delivery limit,
+so they never drop a message (4.x has a default limit: see the README), and a message moved
+to another queue starts afresh there.
 
 `redeliver` publishes stored events again to this consumer's queue alone (through the
 default exchange, so no other queue bound to the same events gets them); the inbox drops
@@ -59,7 +69,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp.commands import Basic
 
-from .amqp import BROKER_ERRORS, connect_amqp, refused, topic_matches
+from .amqp import BROKER_ERRORS, QUORUM, Queues, connect_amqp, refused, topic_matches
 from .errors import UpcastError
 from .events import Dropped, RecordedEvent
 from .pg import RELAXED, Conn
@@ -88,6 +98,18 @@ _RECORD = "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO
 _RECORD_ASYNC_COMMIT = f"""
 {RELAXED}
 INSERT INTO inbox (consumer, event_id) SELECT $1, $2 FROM relaxed ON CONFLICT DO NOTHING"""
+
+
+_BROKER_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+    }
+)
+"""Headers the broker wrote on its way here, left behind when a message moves on."""
 
 
 class RetryLater(Exception):
@@ -190,7 +212,7 @@ def _original_routing_key(message: DeliveredMessage) -> str:
 def _parked_message(message: DeliveredMessage) -> ParkedMessage:
     props = message.header.properties
     headers = props.headers or {}
-    parked_at = headers.get("x-parked-at")
+    parked_at = _parked_at(message)
     stream_id = headers.get("x-stream-id")
     return ParkedMessage(
         event_id=props.message_id,
@@ -200,14 +222,29 @@ def _parked_message(message: DeliveredMessage) -> ParkedMessage:
         body=message.body,
         event_type=props.message_type,
         stream_id=str(stream_id) if stream_id else None,
-        parked_at=(
-            datetime.fromtimestamp(parked_at, UTC) if isinstance(parked_at, int | float) else None
-        ),
+        parked_at=datetime.fromtimestamp(parked_at / 1e6, UTC) if parked_at else None,
     )
 
 
 def _is_empty(got: DeliveredMessage) -> bool:
     return got.delivery is None or isinstance(got.delivery, Basic.GetEmpty)
+
+
+def _parked_at(message: DeliveredMessage) -> int:
+    """When the message was parked, in microseconds (0: it does not say): the order
+    listings follow."""
+    headers = message.header.properties.headers or {}
+    micros, seconds = headers.get("x-parked-at-us"), headers.get("x-parked-at")
+    if isinstance(micros, int):
+        return micros
+    return seconds * 1_000_000 if isinstance(seconds, int) else 0
+
+
+def _of_event(event_id: str) -> Callable[[list[DeliveredMessage]], list[DeliveredMessage]]:
+    def chosen(held: list[DeliveredMessage]) -> list[DeliveredMessage]:
+        return [m for m in held if m.header.properties.message_id == event_id]
+
+    return chosen
 
 
 class HandlerContext:
@@ -253,10 +290,13 @@ class Consumer:
         prefetch: int = 32,
         reconnect_delay: float = 0.5,
         accepts: Mapping[str, Collection[int]] | None = None,
+        queue_type: str = QUORUM,
     ) -> None:
         """`accepts` names the event types and schema versions the handler is written for
         (None: whatever arrives); any other is parked at once, with the reason, instead of
-        being read as the wrong version or retried forever."""
+        being read as the wrong version or retried forever. `queue_type` (`quorum` or
+        `classic`) is the type of the queues it declares; `amqp_url` may list several
+        comma-separated nodes."""
         self.store = store
         self.amqp_url = amqp_url
         self.exchange = f"{namespace}.events"
@@ -271,7 +311,9 @@ class Consumer:
         self.reconnect_delay = reconnect_delay
         self.stats = ConsumerStats()
         self.ready = asyncio.Event()
+        self.queues = Queues(queue_type)
         self._delay_queues: set[str] = set()
+        self._declaring = asyncio.Lock()  # failures at once declare a delay queue once
 
     # -- running -------------------------------------------------------------------------
 
@@ -307,8 +349,8 @@ class Consumer:
     async def declare(self, channel: AbstractChannel) -> None:
         """Declare the exchange, the queue with its bindings, and the parking queue."""
         await channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
-        await channel.queue_declare(self.queue, durable=True)
-        await channel.queue_declare(self.parking, durable=True)
+        await self.queues.declare(channel, self.queue)
+        await self.queues.declare(channel, self.parking)
         for key in self.bindings:
             await channel.queue_bind(self.queue, self.exchange, routing_key=key)
 
@@ -440,17 +482,18 @@ class Consumer:
     ) -> None:
         delay_ms = max(1, round(self.retry.delay(attempt) * 1000))
         queue = f"{self.queue}.retry.{delay_ms}"
-        if queue not in self._delay_queues:
-            await channel.queue_declare(
-                queue,
-                durable=True,
-                arguments={
-                    "x-message-ttl": delay_ms,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.queue,
-                },
-            )
-            self._delay_queues.add(queue)
+        async with self._declaring:
+            if queue not in self._delay_queues:
+                await self.queues.declare(
+                    channel,
+                    queue,
+                    {
+                        "x-message-ttl": delay_ms,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": self.queue,
+                    },
+                )
+                self._delay_queues.add(queue)
         await self._republish(
             channel,
             message,
@@ -466,6 +509,7 @@ class Consumer:
     async def _park(
         self, channel: AbstractChannel, message: DeliveredMessage, reason: str, attempt: int
     ) -> None:
+        now = time.time()  # in integers: a header's float is single precision
         await self._republish(
             channel,
             message,
@@ -474,7 +518,8 @@ class Consumer:
                 "x-attempt": attempt,
                 "x-error": reason[:1000],
                 "x-original-routing-key": _original_routing_key(message),
-                "x-parked-at": int(time.time()),
+                "x-parked-at": int(now),
+                "x-parked-at-us": int(now * 1_000_000),  # what listings sort by
             },
         )
         self.stats.parked += 1
@@ -484,8 +529,7 @@ class Consumer:
         channel: AbstractChannel, message: DeliveredMessage, queue: str, headers: dict[str, Any]
     ) -> None:
         props = message.header.properties
-        merged = dict(props.headers or {})
-        merged.pop("x-death", None)
+        merged = {k: v for k, v in (props.headers or {}).items() if k not in _BROKER_HEADERS}
         merged.update(headers)
         confirm = await channel.basic_publish(
             message.body,
@@ -525,30 +569,26 @@ class Consumer:
 
     async def parked(self, limit: int = 100) -> list[ParkedMessage]:
         """Up to `limit` parked messages, oldest first; they stay parked."""
-        async with self._connection() as channel:
-            await self.declare(channel)
-            found: list[ParkedMessage] = []
-            last_tag = 0
-            while len(found) < limit:
-                got = await channel.basic_get(self.parking, no_ack=False)
-                if _is_empty(got):
-                    break
-                last_tag = _delivery_tag(got)
-                found.append(_parked_message(got))
-            if last_tag:
-                await channel.basic_nack(last_tag, multiple=True, requeue=True)
-            return found
+        taken = await self._take_parked(lambda held: [], replay=False, listing=True)
+        return taken[:limit]
 
     async def replay_parked(self, limit: int | None = None, *, event_id: str | None = None) -> int:
         """Move parked messages back to the consumer's queue with a fresh attempt budget:
         all of them (or the oldest `limit`), or only those of `event_id`, the others left
-        parked in their order (`NotParked` when there is none)."""
+        parked in their order (`NotParked` when there is none). `QueueNotDeclared` when the
+        consumer's queue is gone (the default exchange would drop what went there)."""
         if event_id is not None:
-            return len(await self._take_parked(event_id, replay=True))
+            chosen = await self._take_parked(_of_event(event_id), replay=True)
+            if not chosen:
+                raise NotParked(self.parking, event_id)
+            return len(chosen)
+        if limit is not None:
+            return len(await self._take_parked(lambda held: held[:limit], replay=True))
         moved = 0
         async with self._connection() as channel:
-            await self.declare(channel)
-            while limit is None or moved < limit:
+            if not await self._parking_ready(channel, replay=True):
+                return 0
+            while True:  # one at a time: nothing is held but the message on its way
                 got = await channel.basic_get(self.parking, no_ack=False)
                 if _is_empty(got):
                     break
@@ -561,38 +601,54 @@ class Consumer:
         """Remove the parked messages of `event_id` for good (usually one; a relay that
         delivered an event twice may have had both parked) and return them; the others
         stay parked in their order. `NotParked` when there is none."""
-        return await self._take_parked(event_id, replay=False)
+        gone = await self._take_parked(_of_event(event_id), replay=False)
+        if not gone:
+            raise NotParked(self.parking, event_id)
+        return gone
 
-    async def _take_parked(self, event_id: str, *, replay: bool) -> list[ParkedMessage]:
-        taken: list[ParkedMessage] = []
-        async with self._connection() as channel:
+    async def _parking_ready(self, channel: AbstractChannel, *, replay: bool) -> bool:
+        """Whether the parking queue exists (asked passively: looking declares nothing);
+        `QueueNotDeclared` when a replay would have no queue to go to."""
+        try:
+            await channel.queue_declare(self.parking, passive=True)
+        except ChannelNotFoundEntity:
+            return False
+        if replay:
             try:
-                await channel.queue_declare(self.parking, passive=True)
+                await channel.queue_declare(self.queue, passive=True)
             except ChannelNotFoundEntity:
-                raise NotParked(self.parking, event_id) from None
-            if replay:  # to a queue that is gone, the default exchange would drop it
-                try:
-                    await channel.queue_declare(self.queue, passive=True)
-                except ChannelNotFoundEntity:
-                    raise QueueNotDeclared(self.queue) from None
-            held = 0  # the highest delivery tag among the messages we keep (held unacked)
+                raise QueueNotDeclared(self.queue) from None
+        return True
+
+    async def _take_parked(
+        self,
+        choose: Callable[[list[DeliveredMessage]], list[DeliveredMessage]],
+        *,
+        replay: bool,
+        listing: bool = False,
+    ) -> list[ParkedMessage]:
+        """Hold every parked message, oldest first; move (`replay`) or drop those `choose`
+        picks and requeue the others. The picked ones, or with `listing` all of them."""
+        async with self._connection() as channel:
+            if not await self._parking_ready(channel, replay=replay):
+                return []
+            held: list[DeliveredMessage] = []
             while True:
                 got = await channel.basic_get(self.parking, no_ack=False)
                 if _is_empty(got):
                     break
-                tag = _delivery_tag(got)
-                if got.header.properties.message_id != event_id:
-                    held = tag
-                    continue
+                held.append(got)
+            held.sort(key=_parked_at)  # stable: messages parked at one time keep their order
+            chosen = choose(held)
+            for message in chosen:
                 if replay:  # confirmed on the queue before it leaves the parking queue
-                    await self._republish(channel, got, self.queue, {"x-attempt": 1})
-                await channel.basic_ack(tag)
-                taken.append(_parked_message(got))
-            if held:  # every other message back where it was (ack'ed tags are not touched)
-                await channel.basic_nack(held, multiple=True, requeue=True)
-        if not taken:
-            raise NotParked(self.parking, event_id)
-        return taken
+                    await self._republish(channel, message, self.queue, {"x-attempt": 1})
+                await channel.basic_ack(_delivery_tag(message))
+            taken = {_delivery_tag(m) for m in chosen}
+            kept = [_delivery_tag(m) for m in held if _delivery_tag(m) not in taken]
+            if kept:  # every other one back at once (acked tags are not touched)
+                await channel.basic_nack(max(kept), multiple=True, requeue=True)
+        return [_parked_message(m) for m in (held if listing else chosen)]
 
     # -- publishing stored events again --------------------------------------------------
 

@@ -7,6 +7,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from eventstore.amqp import QUEUE_TYPES, broker_urls, redacted
 
 __all__ = ["SERVICE_PORTS", "Config", "ConfigError", "Replicas", "replica_port"]
 
@@ -170,8 +173,32 @@ class Replicas:
 ONE_EACH = Replicas()
 
 
-def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
-    return dataclasses.field(default=default, metadata={"env": name, "parse": parse})
+def _amqp_urls(raw: str) -> str:
+    """One broker URL, or several comma-separated (a cluster's nodes); each amqp(s)://."""
+    urls = broker_urls(raw)
+    wrong = [
+        u for u in urls if urlsplit(u).scheme not in ("amqp", "amqps") or not urlsplit(u).hostname
+    ]
+    if wrong or not urls:
+        named = ", ".join(repr(redacted(u)) for u in wrong) or "no URL given"
+        raise ValueError(f"each URL must be amqp://HOST/... or amqps://HOST/... ({named})")
+    return ",".join(urls)
+
+
+def _queue_type(raw: str) -> str:
+    value = raw.lower()
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"one of {', '.join(QUEUE_TYPES)}")
+    return value
+
+
+def _env(
+    name: str, default: Any, parse: Callable[[str], Any] = str, *, secret: bool = False
+) -> Any:
+    """A field read from `name`; a `secret` one's value is never shown in an error."""
+    return dataclasses.field(
+        default=default, metadata={"env": name, "parse": parse, "secret": secret}
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,7 +206,9 @@ class Config:
     """Everything a MicroShop process reads from its environment (see `.env.example`)."""
 
     database_url: str = _env("DATABASE_URL", "postgresql://127.0.0.1:5432/microshop")
-    amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    # One URL, or several comma-separated: the nodes of a RabbitMQ cluster.
+    amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", _amqp_urls, secret=True)
+    amqp_queue_type: str = _env("AMQP_QUEUE_TYPE", "quorum", _queue_type)
     namespace: str = _env("MICROSHOP_NAMESPACE", "microshop", _namespace)
     host: str = _env("MICROSHOP_HOST", "127.0.0.1")
     # How many instances of each service `microshop up` runs (`3`, `order=3,cart=2`).
@@ -275,7 +304,8 @@ class Config:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                errors.append(f"{name}={raw!r}: {exc}")
+                shown = "" if field.metadata["secret"] else f"={raw!r}"
+                errors.append(f"{name}{shown}: {exc}")
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         values.update(overrides)

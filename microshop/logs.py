@@ -5,7 +5,8 @@ event being handled, extras) written to stderr. A service also ships its lines t
 `{ns}.logs` exchange: `LogBuffer` keeps formatted lines in a bounded buffer (a full buffer
 drops new lines and counts them, it never blocks or fails the caller) and `LogShipper` sends
 them in batches with publisher confirms, putting a batch back when the broker is gone. The
-durable `{ns}.logs` queue keeps what is shipped while log-service is down.
+durable `{ns}.logs` queue (quorum by default, like every queue here) keeps what is shipped
+while log-service is down.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from aiohttp import web
 from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp.commands import Basic
 
-from eventstore.amqp import BROKER_ERRORS, connect_amqp
+from eventstore.amqp import BROKER_ERRORS, QUORUM, Queues, connect_amqp
 
 from . import context
 from .appkeys import CONFIG, METRICS, SERVICE
@@ -49,7 +50,8 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 # The logs queue has a size cap, so an absent log-service cannot fill the broker's disk:
-# past 256 MiB (or 100,000 batches) the oldest batches go first.
+# past 256 MiB (or 100,000 batches) the oldest batches go first (drop-head, which quorum
+# queues support too; reject-publish would stall every shipper instead and keep the oldest).
 LOG_QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-max-length": 100_000,
     "x-max-length-bytes": 256 * 1024 * 1024,
@@ -187,11 +189,14 @@ class LogBuffer(logging.Handler):
         self.lines.extendleft(reversed(keep))
 
 
-async def declare_log_topology(channel: AbstractChannel, namespace: str) -> tuple[str, str]:
-    """Declare topic exchange `{ns}.logs` and its durable queue `{ns}.logs` (bound to `#`)."""
+async def declare_log_topology(
+    channel: AbstractChannel, namespace: str, queues: Queues
+) -> tuple[str, str]:
+    """Declare topic exchange `{ns}.logs` and its durable queue `{ns}.logs` (bound to `#`)
+    of the type `queues` declares."""
     name = f"{namespace}.logs"
     await channel.exchange_declare(name, exchange_type="topic", durable=True)
-    await channel.queue_declare(name, durable=True, arguments=LOG_QUEUE_ARGUMENTS)
+    await queues.declare(channel, name, LOG_QUEUE_ARGUMENTS)
     await channel.queue_bind(name, name, routing_key="#")
     return name, name
 
@@ -212,6 +217,7 @@ class LogShipper:
         service: str,
         batch_size: int = 500,
         interval: float = 0.2,
+        queue_type: str = QUORUM,
     ) -> None:
         self.buffer = buffer
         self.amqp_url = amqp_url
@@ -221,6 +227,7 @@ class LogShipper:
         self.interval = interval
         self.shipped = 0
         self.failures = 0
+        self.queues = Queues(queue_type)
         self._channel: AbstractChannel | None = None
 
     async def run(self) -> None:
@@ -259,7 +266,7 @@ class LogShipper:
         )
         try:
             channel = await connection.channel(publisher_confirms=True)
-            self._exchange, _ = await declare_log_topology(channel, self.namespace)
+            self._exchange, _ = await declare_log_topology(channel, self.namespace, self.queues)
             self._channel = channel
             yield
         finally:
@@ -313,7 +320,11 @@ def _start_shipping(service: str, config: Config) -> _Shipping:
     if shipping is None or shipping.task.done():
         buffer = LogBuffer(service, capacity=config.log_buffer_lines, level=config.log_level)
         shipper = LogShipper(
-            buffer, amqp_url=config.amqp_url, namespace=config.namespace, service=service
+            buffer,
+            amqp_url=config.amqp_url,
+            namespace=config.namespace,
+            service=service,
+            queue_type=config.amqp_queue_type,
         )
         task = asyncio.create_task(shipper.run(), name="log-shipper")
         logging.getLogger().addHandler(buffer)

@@ -63,6 +63,7 @@ def consumers_for(config: Config, store: PostgresEventStore) -> dict[str, Consum
             bindings=spec.bindings,
             handler=_never_called,
             accepts=spec.accepts,
+            queue_type=config.amqp_queue_type,
         )
         for name, spec in CONSUMER_QUEUES.items()
     }

@@ -63,6 +63,7 @@ def consumer_context(
             retry=retry,
             prefetch=prefetch,
             accepts=accepts,
+            queue_type=config.amqp_queue_type,
         )
         app.setdefault(CONSUMERS, {})[name] = consumer
 

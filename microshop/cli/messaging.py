@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
@@ -22,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from eventstore import Consumer, PostgresEventStore, create_pool
-from eventstore.amqp import BROKER_ERRORS
+from eventstore.amqp import BROKER_ERRORS, redacted
 from eventstore.consumer import NotParked, ParkedMessage, QueueNotDeclared, Redelivered
 from eventstore.pg import Pool
 from eventstore.store import COLUMNS
@@ -48,15 +47,6 @@ def _config() -> Config:
     down is one `Error:` line, not a log record and then the line."""
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     return load_config()
-
-
-def _redacted(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _pick(consumers: dict[str, Consumer], queue: str) -> tuple[str, Consumer]:
@@ -90,7 +80,7 @@ async def _reach(config: Config, consumer: Consumer) -> int | None:
             return await consumer.parked_count()
     except BROKER_ERRORS as exc:
         raise click.ClickException(
-            f"cannot reach RabbitMQ at AMQP_URL={_redacted(config.amqp_url)}: "
+            f"cannot reach RabbitMQ at AMQP_URL={redacted(config.amqp_url)}: "
             f"{type(exc).__name__}: {exc}".rstrip(": ")
         ) from None
 
@@ -100,7 +90,7 @@ async def _on_broker(config: Config, work: Awaitable[T]) -> T:
         return await work
     except BROKER_ERRORS as exc:
         raise click.ClickException(
-            f"RabbitMQ at AMQP_URL={_redacted(config.amqp_url)} failed midway: "
+            f"RabbitMQ at AMQP_URL={redacted(config.amqp_url)} failed midway: "
             f"{type(exc).__name__}: {exc} (what was not done is left as it was)"
         ) from None
 
@@ -201,7 +191,7 @@ def replay_command(queue: str, event_id: str | None) -> None:
                     click.echo(f"{name}: nothing parked, nothing to replay")
                     return
                 moved = await _on_broker(config, consumer.replay_parked(event_id=event_id))
-            except NotParked as exc:
+            except (NotParked, QueueNotDeclared) as exc:
                 raise click.ClickException(str(exc)) from None
             what = f" of event {event_id}" if event_id is not None else ""
             plural = "" if moved == 1 else "s"

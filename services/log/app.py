@@ -34,7 +34,12 @@ INGESTOR = web.AppKey("ingestor", Ingestor)
 
 async def ingest_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    ingestor = Ingestor(app[POOL], amqp_url=config.amqp_url, namespace=config.namespace)
+    ingestor = Ingestor(
+        app[POOL],
+        amqp_url=config.amqp_url,
+        namespace=config.namespace,
+        queue_type=config.amqp_queue_type,
+    )
     app[INGESTOR] = ingestor
 
     async def consuming(_: web.Application) -> str | None:

@@ -17,7 +17,7 @@ import logging
 import asyncpg
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
-from eventstore.amqp import BROKER_ERRORS, connect_amqp
+from eventstore.amqp import BROKER_ERRORS, QUORUM, Queues, connect_amqp
 from eventstore.pg import Pool
 from microshop.logs import declare_log_topology
 
@@ -50,6 +50,7 @@ class Ingestor:
         namespace: str,
         prefetch: int = 64,
         linger: float = 0.05,
+        queue_type: str = QUORUM,
     ) -> None:
         self.pool = pool
         self.amqp_url = amqp_url
@@ -58,6 +59,7 @@ class Ingestor:
         self.linger = linger
         self.stats = IngestStats()
         self.ready = asyncio.Event()
+        self.queues = Queues(queue_type)
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting to the broker after any trouble."""
@@ -82,7 +84,7 @@ class Ingestor:
         connection = await connect_amqp(self.amqp_url, f"{self.namespace}.logs:log-service")
         try:
             channel = await connection.channel()
-            _, queue = await declare_log_topology(channel, self.namespace)
+            _, queue = await declare_log_topology(channel, self.namespace, self.queues)
             await channel.basic_qos(prefetch_count=self.prefetch)
             pending: list[DeliveredMessage] = []
             arrived = asyncio.Event()

@@ -1,9 +1,11 @@
-"""The consumer building block on the real RabbitMQ and Postgres."""
+"""The consumer building block on the real RabbitMQ and Postgres, on quorum queues and on
+classic ones (every test runs on both)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,18 +22,21 @@ from eventstore import (
     RetryLater,
     RetryPolicy,
 )
+from eventstore.amqp import QUEUE_TYPES, queue_arguments
 from eventstore.pg import Pool
-from eventstore.store import GLOBAL_LOG_SQL
+from eventstore.store import COLUMNS
 from eventstore.wire import encode_row
-from tests.conftest import StackEnv
+from tests.broker import declared_queues
+from tests.conftest import StackEnv, rabbitmqctl
 from tests.samples import Noted
 
 
 class Harness:
-    """A consumer in its own namespace plus a way to publish events to it."""
+    """A consumer in its own namespace, of one queue type, plus a way to publish events to it."""
 
-    def __init__(self, store: PostgresEventStore, env: StackEnv, uid: str) -> None:
+    def __init__(self, store: PostgresEventStore, env: StackEnv, uid: str, queue_type: str) -> None:
         self.store, self.env, self.uid = store, env, uid
+        self.queue_type = queue_type
         self.namespace = f"{env.namespace}-{uid}"
         self.calls: list[tuple[str, int, float]] = []
 
@@ -49,15 +54,20 @@ class Harness:
             name=f"worker-{self.uid}",
             bindings=[f"note{self.uid}.*"],
             handler=recording,
-            **kwargs,
+            **{"queue_type": self.queue_type, **kwargs},
         )
 
     async def append(self, *texts: str) -> list[Any]:
-        start = await self.store.head()
+        """Append one event per text; their rows of the log (not read behind the fence,
+        which a transaction anywhere on the server may hold back)."""
         for text in texts:
             await self.store.append(f"note{self.uid}-{text}", [Noted(text)], ANY)
-        rows = await self.store.pool.fetch(GLOBAL_LOG_SQL, start[0], start[1], 10_000)
-        return [r for r in rows if r["stream_id"].startswith(f"note{self.uid}-")]
+        return list(
+            await self.store.pool.fetch(
+                f"SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1) ORDER BY global_position",
+                [f"note{self.uid}-{text}" for text in texts],
+            )
+        )
 
     async def publish(self, rows: list[Any], *, body: bytes | None = None) -> None:
         async with aiormq.connect(self.env.amqp_url) as connection:
@@ -98,9 +108,14 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
             await asyncio.sleep(0.01)
 
 
+@pytest.fixture(params=QUEUE_TYPES)
+def queue_type(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def harness(store: PostgresEventStore, test_env: StackEnv, uid: str) -> Harness:
-    return Harness(store, test_env, uid)
+def harness(store: PostgresEventStore, test_env: StackEnv, uid: str, queue_type: str) -> Harness:
+    return Harness(store, test_env, uid, queue_type)
 
 
 async def test_each_event_is_handled_once_even_when_delivered_twice(
@@ -291,3 +306,107 @@ async def test_a_failed_handler_leaves_no_effects_and_no_inbox_entry(
         fail = False
         await until(lambda: consumer.stats.handled == 1)
     assert await pool.fetchval(f"SELECT count(*) FROM effects_{uid}") == 1
+
+
+async def test_every_queue_has_the_configured_type(harness: Harness) -> None:
+    """The consumer's queue, its parking queue and its delay queues; a quorum delay queue
+    dead-letters back at least once."""
+
+    async def handler(ctx: HandlerContext) -> None:
+        if ctx.attempt == 1:
+            raise RetryLater("once")
+
+    consumer = harness.consumer(handler, retry=RetryPolicy(attempts=2, initial=0.05))
+    async with consuming(harness, consumer):
+        await harness.publish(await harness.append("typed"))
+        await until(lambda: consumer.stats.handled == 1)
+        queues = declared_queues(harness.env.vhost, consumer.queue)
+
+    delay = f"{consumer.queue}.retry.50"
+    assert sorted(queues) == sorted([consumer.queue, consumer.parking, delay])
+    assert {q.type for q in queues.values()} == {harness.queue_type}
+    assert queues[delay].arguments["x-message-ttl"] == 50
+    assert queues[delay].arguments["x-dead-letter-routing-key"] == consumer.queue
+    if harness.queue_type == "quorum":
+        assert queues[delay].arguments["x-dead-letter-strategy"] == "at-least-once"
+        assert queues[delay].arguments["x-overflow"] == "reject-publish"
+
+
+async def test_no_message_is_lost_through_the_delay_queues(harness: Harness) -> None:
+    """Every event fails twice, waits out two delay queues and comes back each time."""
+    count = 150
+
+    async def handler(ctx: HandlerContext) -> None:
+        if ctx.attempt < 3:
+            raise RetryLater(f"attempt {ctx.attempt}")
+
+    consumer = harness.consumer(
+        handler, retry=RetryPolicy(attempts=3, initial=0.05, multiplier=2), prefetch=64
+    )
+    async with consuming(harness, consumer):
+        rows = await harness.append(*(f"n{i}" for i in range(count)))
+        await harness.publish(rows)
+        await until(lambda: consumer.stats.handled == count, timeout=60)
+
+    assert consumer.stats.retried == 2 * count and consumer.stats.parked == 0
+    attempts: dict[str, list[int]] = {}
+    for text, attempt, _ in harness.calls:
+        attempts.setdefault(text, []).append(attempt)
+    assert attempts == {f"n{i}": [1, 2, 3] for i in range(count)}
+
+
+async def test_queues_of_the_other_type_are_kept_with_one_warning_each(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deployment whose queues were declared with the other type (classic ones, before
+    quorum became the default) keeps them: RabbitMQ refuses to redeclare a queue with
+    another type, which used to make the consumer reconnect forever."""
+    other = "classic" if harness.queue_type == "quorum" else "quorum"
+    consumer = harness.consumer(lambda ctx: asyncio.sleep(0))
+    delay = f"{consumer.queue}.retry.50"
+    async with aiormq.connect(harness.env.amqp_url) as connection:
+        channel = await connection.channel()
+        for name, arguments in [
+            (consumer.queue, {}),
+            (consumer.parking, {}),
+            (
+                delay,
+                {
+                    "x-message-ttl": 50,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": consumer.queue,
+                },
+            ),
+        ]:
+            await channel.queue_declare(
+                name, durable=True, arguments=queue_arguments(other, arguments)
+            )
+
+    async def handler(ctx: HandlerContext) -> None:
+        if ctx.attempt == 1 and ctx.event.data.text == "retried":
+            raise RetryLater("once")
+
+    consumer = harness.consumer(handler, retry=RetryPolicy(attempts=2, initial=0.05))
+    with caplog.at_level(logging.WARNING, logger="eventstore.amqp"):
+        async with consuming(harness, consumer):
+            await harness.publish(await harness.append("retried", "steady"))
+            await until(lambda: consumer.stats.handled == 2)
+            consumer.ready.clear()  # the broker drops the connection: it declares again
+            await asyncio.to_thread(
+                rabbitmqctl, "close_all_connections", "--vhost", harness.env.vhost, "again"
+            )
+            await until(consumer.ready.is_set)
+            await harness.publish(await harness.append("after"))
+            await until(lambda: consumer.stats.handled == 3)
+            queues = declared_queues(harness.env.vhost, consumer.queue)
+
+    assert {name: q.type for name, q in queues.items()} == dict.fromkeys(
+        [consumer.queue, consumer.parking, delay], other
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.name == "eventstore.amqp"]
+    assert len(warnings) == 3, warnings  # one per queue, not one per connection
+    for name in (consumer.queue, consumer.parking, delay):
+        [warning] = [w for w in warnings if w.startswith(f"queue {name} ")]
+        assert f"exists as a {other} queue and stays one" in warning
+        assert "To migrate it" in warning
+    assert consumer.stats.retried == 1 and consumer.stats.parked == 0

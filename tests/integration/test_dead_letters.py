@@ -1,7 +1,9 @@
 """`microshop dead-letters` and the parking queue operations under it, on the real RabbitMQ:
 one event replayed or discarded leaves every other parked message parked, in its order.
 
-Each test works in a broker namespace of its own, on the system's `order-payments` queue.
+Each test works in a broker namespace of its own, on the system's `order-payments` queue,
+once with quorum queues and once with classic ones: a quorum queue puts a requeued message
+at its back, a classic one where it was.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
+import aiormq
 import pytest
 
 from eventstore import Consumer, HandlerContext, PostgresEventStore, Reject, RetryPolicy
+from eventstore.amqp import QUEUE_TYPES
 from eventstore.consumer import NotParked
 from microshop.config import Config
 from microshop.topology import consumers_for
@@ -28,10 +32,12 @@ class Payments:
     """The `order-payments` consumer of a namespace of its own: it refuses (parks at once)
     every event but those in `healthy`, and records what it handled."""
 
-    def __init__(self, env: StackEnv, uid: str, store: PostgresEventStore) -> None:
+    def __init__(self, env: StackEnv, uid: str, store: PostgresEventStore, queue_type: str) -> None:
         self.uid = uid
         self.store = store
-        self.config: Config = env.config(namespace=f"{env.namespace}-{uid}")
+        self.config: Config = env.config(
+            namespace=f"{env.namespace}-{uid}", amqp_queue_type=queue_type
+        )
         self.env = env
         self.consumer: Consumer = consumers_for(self.config, store)[QUEUE]
         self.consumer.handler = self.handle
@@ -64,16 +70,20 @@ class Payments:
     async def cli(self, *args: str) -> tuple[int, str, str]:
         """`microshop ARGS` in this namespace, as a process (the loop keeps consuming)."""
         result = await asyncio.to_thread(
-            microshop, self.env, *args, MICROSHOP_NAMESPACE=self.config.namespace
+            microshop,
+            self.env,
+            *args,
+            MICROSHOP_NAMESPACE=self.config.namespace,
+            AMQP_QUEUE_TYPE=self.config.amqp_queue_type,
         )
         return result.returncode, result.stdout, result.stderr
 
 
-@pytest.fixture
+@pytest.fixture(params=QUEUE_TYPES)
 async def payments(
-    test_env: StackEnv, uid: str, store: PostgresEventStore
+    request: pytest.FixtureRequest, test_env: StackEnv, uid: str, store: PostgresEventStore
 ) -> AsyncIterator[Payments]:
-    payments = Payments(test_env, uid, store)
+    payments = Payments(test_env, uid, store, request.param)
     async with running(payments.consumer):
         yield payments
 
@@ -206,3 +216,28 @@ async def test_a_replay_that_dies_midway_leaves_every_message_parked(
     assert await payments.parked() == before
     assert await queue_length(payments.config.amqp_url, payments.consumer.queue) == 0
     assert payments.handled == []
+
+
+async def test_a_message_parked_while_the_others_are_held_is_listed_in_its_place(
+    payments: Payments,
+) -> None:
+    """Whoever holds the parked messages (a listing elsewhere, a replay of one event)
+    requeues them after one parked meanwhile: a quorum queue puts them behind it."""
+    await payments.park(3)
+    before = await payments.parked()
+    order = str(uuid.uuid4())
+    rows = await append(payments.store, f"order-{order}", placed(order))
+    async with aiormq.connect(payments.config.amqp_url) as connection:
+        channel = await connection.channel()
+        held = [await channel.basic_get(payments.consumer.parking) for _ in before]
+        await publish(payments.config.amqp_url, payments.config.namespace, rows)
+        await until(lambda: payments.consumer.stats.parked == 4)
+        last = held[-1].delivery_tag
+        assert last is not None
+        await channel.basic_nack(last, multiple=True, requeue=True)
+
+    listed = await payments.parked()
+
+    assert listed == [*before, str(rows[0]["event_id"])]
+    await payments.consumer.discard_parked(before[1])
+    assert await payments.parked() == [before[0], before[2], str(rows[0]["event_id"])]

@@ -21,12 +21,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pamqp.commands import Basic
 
+from eventstore.amqp import Queues
 from eventstore.pg import Pool
 from microshop import context
-from microshop.logs import LogBuffer, LogShipper, declare_log_topology
+from microshop.logs import LOG_QUEUE_ARGUMENTS, LogBuffer, LogShipper, declare_log_topology
 from services.log.app import INGESTOR, create_app
 from services.log.lines import LogRow
 from services.log.store import delete_older_than, insert_rows
+from tests.broker import closed_node_url, declared_queues
 from tests.conftest import StackEnv
 from tests.tokens import TEST_KEYS, admin_token, bearer, mint
 
@@ -57,11 +59,13 @@ def shipping_logger(name: str, buffer: LogBuffer) -> Iterator[logging.Logger]:
 
 
 @contextlib.asynccontextmanager
-async def shipping(test_env: StackEnv, service: str, **kwargs: Any) -> AsyncIterator[LogShipper]:
+async def shipping(
+    test_env: StackEnv, service: str, amqp_url: str | None = None, **kwargs: Any
+) -> AsyncIterator[LogShipper]:
     buffer = LogBuffer(service, **kwargs)
     shipper = LogShipper(
         buffer,
-        amqp_url=test_env.amqp_url,
+        amqp_url=amqp_url or test_env.amqp_url,
         namespace=test_env.namespace,
         service=service,
         interval=0.02,
@@ -178,7 +182,7 @@ async def test_bad_lines_are_rejected_without_losing_their_batch(
     connection = await aiormq.connect(test_env.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        exchange, _ = await declare_log_topology(channel, test_env.namespace)
+        exchange, _ = await declare_log_topology(channel, test_env.namespace, Queues())
         before = logs.app[INGESTOR].stats.rejected
         confirmation = await channel.basic_publish(
             body, exchange=exchange, routing_key=service, properties=Basic.Properties()
@@ -283,3 +287,31 @@ async def test_retention_removes_only_old_lines(pool: Pool, uid: str) -> None:
     assert await delete_older_than(pool, 14) >= 1
     left = await pool.fetch("SELECT message FROM logs WHERE service = $1 ORDER BY ts", f"ret-{uid}")
     assert [r["message"] for r in left] == ["recent", "new"]
+
+
+async def test_the_log_queue_is_a_quorum_queue_capped_by_dropping_the_oldest(
+    logs: Client, test_env: StackEnv
+) -> None:
+    name = f"{test_env.namespace}.logs"
+    declared = declared_queues(test_env.vhost, name)[name]
+    assert declared.type == "quorum"
+    assert declared.arguments == {**LOG_QUEUE_ARGUMENTS, "x-queue-type": "quorum"}
+    assert declared.arguments["x-overflow"] == "drop-head"
+
+
+async def test_lines_travel_through_whichever_broker_node_answers(
+    aiohttp_client: MakeClient, test_env: StackEnv, uid: str
+) -> None:
+    """AMQP_URL lists a cluster's nodes, the first ones down: shippers and log-service
+    both get through."""
+    down = closed_node_url(test_env.amqp_url)
+    url = f"{down},{down},{test_env.amqp_url}"
+    client = await aiohttp_client(create_app(test_env.config(amqp_url=url), token_keys=TEST_KEYS))
+    await asyncio.wait_for(client.app[INGESTOR].ready.wait(), 30)
+    service = f"nodes-{uid}"
+    async with shipping(test_env, service, amqp_url=url) as shipper:
+        with shipping_logger(uid, shipper.buffer) as logger:
+            for n in range(5):
+                logger.warning("line %d", n)
+        items = await wait_for_lines(client, 5, service=service)
+    assert sorted(i["message"] for i in items) == [f"line {n}" for n in range(5)]

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from pamqp.commands import Basic
 
-from eventstore import ANY, Metadata, PostgresEventStore, Relay
+from eventstore import ANY, Metadata, Position, PostgresEventStore, Relay
 from eventstore.checkpoints import load, save
 from eventstore.pg import Pool
 from tests.conftest import StackEnv, rabbitmqctl
@@ -122,7 +122,15 @@ async def relay_everything(
             task = await disrupt(relay, task)
             assert not producing.done(), "the disruption came too late to be mid-stream"
             await producing
-            last = await store.head()
+            # the last appended event (not the head: a transaction anywhere on the server
+            # can hold the fence, and so the head, behind events that have committed)
+            row = await pool.fetchrow(
+                """SELECT tx_id, global_position FROM events WHERE event_id = ANY($1)
+                   ORDER BY tx_id DESC, global_position DESC LIMIT 1""",
+                [event_id for _, event_id in appended],
+            )
+            assert row is not None
+            last = Position(row["tx_id"], row["global_position"])
             async with asyncio.timeout(60):
                 while await load(pool, name) < last:
                     await asyncio.sleep(0.05)

@@ -11,6 +11,7 @@ def test_defaults_match_the_design() -> None:
     config = Config.from_env({})
     assert config.database_url == "postgresql://127.0.0.1:5432/microshop"
     assert config.amqp_url == "amqp://guest:guest@127.0.0.1:5672/"
+    assert config.amqp_queue_type == "quorum"
     assert config.namespace == "microshop"
     assert config.events_exchange == "microshop.events"
     assert {name: config.port_of(name) for name in SERVICE_PORTS} == {
@@ -55,6 +56,8 @@ def test_values_are_parsed_and_validated() -> None:
         ("MICROSHOP_REPLICAS", "order=two"),
         ("MICROSHOP_REPLICAS", "shipping=2"),
         ("MICROSHOP_REPLICAS", "51"),
+        ("AMQP_QUEUE_TYPE", "stream"),
+        ("AMQP_URL", ","),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -96,3 +99,22 @@ def test_a_replica_listens_a_hundred_ports_up() -> None:
     config = Config.from_env({"ORDER_PORT": "9004", "MICROSHOP_REPLICA": "2"})
     assert config.listen_port("order") == 9204
     assert Config.from_env({}).listen_port("order") == 8004
+
+
+def test_amqp_url_may_list_a_clusters_nodes() -> None:
+    config = Config.from_env(
+        {"AMQP_URL": " amqp://u:p@n1:5672/v , amqps://u:p@n2/v,", "AMQP_QUEUE_TYPE": "Classic"}
+    )
+    assert config.amqp_url == "amqp://u:p@n1:5672/v,amqps://u:p@n2/v"
+    assert config.amqp_queue_type == "classic"
+
+
+@pytest.mark.parametrize(
+    "wrong", ["http://u:s3cret@n2/", "n2:5672", "amqp://", "amqp:///vhost", "rabbitmq://n2"]
+)
+def test_each_amqp_url_must_be_amqp_with_a_host_and_no_password_is_shown(wrong: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({"AMQP_URL": f"amqp://u:s3cret@n1/, {wrong}"})
+    message = str(refused.value)
+    assert message.startswith("invalid configuration: AMQP_URL: each URL must be amqp://HOST")
+    assert "s3cret" not in message and "n1" not in message

@@ -11,7 +11,7 @@ import aiormq
 from aiohttp import web
 
 from eventstore import Consumer
-from eventstore.consumer import NotParked, ParkedMessage
+from eventstore.consumer import NotParked, ParkedMessage, QueueNotDeclared
 from microshop.topology import CONSUMER_QUEUES
 
 from .. import session
@@ -121,6 +121,8 @@ async def replay(request: web.Request) -> web.Response:
                 moved = await consumer.replay_parked(event_id=event_id)
     except NotParked:
         raise _not_parked(name, event_id or "?") from None
+    except QueueNotDeclared as exc:
+        raise PageError(409, "No queue to replay to", f"{exc}; its messages stay parked.") from None
     except _BROKER_DOWN as exc:
         raise _broker_down("Replaying", exc) from None
     raise Redirect(f"/admin/dead-letters?replayed={moved}&queue={name}#{name}")
