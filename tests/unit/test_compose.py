@@ -52,6 +52,10 @@ COMPOSE_DEFAULTS: dict[str, tuple[str, str]] = {
 # its default port, which the published ports, healthchecks and Prometheus targets spell out.
 UNSET_IN_CONTAINERS = frozenset(env for env, _ in SERVICE_PORTS.values())
 
+# The one service with a fixed host port: the stack's front door (README "Try it", the compose
+# test). Every other service may be scaled, so Docker picks its host port, one per replica.
+FIXED_HOST_PORT = {"gateway": 8000}
+
 HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(?P<port>\d+)/health\b")
 HEALTHY = "service_healthy"
 COMPLETED = "service_completed_successfully"
@@ -79,13 +83,15 @@ def _app_service(services: dict[str, Service], name: str) -> Service:
     return services[name]
 
 
-def _published(entry: str | dict[str, Any]) -> tuple[int, int]:
-    """(published, target) of one `ports:` entry, short or long syntax."""
+def _published(entry: str | dict[str, Any]) -> tuple[int | None, int]:
+    """(published, target) of one `ports:` entry, short or long syntax; published is None
+    where Docker picks a free host port (`127.0.0.1::8004`)."""
     if isinstance(entry, dict):
-        return int(entry["published"]), int(entry["target"])
+        published = entry.get("published")
+        return (int(published) if published else None), int(entry["target"])
     parts = str(entry).split("/")[0].rsplit(":", 2)
     assert len(parts) >= 2, f"port {entry!r} is not published to the host (want HOST:CONTAINER)"
-    return int(parts[-2]), int(parts[-1])
+    return (int(parts[-2]) if parts[-2] else None), int(parts[-1])
 
 
 # -- (a) compose services are the microshop serve targets ----------------------------------------
@@ -133,6 +139,15 @@ def test_no_host_port_the_host_s_own_postgres_and_rabbitmq_hold(
         if _published(entry)[0] in (5432, 5672)
     }
     assert not taken, f"published on a port the host's own server holds: {sorted(taken)}"
+
+
+def test_services_run_hardened_as_on_kubernetes(services: dict[str, Service]) -> None:
+    """The compose stack proves what deploy/k8s asks of the image: a read-only root."""
+    for key, svc in app_services(services).items():
+        assert svc.get("read_only") is True, f"{key}: read_only: true"
+        assert svc.get("tmpfs") == ["/tmp"], f"{key}: /tmp the only writable place"
+        assert svc.get("cap_drop") == ["ALL"], key
+        assert "no-new-privileges:true" in svc.get("security_opt", []), key
 
 
 def test_the_built_image_is_never_pulled(services: dict[str, Service]) -> None:
@@ -248,11 +263,31 @@ def test_connection_urls_point_at_the_compose_services(services: dict[str, Servi
 
 @pytest.mark.parametrize("name", sorted(BUILT))
 def test_published_port_is_the_default(services: dict[str, Service], name: str) -> None:
+    """The gateway on its own port; the others, which may scale, on any free one."""
     env_name, port = SERVICE_PORTS[name]
-    ports = [_published(entry) for entry in _app_service(services, name).get("ports", [])]
-    assert ports == [(port, port)], (
-        f"{name} should publish its {env_name} default {port} as {port}:{port}, not {ports}"
+    entries = _app_service(services, name).get("ports", [])
+    ports = [_published(entry) for entry in entries]
+    host = FIXED_HOST_PORT.get(name)
+    assert ports == [(host, port)], (
+        f"{name} should publish its {env_name} default {port} as "
+        f"{f'{host}:{port}' if host else f':{port} (a host port Docker picks)'}, not {ports}"
     )
+    assert all(str(entry).startswith("127.0.0.1:") for entry in entries), (
+        f"{name}: publish on 127.0.0.1 only"
+    )
+
+
+def test_every_service_but_the_gateway_scales(services: dict[str, Service]) -> None:
+    """`docker compose up --scale order=3`: a fixed container name or host port would clash."""
+    named = sorted(key for key, svc in app_services(services).items() if "container_name" in svc)
+    assert not named, f"no container_name on {named}: replicas need names of their own"
+    fixed = sorted(
+        key
+        for key, svc in app_services(services).items()
+        for entry in svc.get("ports", [])
+        if _published(entry)[0] is not None
+    )
+    assert fixed == sorted(FIXED_HOST_PORT), f"only {sorted(FIXED_HOST_PORT)} have a fixed port"
 
 
 @pytest.mark.parametrize("name", sorted(BUILT))
@@ -339,12 +374,14 @@ def _prometheus_config(services: dict[str, Service]) -> dict[str, Any]:
 
 
 def test_prometheus_scrapes_every_service(services: dict[str, Service]) -> None:
+    """Each replica: a DNS A lookup of the service name finds them all (static targets, one)."""
     scraped: set[str] = set()
     for job in _prometheus_config(services).get("scrape_configs", []):
         if job.get("metrics_path", "/metrics") != "/metrics":
             continue
-        for static in job.get("static_configs", []):
-            scraped.update(static.get("targets", []))
+        for lookup in job.get("dns_sd_configs", []):
+            assert lookup.get("type") == "A", f"{job['job_name']}: look up A records"
+            scraped.update(f"{name}:{lookup['port']}" for name in lookup.get("names", []))
     want = {f"{name}:{SERVICE_PORTS[name][1]}" for name in BUILT}
     missing = sorted(want - scraped)
     assert not missing, f"deploy/prometheus.yml does not scrape /metrics of {missing}"
