@@ -92,8 +92,8 @@ def _kubectl() -> str:
     found = shutil.which("kubectl")
     if found is None:
         pytest.fail(
-            "these tests render deploy/k8s with `kubectl kustomize`: install kubectl >= 1.22 "
-            "(kustomize >= v4.2); Debian 12's kubernetes-client (1.20, kustomize v2.0.3) is "
+            "these tests render deploy/k8s with `kubectl kustomize`: install kubectl >= 1.24 "
+            "(kustomize >= v4.5); Debian 12's kubernetes-client (1.20, kustomize v2.0.3) is "
             "too old for the overlays"
         )
     return found
