@@ -1,10 +1,12 @@
 """`docker compose up` on a clean copy of the repository, used as the README says.
 
 Run by `make compose-test` (and `.ci/run` where a Docker engine is available): builds the
-image, starts the whole stack with the host's own Postgres and RabbitMQ still running,
-follows README "Try it" (register, log in, add to the cart, order until PAID), opens the
-React app and the Jinja catalog, runs the CLI inside the stack, checks every Prometheus
-target is up, and removes everything (`down -v`).
+image, starts the whole stack with the host's own Postgres and RabbitMQ still running and
+order-service scaled to three replicas (`--scale order=3`), follows README "Try it"
+(register, log in, add to the cart, order until PAID), sends orders from several shoppers at
+once and checks more than one order replica served them, opens the React app and the Jinja
+catalog, runs the CLI inside the stack, checks every Prometheus target (each replica) is up,
+and removes everything (`down -v`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from microshop.config import SERVICE_PORTS
 
 pytestmark = pytest.mark.compose
 
@@ -39,6 +45,8 @@ SERVICES = (
     "relay",
 )
 """The shop's long-running compose services (each healthy, each scraped)."""
+REPLICAS = {"order": 3}
+"""`docker compose up --scale order=3`: the callers reach each replica through `order:8004`."""
 
 
 def _log(message: str) -> None:
@@ -104,7 +112,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     (project / ".env").write_text(env)
     compose = Compose(project, f"microshop-ci-{secrets.token_hex(3)}")
     try:
-        compose.run("up", "--build", "--detach", "--wait", "--wait-timeout", "300", timeout=900)
+        scale = [f"--scale={name}={count}" for name, count in REPLICAS.items()]
+        compose.run(
+            "up", "--build", "--detach", "--wait", "--wait-timeout", "300", *scale, timeout=900
+        )
         yield compose
     finally:
         logs = compose.run("logs", "--no-color", "--tail", "5", check=False)
@@ -122,9 +133,10 @@ def test_every_service_is_healthy_and_the_stack_is_seeded(stack: Compose) -> Non
     listed = stack.run("ps", "--format", "{{.Service}} {{.State}} {{.Health}}")
     _log(listed)
     rows = [line.split() for line in listed.strip().splitlines() if line.strip()]
-    app = {r[0]: r[1:] for r in rows if r[0] not in ("migrate",)}
     for service in SERVICES:
-        assert app.get(service) == ["running", "healthy"], (service, app.get(service))
+        states = [r[1:] for r in rows if r[0] == service]
+        want = [["running", "healthy"]] * REPLICAS.get(service, 1)
+        assert states == want, (service, states)
     seeded = stack.run("logs", "--no-color", "migrate")
     _log(seeded)
     assert "created admin" in seeded and "demo products" in seeded, seeded
@@ -154,6 +166,69 @@ async def test_readme_try_it_reaches_paid(stack: Compose) -> None:
         timeline = await _json(await http.get(f"/api/orders/{order['id']}/events", headers=me), 200)
         assert timeline["items"][0]["type"] == "OrderPlaced"
     _log(f"order {order['id']} is PAID after {order['payment_attempts']} attempt(s)")
+
+
+def _replica_addresses(stack: Compose, service: str) -> list[str]:
+    """host:port of each replica of `service` (Docker picked the host ports)."""
+    _, port = SERVICE_PORTS[service]
+    return [
+        stack.run("port", f"--index={index}", service, str(port)).strip()
+        for index in range(1, REPLICAS.get(service, 1) + 1)
+    ]
+
+
+async def _requests_served(http: aiohttp.ClientSession, address: str) -> Counter[str]:
+    """The API requests one replica has answered, by kind (from its own /metrics)."""
+    async with http.get(f"http://{address}/metrics") as resp:
+        text = await resp.text()
+    served: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "http_requests_total":
+                route = sample.labels["route"]
+                if route.startswith(("/api/", "/internal/")):
+                    served[route.split("/")[1]] += int(sample.value)
+    return served
+
+
+async def _shop(http: aiohttp.ClientSession, product: str, start: asyncio.Barrier) -> str:
+    """One shopper: an account, a cart, and one order (sent with the others') until paid."""
+    login = {"email": f"shopper-{secrets.token_hex(4)}@example.com", "password": "correct horse"}
+    await _json(await http.post("/api/auth/register", json=login), 201)
+    token = (await _json(await http.post("/api/auth/login", json=login), 200))["access_token"]
+    me = {"Authorization": f"Bearer {token}"}
+    line = {"product_id": product, "quantity": 1}
+    await _json(await http.post("/api/cart/items", json=line, headers=me), 200)
+    await start.wait()  # every shopper's cart is filled: the orders go at once
+    ordered = await http.post("/api/orders", headers={**me, "Idempotency-Key": "scaled"})
+    order = await _json(ordered, 201)
+    while order["status"] == "PENDING_PAYMENT":
+        resp = await http.get(f"/api/orders/{order['id']}", params={"wait": "10"}, headers=me)
+        order = await _json(resp, 200)
+    status: str = order["status"]
+    return status
+
+
+async def test_orders_flow_through_every_order_replica(stack: Compose) -> None:
+    """Orders sent at once reach PAID, and more than one order replica answered: the gateway
+    and the payment path spread their connections over the addresses of `order`."""
+    replicas = _replica_addresses(stack, "order")
+    async with aiohttp.ClientSession() as plain:
+        before = [await _requests_served(plain, address) for address in replicas]
+    shoppers = 6
+    start = asyncio.Barrier(shoppers)
+    async with aiohttp.ClientSession(GATEWAY) as http, asyncio.timeout(120):
+        catalog = await _json(await http.get("/api/products", params={"limit": "1"}), 200)
+        product = catalog["items"][0]["id"]
+        statuses = await asyncio.gather(*(_shop(http, product, start) for _ in range(shoppers)))
+    assert statuses == ["PAID"] * shoppers
+    async with aiohttp.ClientSession() as plain:
+        after = [await _requests_served(plain, address) for address in replicas]
+    served = [a - b for a, b in zip(after, before, strict=True)]
+    _log(f"API requests per order replica ({', '.join(replicas)}): {[dict(s) for s in served]}")
+    assert sum(s["api"] for s in served) >= 2 * shoppers  # each POST and at least one GET
+    assert sum(s["internal"] for s in served) >= shoppers  # each payment reported
+    assert sum(1 for s in served if s.total()) > 1, f"one replica answered everything: {served}"
 
 
 async def test_the_react_app_and_the_pages_are_served(stack: Compose) -> None:
@@ -186,3 +261,5 @@ async def test_prometheus_scrapes_every_service(stack: Compose) -> None:
             await asyncio.sleep(2)
     _log(f"prometheus targets: {health}")
     assert set(SERVICES) <= set(health)
+    replicas = Counter(t["labels"]["job"] for t in targets["activeTargets"])
+    assert all(replicas[name] == count for name, count in REPLICAS.items()), replicas

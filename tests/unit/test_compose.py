@@ -7,24 +7,33 @@ No Docker needed: the files are read as YAML / text and checked against `microsh
 from __future__ import annotations
 
 import re
-import shlex
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from microshop.config import SERVICE_PORTS, Config, ConfigError
 from microshop.services import available
+from tests.deployfiles import (
+    COMPOSE_FILE,
+    IMAGE,
+    INTERPOLATION,
+    ROOT,
+    Service,
+    app_services,
+    command,
+    environment,
+    load_yaml,
+    microshop_services,
+    parse_env_file,
+    resolve,
+)
 
 BUILT = available()  # the services that exist so far; later ones join compose with their code
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-IMAGE = "microshop:latest"
 
 # Variables compose may set in MicroShop containers although Config does not read them, each
 # with its reason. Keep it empty: compose and the app read the same names.
@@ -47,27 +56,18 @@ UNSET_IN_CONTAINERS = frozenset(env for env, _ in SERVICE_PORTS.values()) | {
     "MICROSHOP_REPLICA",
 }
 
-# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
-INTERPOLATION = re.compile(
-    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-)
+# The one service with a fixed host port: the stack's front door (README "Try it", the compose
+# test). Every other service may be scaled, so Docker picks its host port, one per replica.
+FIXED_HOST_PORT = {"gateway": 8000}
+
 HEALTH_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):(?P<port>\d+)/health\b")
 HEALTHY = "service_healthy"
 COMPLETED = "service_completed_successfully"
 
-Service = dict[str, Any]
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
-    data = yaml.safe_load(path.read_text())
-    assert isinstance(data, dict), f"{path.relative_to(ROOT)} is not a YAML mapping"
-    return data
-
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    data = _load_yaml(COMPOSE_FILE)
+    data = load_yaml(COMPOSE_FILE)
     assert isinstance(data.get("services"), dict), "docker-compose.yml has no services mapping"
     return data
 
@@ -76,32 +76,6 @@ def compose() -> dict[str, Any]:
 def services(compose: dict[str, Any]) -> dict[str, Service]:
     found: dict[str, Service] = compose["services"]
     return found
-
-
-def _command(service: Service) -> list[str]:
-    command = service.get("command", [])
-    if isinstance(command, str):
-        return shlex.split(command)
-    assert isinstance(command, list), f"command must be a list or a string, not {command!r}"
-    return [str(part) for part in command]
-
-
-def _environment(service: Service) -> dict[str, Any]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):  # ["NAME=value", ...]
-        return dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
-    assert isinstance(env, dict), f"environment must be a mapping or a list, not {env!r}"
-    return env
-
-
-def _app_services(services: dict[str, Service]) -> dict[str, Service]:
-    """Compose services running `microshop serve NAME`."""
-    return {key: svc for key, svc in services.items() if _command(svc)[:1] == ["serve"]}
-
-
-def _microshop_services(services: dict[str, Service]) -> dict[str, Service]:
-    """Compose services running the MicroShop image (the app services plus `migrate`)."""
-    return {key: svc for key, svc in services.items() if svc.get("image") == IMAGE}
 
 
 def _app_service(services: dict[str, Service], name: str) -> Service:
@@ -113,48 +87,25 @@ def _app_service(services: dict[str, Service], name: str) -> Service:
     return services[name]
 
 
-def _resolve(value: str) -> str:
-    """`value` as compose would interpolate it with an empty .env (required ones filled in)."""
-
-    def substitute(match: re.Match[str]) -> str:
-        op = match.group("op") or ""
-        if "?" in op:
-            return "set-by-the-user"
-        return (match.group("arg") or "") if "-" in op else ""
-
-    return INTERPOLATION.sub(substitute, value)
-
-
-def _published(entry: str | dict[str, Any]) -> tuple[int, int]:
-    """(published, target) of one `ports:` entry, short or long syntax."""
+def _published(entry: str | dict[str, Any]) -> tuple[int | None, int]:
+    """(published, target) of one `ports:` entry, short or long syntax; published is None
+    where Docker picks a free host port (`127.0.0.1::8004`)."""
     if isinstance(entry, dict):
-        return int(entry["published"]), int(entry["target"])
+        published = entry.get("published")
+        return (int(published) if published else None), int(entry["target"])
     parts = str(entry).split("/")[0].rsplit(":", 2)
     assert len(parts) >= 2, f"port {entry!r} is not published to the host (want HOST:CONTAINER)"
-    return int(parts[-2]), int(parts[-1])
-
-
-def _parse_env_file(path: Path) -> list[tuple[str, str]]:
-    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
-    pairs = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.removeprefix("export ").partition("=")
-        assert sep, f"{path.name}:{number}: not NAME=value: {raw!r}"
-        pairs.append((name.strip(), value.strip()))
-    return pairs
+    return (int(parts[-2]) if parts[-2] else None), int(parts[-1])
 
 
 # -- (a) compose services are the microshop serve targets ----------------------------------------
 
 
 def test_every_serve_command_names_a_service(services: dict[str, Service]) -> None:
-    for key, svc in _app_services(services).items():
-        command = _command(svc)
-        assert len(command) == 2, f"{key}: command should be ['serve', NAME], not {command}"
-        target = command[1]
+    for key, svc in app_services(services).items():
+        argv = command(svc)
+        assert len(argv) == 2, f"{key}: command should be ['serve', NAME], not {argv}"
+        target = argv[1]
         assert target in BUILT, (
             f"{key}: `microshop serve {target}` is not a built service; built: {BUILT}"
         )
@@ -162,7 +113,7 @@ def test_every_serve_command_names_a_service(services: dict[str, Service]) -> No
 
 
 def test_every_service_has_exactly_one_compose_service(services: dict[str, Service]) -> None:
-    targets = Counter(_command(svc)[1] for svc in _app_services(services).values())
+    targets = Counter(command(svc)[1] for svc in app_services(services).values())
     missing = sorted(set(BUILT) - set(targets))
     doubled = sorted(name for name, count in targets.items() if count > 1)
     assert not missing, f"no compose service runs `microshop serve` for: {missing}"
@@ -175,7 +126,7 @@ def test_one_image_built_once(services: dict[str, Service]) -> None:
     assert services[builders[0]].get("image") == IMAGE, f"{builders[0]} must tag {IMAGE}"
     wrong = {
         key: svc.get("image")
-        for key, svc in _app_services(services).items()
+        for key, svc in app_services(services).items()
         if svc.get("image") != IMAGE
     }
     assert not wrong, f"app services must run {IMAGE}: {wrong}"
@@ -194,11 +145,20 @@ def test_no_host_port_the_host_s_own_postgres_and_rabbitmq_hold(
     assert not taken, f"published on a port the host's own server holds: {sorted(taken)}"
 
 
+def test_services_run_hardened_as_on_kubernetes(services: dict[str, Service]) -> None:
+    """The compose stack proves what deploy/k8s asks of the image: a read-only root."""
+    for key, svc in app_services(services).items():
+        assert svc.get("read_only") is True, f"{key}: read_only: true"
+        assert svc.get("tmpfs") == ["/tmp"], f"{key}: /tmp the only writable place"
+        assert svc.get("cap_drop") == ["ALL"], key
+        assert "no-new-privileges:true" in svc.get("security_opt", []), key
+
+
 def test_the_built_image_is_never_pulled(services: dict[str, Service]) -> None:
     """Only `migrate` builds microshop:latest; the others must not try to pull it first."""
     assert services["migrate"].get("pull_policy") == "build"
     pulling = sorted(
-        k for k, s in _app_services(services).items() if s.get("pull_policy") != "never"
+        k for k, s in app_services(services).items() if s.get("pull_policy") != "never"
     )
     assert not pulling, f"set pull_policy: never on {pulling}"
 
@@ -207,7 +167,7 @@ def test_migrate_runs_once_before_everything(services: dict[str, Service]) -> No
     migrate = services.get("migrate")
     assert migrate is not None, "docker-compose.yml has no `migrate` service"
     assert migrate.get("image") == IMAGE
-    assert _command(migrate) == ["migrate", "--seed-if-empty"], (
+    assert command(migrate) == ["migrate", "--seed-if-empty"], (
         "migrate must run `microshop migrate --seed-if-empty`: a fresh stack comes up seeded"
     )
     assert migrate.get("restart") == "no", (
@@ -221,10 +181,10 @@ def test_migrate_runs_once_before_everything(services: dict[str, Service]) -> No
 
 
 def test_environment_names_are_config_vars(services: dict[str, Service]) -> None:
-    microshop = _microshop_services(services)
+    microshop = microshop_services(services)
     assert microshop, f"no compose service runs {IMAGE}"
     for key, svc in microshop.items():
-        env = _environment(svc)
+        env = environment(svc)
         unknown = sorted(set(env) - Config.ENV_VARS - set(COMPOSE_ONLY_ENV))
         assert not unknown, (
             f"{key} sets {unknown}, which microshop.config.Config does not read: a typo, or a "
@@ -238,8 +198,8 @@ def test_environment_names_are_config_vars(services: dict[str, Service]) -> None
 
 
 def test_every_config_var_reaches_the_containers(services: dict[str, Service]) -> None:
-    for key, svc in _microshop_services(services).items():
-        env = _environment(svc)
+    for key, svc in microshop_services(services).items():
+        env = environment(svc)
         missing = sorted(Config.ENV_VARS - UNSET_IN_CONTAINERS - set(env))
         assert not missing, (
             f"{key} does not pass {missing}: add them to x-microshop-env in docker-compose.yml "
@@ -256,8 +216,8 @@ def test_environment_interpolates_same_names_with_config_defaults(
     services: dict[str, Service],
 ) -> None:
     default = Config()
-    for key, svc in _microshop_services(services).items():
-        env: dict[str, str] = _environment(svc)
+    for key, svc in microshop_services(services).items():
+        env: dict[str, str] = environment(svc)
         for name, value in env.items():
             for match in INTERPOLATION.finditer(value):
                 assert match.group("name") == name, (
@@ -276,7 +236,7 @@ def test_environment_interpolates_same_names_with_config_defaults(
                         f"{key}: the compose default of {name} ({match.group('arg')!r}) differs "
                         "from Config's"
                     )
-        resolved = {name: _resolve(value) for name, value in env.items()}
+        resolved = {name: resolve(value) for name, value in env.items()}
         try:
             Config.from_env(resolved)
         except ConfigError as exc:
@@ -284,10 +244,10 @@ def test_environment_interpolates_same_names_with_config_defaults(
 
 
 def test_connection_urls_point_at_the_compose_services(services: dict[str, Service]) -> None:
-    postgres_env = _environment(services["postgres"])
-    rabbit_env = _environment(services["rabbitmq"])
-    for key, svc in _microshop_services(services).items():
-        config = Config.from_env({k: _resolve(v) for k, v in _environment(svc).items()})
+    postgres_env = environment(services["postgres"])
+    rabbit_env = environment(services["rabbitmq"])
+    for key, svc in microshop_services(services).items():
+        config = Config.from_env({k: resolve(v) for k, v in environment(svc).items()})
         db = urlsplit(config.database_url)
         assert db.hostname == "postgres", f"{key}: DATABASE_URL must use host `postgres`"
         assert db.port in (None, 5432)
@@ -307,11 +267,31 @@ def test_connection_urls_point_at_the_compose_services(services: dict[str, Servi
 
 @pytest.mark.parametrize("name", sorted(BUILT))
 def test_published_port_is_the_default(services: dict[str, Service], name: str) -> None:
+    """The gateway on its own port; the others, which may scale, on any free one."""
     env_name, port = SERVICE_PORTS[name]
-    ports = [_published(entry) for entry in _app_service(services, name).get("ports", [])]
-    assert ports == [(port, port)], (
-        f"{name} should publish its {env_name} default {port} as {port}:{port}, not {ports}"
+    entries = _app_service(services, name).get("ports", [])
+    ports = [_published(entry) for entry in entries]
+    host = FIXED_HOST_PORT.get(name)
+    assert ports == [(host, port)], (
+        f"{name} should publish its {env_name} default {port} as "
+        f"{f'{host}:{port}' if host else f':{port} (a host port Docker picks)'}, not {ports}"
     )
+    assert all(str(entry).startswith("127.0.0.1:") for entry in entries), (
+        f"{name}: publish on 127.0.0.1 only"
+    )
+
+
+def test_every_service_but_the_gateway_scales(services: dict[str, Service]) -> None:
+    """`docker compose up --scale order=3`: a fixed container name or host port would clash."""
+    named = sorted(key for key, svc in app_services(services).items() if "container_name" in svc)
+    assert not named, f"no container_name on {named}: replicas need names of their own"
+    fixed = sorted(
+        key
+        for key, svc in app_services(services).items()
+        for entry in svc.get("ports", [])
+        if _published(entry)[0] is not None
+    )
+    assert fixed == sorted(FIXED_HOST_PORT), f"only {sorted(FIXED_HOST_PORT)} have a fixed port"
 
 
 @pytest.mark.parametrize("name", sorted(BUILT))
@@ -333,7 +313,7 @@ def test_healthcheck_hits_health_on_the_default_port(
 
 
 def test_depends_on_uses_conditions(services: dict[str, Service]) -> None:
-    for key, svc in _microshop_services(services).items():
+    for key, svc in microshop_services(services).items():
         depends = svc.get("depends_on")
         assert isinstance(depends, dict), (
             f"{key}: depends_on must be a mapping with conditions (the list form only waits for "
@@ -357,7 +337,7 @@ def test_depends_on_uses_conditions(services: dict[str, Service]) -> None:
 
 def test_app_services_wait_for_infrastructure(services: dict[str, Service]) -> None:
     want = {"postgres": HEALTHY, "rabbitmq": HEALTHY, "migrate": COMPLETED}
-    for key, svc in _app_services(services).items():
+    for key, svc in app_services(services).items():
         depends = svc.get("depends_on") or {}
         got = {dep: (depends.get(dep) or {}).get("condition") for dep in want}
         assert got == want, f"{key}: depends_on should include {want}, has {got}"
@@ -367,7 +347,7 @@ def test_app_services_wait_for_infrastructure(services: dict[str, Service]) -> N
 
 
 def test_env_example_lists_exactly_the_config_vars() -> None:
-    names = [name for name, _ in _parse_env_file(ENV_EXAMPLE)]
+    names = [name for name, _ in parse_env_file(ENV_EXAMPLE)]
     doubled = sorted(name for name, count in Counter(names).items() if count > 1)
     unknown = sorted(set(names) - Config.ENV_VARS)
     missing = sorted(Config.ENV_VARS - set(names))
@@ -377,7 +357,7 @@ def test_env_example_lists_exactly_the_config_vars() -> None:
 
 
 def test_env_example_holds_the_defaults() -> None:
-    values = dict(_parse_env_file(ENV_EXAMPLE))
+    values = dict(parse_env_file(ENV_EXAMPLE))
     for name, value in values.items():
         assert Config.from_env({name: value}) == Config(), (
             f".env.example: {name}={value!r} is not Config's default"
@@ -393,17 +373,19 @@ def _prometheus_config(services: dict[str, Service]) -> dict[str, Any]:
     for volume in prometheus.get("volumes", []):
         source, _, rest = str(volume).partition(":")
         if rest.split(":")[0] == "/etc/prometheus/prometheus.yml":
-            return _load_yaml(ROOT / source)
+            return load_yaml(ROOT / source)
     pytest.fail("prometheus does not mount a config at /etc/prometheus/prometheus.yml")
 
 
 def test_prometheus_scrapes_every_service(services: dict[str, Service]) -> None:
+    """Each replica: a DNS A lookup of the service name finds them all (static targets, one)."""
     scraped: set[str] = set()
     for job in _prometheus_config(services).get("scrape_configs", []):
         if job.get("metrics_path", "/metrics") != "/metrics":
             continue
-        for static in job.get("static_configs", []):
-            scraped.update(static.get("targets", []))
+        for lookup in job.get("dns_sd_configs", []):
+            assert lookup.get("type") == "A", f"{job['job_name']}: look up A records"
+            scraped.update(f"{name}:{lookup['port']}" for name in lookup.get("names", []))
     want = {f"{name}:{SERVICE_PORTS[name][1]}" for name in BUILT}
     missing = sorted(want - scraped)
     assert not missing, f"deploy/prometheus.yml does not scrape /metrics of {missing}"

@@ -20,10 +20,9 @@ from urllib.parse import urlsplit
 
 import promql_parser
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
+from tests.deployfiles import COMPOSE_FILE, ROOT, Service, load_yaml
+
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 MAIN_DASHBOARD = DASHBOARDS / "microshop.json"
@@ -57,15 +56,7 @@ FACTORIES = frozenset(SUFFIXES)  # metrics.counter(...), ...: microshop.metrics.
 CLASSES = {"Counter": "counter", "Gauge": "gauge", "Histogram": "histogram", "Summary": "summary"}
 CLIENT_LIBRARIES = ("aioprometheus", "prometheus_client")
 
-Service = dict[str, Any]
 Panel = dict[str, Any]
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
-    data = yaml.safe_load(path.read_text())
-    assert isinstance(data, dict), f"{path.relative_to(ROOT)} is not a YAML mapping"
-    return data
 
 
 # -- what the code exports ---------------------------------------------------------------------
@@ -224,7 +215,7 @@ def test_the_source_scan_finds_the_metrics(exported: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return _load_yaml(COMPOSE_FILE)
+    return load_yaml(COMPOSE_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +311,7 @@ def test_services_send_traces_to_jaeger(services: dict[str, Service]) -> None:
 def _provisioning(kind: str) -> list[dict[str, Any]]:
     files = sorted((PROVISIONING / kind).glob("*.y*ml"))
     assert files, f"no provisioning files in {(PROVISIONING / kind).relative_to(ROOT)}"
-    documents = [_load_yaml(path) for path in files]
+    documents = [load_yaml(path) for path in files]
     for path, document in zip(files, documents, strict=True):
         assert document.get("apiVersion") == 1, f"{path.name}: apiVersion must be 1"
     return documents
@@ -349,7 +340,7 @@ def test_prometheus_datasource(
     prom = proms[0]
     _points_at(prom["url"], services, "prometheus", 9090)
     assert prom.get("isDefault") is True
-    scrape = _load_yaml(ROOT / "deploy" / "prometheus.yml")["global"]["scrape_interval"]
+    scrape = load_yaml(ROOT / "deploy" / "prometheus.yml")["global"]["scrape_interval"]
     assert prom.get("jsonData", {}).get("timeInterval") == scrape, (
         "timeInterval must be Prometheus' scrape_interval, or $__rate_interval is wrong"
     )
