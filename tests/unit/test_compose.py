@@ -392,12 +392,12 @@ def test_prometheus_scrapes_every_service(services: dict[str, Service]) -> None:
 
 
 def test_the_pgbouncer_override_puts_every_pool_behind_it(services: dict[str, Service]) -> None:
-    override = _load_yaml(ROOT / "deploy" / "compose.pgbouncer.yml")["services"]
-    apps = _app_services(services)
+    override = load_yaml(ROOT / "deploy" / "compose.pgbouncer.yml")["services"]
+    apps = app_services(services)
     assert set(override) == set(apps) | {"pgbouncer"}, "every `microshop serve` service, no more"
-    direct = _environment(services["migrate"])["DATABASE_URL"]
+    direct = environment(services["migrate"])["DATABASE_URL"]
     for name in apps:
-        env = _environment(override[name])
+        env = environment(override[name])
         assert env["DATABASE_DIRECT_URL"] == direct, name  # sessions: straight to Postgres
         assert env["DATABASE_URL"].startswith("postgresql://microshop:microshop@pgbouncer:6432/")
         assert env["DB_STATEMENT_CACHE_SIZE"] == "0"

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from microshop.config import SERVICE_PORTS, Config
+from microshop.scaling import Capacity, plan
 from microshop.services import SERVICES, available
 from services.gateway.app import create_app as create_gateway
 from services.gateway.routing import ROUTES
@@ -47,23 +48,15 @@ OVERLAYS = ("dev", "prod")
 OLDEST_KUBERNETES = "1.30"
 """The oldest Kubernetes the manifests are for: a field newer than it fails validation."""
 
-# Settings the manifests already set for code that is on its way (issue 13: quorum queues,
-# PgBouncer), with the default the code will have. Remove each name when microshop/config.py
-# reads it: test_names_the_code_will_add_are_not_in_the_code_yet says when.
-CODE_WILL_ADD: dict[str, str] = {
-    "AMQP_QUEUE_TYPE": "quorum",
-    "DATABASE_DIRECT_URL": "",
-    "DB_STATEMENT_CACHE_SIZE": "100",
-}
-
 # ConfigMap values that deliberately differ from Config's defaults: name -> (value, why). The
 # *_URL variables are checked against the Services instead.
 K8S_DEFAULTS: dict[str, tuple[str, str]] = {
     "MICROSHOP_HOST": ("0.0.0.0", "a container listens on its pod's address"),
-    "DB_POOL_MAX_SIZE": ("5", "every pod has a pool: the pods at their most must fit Postgres"),
 }
 
 PORT_VARS = frozenset(env for env, _ in SERVICE_PORTS.values())
+UP_ONLY = frozenset({"MICROSHOP_REPLICAS", "MICROSHOP_REPLICA"})
+"""`microshop up`'s own: Kubernetes runs replicas as pods of a Deployment."""
 SECRET = frozenset({"DATABASE_URL", "DATABASE_DIRECT_URL", "AMQP_URL", "INTERNAL_API_KEY"})
 """What every service reads from the Secret, never from the ConfigMap."""
 ADMIN_SECRETS = frozenset({"ADMIN_PASSWORD", "JWT_PRIVATE_KEY"})
@@ -76,11 +69,6 @@ OPERATIONS = ("/health", "/ready", "/metrics", "/demo/logs")
 DENIED = ("/internal", "/internal/orders/x/payment-succeeded", "/internal/settings", *OPERATIONS)
 
 AUTOSCALED = frozenset({"gateway", "cart", "order"})
-DEDICATED_CONNECTIONS = 2
-"""Connections a process holds beside its pool: the wake-up listener (eventstore/wakeup.py)
-and the relay's leader lock (eventstore/relay.py)."""
-RESERVED_CONNECTIONS = 10
-"""Room kept for the migrate Job and initContainers, the CLI and an operator's psql."""
 
 Object = dict[str, Any]
 
@@ -391,13 +379,8 @@ def test_services_wait_for_the_schema_of_their_image(objects: list[Object]) -> N
 # -- (c) the environment is Config's ------------------------------------------------------------
 
 
-def test_names_the_code_will_add_are_not_in_the_code_yet() -> None:
-    landed = sorted(set(CODE_WILL_ADD) & Config.ENV_VARS)
-    assert not landed, f"microshop/config.py reads {landed} now: remove them from CODE_WILL_ADD"
-
-
 def test_every_variable_set_is_one_the_code_reads(objects: list[Object]) -> None:
-    known = Config.ENV_VARS | set(CODE_WILL_ADD)
+    known = Config.ENV_VARS
     unknown = sorted(set(_config_map(objects)) - known)
     assert not unknown, f"the ConfigMap sets {unknown}, which microshop.config.Config does not read"
     for workload in [*_deployments(objects).values(), _one(objects, "Job")]:
@@ -429,7 +412,7 @@ def test_every_setting_is_in_the_config_map_or_the_secret(objects: list[Object])
     names = set(_config_map(objects))
     for deployment in _deployments(objects).values():
         names |= set(_env_names(_main(deployment), objects))
-    missing = sorted(Config.ENV_VARS - PORT_VARS - names)
+    missing = sorted(Config.ENV_VARS - PORT_VARS - UP_ONLY - names)
     assert not missing, f"add {missing} to deploy/k8s/base/config.env (or the Secret)"
 
 
@@ -441,10 +424,6 @@ def test_config_map_holds_config_s_defaults_or_says_why(objects: list[Object]) -
         if name in K8S_DEFAULTS:
             want, why = K8S_DEFAULTS[name]
             assert value == want, f"{name} should be {want!r} in Kubernetes ({why})"
-        elif name in CODE_WILL_ADD:
-            assert value == CODE_WILL_ADD[name], (
-                f"{name}: the code's default is {CODE_WILL_ADD[name]!r}"
-            )
         else:
             assert Config.from_env({name: value}) == default, (
                 f"the ConfigMap's {name}={value!r} is not Config's default: use the default or "
@@ -611,22 +590,24 @@ def test_every_service_survives_a_node_drain(objects: list[Object]) -> None:
 
 
 def test_the_dev_postgres_holds_every_pool(rendered: dict[str, list[Object]]) -> None:
+    """`microshop budget`'s plan of the pods at their most (the autoscalers' maximums)."""
     objects = rendered["dev"]
-    pool = int(_config_map(objects)["DB_POOL_MAX_SIZE"])
+    config = Config.from_env(
+        {k: v for k, v in _config_map(objects).items() if k in Config.ENV_VARS}
+    )
     autoscaled = {
         a["spec"]["scaleTargetRef"]["name"]: a["spec"]["maxReplicas"]
         for a in _of_kind(objects, "HorizontalPodAutoscaler").values()
     }
-    pods = sum(
-        d["spec"].get("replicas", autoscaled.get(n, 1)) for n, d in _deployments(objects).items()
-    )
-    planned = pods * (pool + DEDICATED_CONNECTIONS) + RESERVED_CONNECTIONS
+    pods = {
+        name: autoscaled.get(name, deployment["spec"].get("replicas", 1))
+        for name, deployment in _deployments(objects).items()
+    }
+    stack = plan(list(pods), pods, config)
     args = _pod(_of_kind(objects, "StatefulSet")["postgres"])["containers"][0]["args"]
     limit = int(next(a.split("=", 1)[1] for a in args if a.startswith("max_connections=")))
-    assert planned <= limit, (
-        f"{pods} pods x ({pool} + {DEDICATED_CONNECTIONS}) + {RESERVED_CONNECTIONS} = {planned} "
-        f"connections, Postgres allows {limit}"
-    )
+    available = Capacity(limit, 3, 0).available(config.db_connection_reserve)
+    assert stack.total <= available, "\n".join([stack.explain(Capacity(limit, 3, 0), 10)])
 
 
 # -- (e) the Ingress: the gateway's public paths, never /internal ------------------------------
