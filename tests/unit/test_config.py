@@ -17,6 +17,7 @@ def test_defaults_match_the_design() -> None:
         name: port for name, (_, port) in SERVICE_PORTS.items()
     }
     assert config.internal_api_key == ""
+    assert config.jwt_ttl_seconds == 900
 
 
 def test_values_are_parsed_and_validated() -> None:
@@ -48,6 +49,8 @@ def test_values_are_parsed_and_validated() -> None:
         ("ORDER_CONSUMER_BACKOFF_MULTIPLIER", "0.5"),
         ("ORDER_CONSUMER_RETRY_ATTEMPTS", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("JWT_TTL_SECONDS", "901"),  # access tokens live at most 15 minutes
+        ("JWT_TTL_SECONDS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
