@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from typing import Any
 
@@ -160,10 +161,18 @@ async def test_logout_revokes_the_login_and_is_idempotent(client: Client, uid: s
     assert (await refresh(client, "x" * 300)).status == 422
 
 
-async def test_the_revoked_list_is_internal(client: Client) -> None:
+async def test_the_revoked_list_is_internal_and_polling_it_leaves_no_access_lines(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     assert (await client.get("/internal/sessions/revoked")).status == 401
     wrong = {"X-Internal-Api-Key": "not-the-key"}
     assert (await client.get("/internal/sessions/revoked", headers=wrong)).status == 401
+    with caplog.at_level(logging.INFO, logger="microshop.access"):
+        await revoked(client)  # every gateway asks every few seconds
+        await client.get("/.well-known/jwks.json")
+    assert [r.getMessage().split()[:2] for r in caplog.records] == [
+        ["GET", "/.well-known/jwks.json"]
+    ]
 
 
 async def test_refresh_tokens_expire_when_idle_and_a_login_at_its_maximum_age(
