@@ -30,12 +30,14 @@ CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
 
 -- Failed (and in-flight) logins, one row per attempt: the account as the SHA-256 of its
--- normalized email (no address is kept), the client as its IP address. Counted over a
--- sliding window per account+client, per account and per client; rows older than the
--- window are swept. The old per-key table held nothing worth keeping beyond minutes.
+-- normalized email (no address is kept), whether such an account exists, the client as its
+-- IP address. Counted over a sliding window per account+client, per account and (existing
+-- accounts only) per client; rows older than the window are swept. The old per-key table
+-- held nothing worth keeping beyond minutes.
 DROP TABLE login_failures;
 CREATE TABLE login_failures (
     account   bytea       NOT NULL,
+    known     boolean     NOT NULL,
     client    text        NOT NULL,
     failed_at timestamptz NOT NULL DEFAULT now()
 );

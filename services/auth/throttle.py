@@ -24,10 +24,10 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('microshop:login:' || $1,
 
 _RECENT = """
 WITH recent AS (
-    SELECT account, client, failed_at FROM login_failures
+    SELECT account, known, client, failed_at FROM login_failures
     WHERE (account = $1 OR client = $2) AND failed_at > now() - make_interval(secs => $3)
 ), client_accounts AS (
-    SELECT max(failed_at) AS last FROM recent WHERE client = $2
+    SELECT max(failed_at) AS last FROM recent WHERE client = $2 AND known
     GROUP BY account ORDER BY last DESC OFFSET $4 - 1 LIMIT 1
 )
 SELECT count(*) FILTER (WHERE account = $1 AND client = $2) AS pair,
@@ -42,14 +42,16 @@ FROM recent
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LoginAttempt:
-    """Who tries which account: the account as the digest of its normalized email."""
+    """Who tries which account: the account as the digest of its normalized email, and
+    whether it exists (only tries at existing accounts count towards a client's limit)."""
 
     account: bytes
+    known: bool
     client: str
 
     @classmethod
-    def of(cls, email: str, client: str) -> LoginAttempt:
-        return cls(hashlib.sha256(normalize_email(email).encode()).digest(), client)
+    def of(cls, email: str, client: str, *, known: bool) -> LoginAttempt:
+        return cls(hashlib.sha256(normalize_email(email).encode()).digest(), known, client)
 
 
 class LoginThrottle:
@@ -76,8 +78,9 @@ class LoginThrottle:
                 client_wait=max(0.0, float(row["client_wait"] or 0)),
             )
             await conn.execute(
-                "INSERT INTO login_failures (account, client) VALUES ($1, $2)",
+                "INSERT INTO login_failures (account, known, client) VALUES ($1, $2, $3)",
                 attempt.account,
+                attempt.known,
                 attempt.client,
             )
         return wait_before(seen, self.policy)

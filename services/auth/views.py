@@ -49,7 +49,8 @@ async def login(request: web.Request) -> web.Response:
     """Log in: an access token and the first refresh token of this login."""
     body = await read_json(request, LoginSchema())
     accounts, throttle = request.app[ACCOUNTS], request.app[THROTTLE]
-    attempt = LoginAttempt.of(body["email"], client_address(request))
+    account = await accounts.by_email(body["email"])
+    attempt = LoginAttempt.of(body["email"], client_address(request), known=account is not None)
     wait = await throttle.admit(attempt)
     if wait > 0:
         raise TooManyRequests(
@@ -57,7 +58,6 @@ async def login(request: web.Request) -> web.Response:
             code="login_throttled",
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    account = await accounts.by_email(body["email"])
     if not await verify_password(body["password"], account.password_hash if account else None):
         raise Unauthorized("wrong email or password", code="invalid_credentials")
     assert account is not None

@@ -156,6 +156,7 @@ async def test_repeated_failures_are_throttled_per_account_and_client_and_per_cl
     # one client guessing many accounts hits the per-client limit (4x the account limit)
     attacker = from_client(f"10.4.{secrets.randbelow(250)}.{secrets.randbelow(250)}")
     for n in range(12):
+        await register(client, f"x{n}.{uid}@example.com")
         assert (await login(client, f"x{n}.{uid}@example.com", "guess", **attacker)).status == 401
     other = f"erin.{uid}@example.com"
     await register(client, other)

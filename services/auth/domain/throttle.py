@@ -13,10 +13,13 @@ stranger can use none of them to lock an account's owner out on another client:
   it once waits the whole window before its next try. A client with no failure on it — the
   owner on their own device — still gets its attempt, so the alarm slows guessing without
   locking anyone out.
-- **client, over accounts.** A client that tried `client_accounts` different accounts in
-  the window (credential stuffing) waits until the oldest of them leaves the window. This
-  one does refuse everyone behind that address, for at most the window; it takes that many
-  distinct accounts, which a household or office mistyping its own passwords does not reach.
+- **client, over accounts.** A client that failed on `client_accounts` different existing
+  accounts in the window (credential stuffing) waits until the oldest of them leaves the
+  window. This one does refuse everyone behind that address, for at most the window; it
+  takes that many distinct real accounts, which a household or office mistyping its own
+  passwords does not reach, and tries at addresses that have no account (a fuzzer's, a
+  typo's) compromise nobody and do not count. Whether an address has an account is no
+  secret this adds to: registering it says so.
 
 Refusing happens before the password is checked, from the counts alone, so a refusal says
 nothing about whether the password was right.
@@ -36,7 +39,7 @@ __all__ = [
 ]
 
 CLIENT_FACTOR = 4
-"""A client may try this many times `max_failures` distinct accounts per window."""
+"""A client may fail on this many times `max_failures` distinct accounts per window."""
 ACCOUNT_FACTOR = 4
 """An account is under attack after this many times `max_failures` attempts per window."""
 DOUBLINGS = 8
@@ -50,7 +53,7 @@ class ThrottlePolicy:
     window: float
     """Seconds an attempt counts for; also the longest wait."""
     client_accounts: int
-    """Distinct accounts one client may try in a window."""
+    """Distinct existing accounts one client may fail on in a window."""
     account_alarm: int
     """Attempts on one account, from all clients, that put it under attack."""
 
@@ -81,7 +84,8 @@ class RecentAttempts:
     account: int
     """Of this account from every client."""
     client_wait: float
-    """Seconds until this client has tried fewer than `client_accounts` accounts (0: it has)."""
+    """Seconds until this client has failed on fewer than `client_accounts` existing
+    accounts (0: it has)."""
 
 
 def wait_before(seen: RecentAttempts, policy: ThrottlePolicy) -> float:
