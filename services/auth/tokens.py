@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import secrets
 import time
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jwt
 
@@ -93,6 +94,11 @@ class Issued:
     """Seconds the refresh token stays usable."""
 
 
+def _whole_seconds(seconds: Any) -> int:
+    """A lifetime for clients: rounded up, never 0 while the token still works."""
+    return max(1, math.ceil(float(seconds)))
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -142,7 +148,7 @@ class RefreshTokens:
                 family,
                 float(self.ttl),
             )
-        return Issued(str(family), user_id, token, int(expires_in))
+        return Issued(str(family), user_id, token, _whole_seconds(expires_in))
 
     async def rotate(self, token: str) -> Issued:
         """Retire `token` and hand out the next of its family. A token already rotated
@@ -152,7 +158,10 @@ class RefreshTokens:
         row = await self.pool.fetchrow(_ROTATE, _digest(token), _digest(following), float(self.ttl))
         if row is not None:
             return Issued(
-                str(row["family_id"]), str(row["user_id"]), following, int(row["expires_in"])
+                str(row["family_id"]),
+                str(row["user_id"]),
+                following,
+                _whole_seconds(row["expires_in"]),
             )
         async with self.pool.acquire() as conn, conn.transaction():
             known = await conn.fetchrow(

@@ -162,6 +162,7 @@ async function tradeRefreshToken(): Promise<boolean> {
   if (presented === null) return false
   const { response, payload } = await send('POST', '/api/auth/refresh', {
     body: { refresh_token: presented },
+    authRedirect: false, // the refresh token is the credential here
   })
   if (response.ok && payload !== undefined) {
     if (refreshToken === presented) startSession(payload as LoginResult)
