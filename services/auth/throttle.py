@@ -22,19 +22,23 @@ __all__ = ["LoginAttempt", "LoginThrottle"]
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('microshop:login:' || $1, 0))"
 
+# The clock is read after the lock is taken (not the transaction's start, `now()`): the
+# attempt that waited for the lock is later than the one it waited for.
 _RECENT = """
-WITH recent AS (
+WITH clock AS (SELECT clock_timestamp() AS now), recent AS (
     SELECT account, known, client, failed_at FROM login_failures
-    WHERE (account = $1 OR client = $2) AND failed_at > now() - make_interval(secs => $3)
+    WHERE (account = $1 OR client = $2)
+      AND failed_at > (SELECT now FROM clock) - make_interval(secs => $3)
 ), client_accounts AS (
     SELECT max(failed_at) AS last FROM recent WHERE client = $2 AND known
     GROUP BY account ORDER BY last DESC OFFSET $4 - 1 LIMIT 1
 )
 SELECT count(*) FILTER (WHERE account = $1 AND client = $2) AS pair,
-       extract(epoch FROM now() - max(failed_at) FILTER (WHERE account = $1 AND client = $2))
+       extract(epoch FROM (SELECT now FROM clock)
+                          - max(failed_at) FILTER (WHERE account = $1 AND client = $2))
            AS since_last,
        count(*) FILTER (WHERE account = $1) AS account,
-       (SELECT extract(epoch FROM last + make_interval(secs => $3) - now())
+       (SELECT extract(epoch FROM last + make_interval(secs => $3) - (SELECT now FROM clock))
         FROM client_accounts) AS client_wait
 FROM recent
 """
@@ -78,7 +82,8 @@ class LoginThrottle:
                 client_wait=max(0.0, float(row["client_wait"] or 0)),
             )
             await conn.execute(
-                "INSERT INTO login_failures (account, known, client) VALUES ($1, $2, $3)",
+                "INSERT INTO login_failures (account, known, client, failed_at)"
+                " VALUES ($1, $2, $3, clock_timestamp())",
                 attempt.account,
                 attempt.known,
                 attempt.client,

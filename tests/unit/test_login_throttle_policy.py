@@ -35,3 +35,8 @@ def test_an_account_under_attack_gives_each_client_one_try_per_window() -> None:
 def test_a_client_over_its_accounts_waits_whatever_the_pair() -> None:
     assert seen(client=42.5) == 42.5
     assert seen(pair=5, client=0.5) == 1
+
+
+def test_free_attempts_never_wait_whatever_the_clocks_say() -> None:
+    # an attempt that queued behind a later one sees it "in the future"
+    assert seen(pair=3, since_last=-0.2) == 0

@@ -91,5 +91,6 @@ class RecentAttempts:
 def wait_before(seen: RecentAttempts, policy: ThrottlePolicy) -> float:
     """Seconds before this client may try this account's password (0: now)."""
     under_attack = seen.account >= policy.account_alarm
-    pair_wait = policy.delay_after(seen.pair, under_attack=under_attack) - seen.since_last
-    return max(0.0, pair_wait if seen.pair else 0.0, seen.client_wait)
+    delay = policy.delay_after(seen.pair, under_attack=under_attack)
+    pair_wait = delay - seen.since_last if delay > 0 else 0.0
+    return max(0.0, pair_wait, seen.client_wait)
