@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("microshop.access")
 
 # Probes and scrapes: not worth a log line each.
-_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# probes, scrapes and the gateway's poll of revoked logins (every few seconds): no access lines
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/internal/sessions/revoked"})
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 

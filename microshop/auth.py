@@ -2,7 +2,9 @@
 
 Every service verifies tokens itself (the gateway checks at the edge too): the signature
 with a public key from auth-service's JWKS, `alg` pinned to RS256, and `exp`, `iat`, `iss`,
-`aud` and `sub` required. There is no shared secret. Internal endpoints take the
+`aud` and `sub` required. There is no shared secret. A token names its login (`sid`); a
+verifier told which logins have ended (the gateway learns them from auth-service) refuses
+their tokens before they expire. Internal endpoints take the
 `X-Internal-Api-Key` header, compared in constant time; with no key configured they stay
 closed.
 """
@@ -60,6 +62,8 @@ class Principal:
     roles: frozenset[str]
     token_id: str
     email: str | None = None
+    session_id: str | None = None
+    """The login (refresh token family) the token was issued for; None for other tokens."""
 
     @property
     def is_admin(self) -> bool:
@@ -137,6 +141,11 @@ class TokenVerifier:
     withdrawn from the JWKS stops being honoured as soon as without the cache), so the
     same token on the next request costs a dictionary lookup instead of an RSA
     verification; an expired one is verified again, and refused.
+
+    `revoked_sessions` holds the logins that ended (logout, a reused refresh token) while
+    their access tokens may still be alive: a token of one of them is refused
+    (`token_revoked`), cached or not. Whoever knows them replaces the set (the gateway's
+    poller); it is empty by default.
     """
 
     def __init__(
@@ -155,11 +164,18 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
+        self.revoked_sessions: frozenset[str] = frozenset()
         self._verified: collections.OrderedDict[str, tuple[Principal, float]] = (
             collections.OrderedDict()
         )
 
     async def verify(self, token: str) -> Principal:
+        principal = await self._cached_or_verified(token)
+        if principal.session_id is not None and principal.session_id in self.revoked_sessions:
+            raise Unauthorized("this login has ended (logged out)", code="token_revoked")
+        return principal
+
+    async def _cached_or_verified(self, token: str) -> Principal:
         known = self._verified.get(token)
         if known is not None:
             principal, expires = known
@@ -201,12 +217,13 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("invalid token: roles", code="invalid_token")
-        email = claims.get("email")
+        email, session_id = claims.get("email"), claims.get("sid")
         principal = Principal(
             user_id=str(claims["sub"]),
             roles=frozenset(roles),
             token_id=str(claims["jti"]),
             email=email if isinstance(email, str) else None,
+            session_id=session_id if isinstance(session_id, str) else None,
         )
         return principal, float(claims["exp"])
 

@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 
 from eventstore.amqp import QUEUE_TYPES, broker_urls, redacted
 
-__all__ = ["SERVICE_PORTS", "Config", "ConfigError", "Replicas", "replica_port"]
+__all__ = [
+    "MAX_ACCESS_TTL",
+    "SERVICE_PORTS",
+    "Config",
+    "ConfigError",
+    "Replicas",
+    "replica_port",
+]
 
 
 class ConfigError(ValueError):
@@ -35,6 +42,10 @@ SERVICE_PORTS: dict[str, tuple[str, int]] = {
 def replica_port(port: int, replica: int) -> int:
     """Replica `replica` (0-based) of a service listens on its port + 100 * replica."""
     return port + 100 * replica
+
+
+MAX_ACCESS_TTL = 900
+"""Access tokens live at most 15 minutes: logging out or a revoked login ends them soon."""
 
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -66,6 +77,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be >= 1")
+    return value
+
+
+def _access_ttl(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_ACCESS_TTL:
+        raise ValueError(f"an access token lives 1..{MAX_ACCESS_TTL} seconds")
     return value
 
 
@@ -263,7 +281,15 @@ class Config:
 
     jwt_issuer: str = _env("JWT_ISSUER", "microshop-auth")
     jwt_audience: str = _env("JWT_AUDIENCE", "microshop")
-    jwt_ttl_seconds: int = _env("JWT_TTL_SECONDS", 3600, _positive_int)
+    jwt_ttl_seconds: int = _env("JWT_TTL_SECONDS", MAX_ACCESS_TTL, _access_ttl)
+    # A refresh token unused this long is dead (the login ends when the app is left idle).
+    refresh_token_ttl_seconds: int = _env("REFRESH_TOKEN_TTL_SECONDS", 7 * 86400, _positive_int)
+    # A login's absolute lifetime: refreshing never extends it past this.
+    session_max_age_seconds: int = _env("SESSION_MAX_AGE_SECONDS", 30 * 86400, _positive_int)
+    # How often the gateway learns which logins ended (their access tokens refused at the edge).
+    token_revocation_poll_seconds: float = _env(
+        "TOKEN_REVOCATION_POLL_SECONDS", 2.0, _positive_float
+    )
     # PEM of the RS256 signing key; empty: generated on first start and kept in Postgres.
     jwt_private_key: str = _env("JWT_PRIVATE_KEY", "")
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 5, _positive_int)

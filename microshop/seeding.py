@@ -1,7 +1,8 @@
 """`microshop seed`: each service seeds what it owns; `--reset` wipes the data first.
 
 A service that has something to seed has a `seed` module with
-`async def seed(config, store) -> list[str]` (the lines to report). The kernel finds them
+`async def seed(config, store) -> list[str]` (the lines to report), raising `SeedError`
+when what exists forbids seeding (one `Error:` line from the CLI). The kernel finds them
 by the services' names (`services.SERVICES`), never by importing a service directly, and
 runs them in start-up order (accounts before the catalog).
 """
@@ -18,7 +19,12 @@ from eventstore.pg import Pool
 from .config import Config
 from .services import SERVICES
 
-__all__ = ["has_events", "reset", "seed", "seeders"]
+__all__ = ["SeedError", "has_events", "reset", "seed", "seeders"]
+
+
+class SeedError(Exception):
+    """The data found forbids seeding (e.g. `ADMIN_EMAIL` belongs to an ordinary account)."""
+
 
 Seeder = Callable[[Config, PostgresEventStore], Awaitable[list[str]]]
 

@@ -1,4 +1,5 @@
-"""Logging in and out of the pages: a form, auth-service's login API, the session cookie."""
+"""Logging in and out of the pages: a form, auth-service's login and logout API, the
+session cookies."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from microshop.errors import Unauthorized
 
 from . import session
 from .errors import PageError
+from .refresh import Pair
 from .render import page, render
 from .upstream import call
 
@@ -51,29 +53,38 @@ async def login(request: web.Request) -> web.Response:
         return await _form(request, email=email, error=error, status=429)
     if answer.status in (401, 422):
         return await _form(request, email=email, error="Wrong email or password.", status=401)
-    body = answer.body if isinstance(answer.body, dict) else {}
-    token = body.get("access_token")
-    if not answer.ok or not isinstance(token, str):
+    pair = Pair.of(answer.body) if answer.ok else None
+    if pair is None:
         raise PageError(502, "Logging in failed", answer.error_message)
     try:
-        await request.app[VERIFIER].verify(token)
+        await request.app[VERIFIER].verify(pair.access_token)
     except Unauthorized as exc:  # auth-service issued what its own JWKS does not verify
         log.warning("login: the issued token does not verify: %s", exc.message)
         raise PageError(
             502, "Logging in failed", "The issued token could not be verified."
         ) from None
-    max_age = body.get("expires_in")
-    response = web.Response(
+    session.start_session(request, pair)
+    return web.Response(
         status=303, headers={"Location": session.safe_next(request.query.get("next"))}
     )
-    session.start_session(request, response, token, max_age if isinstance(max_age, int) else 3600)
-    return response
 
 
 @routes.post("/logout", name="logout")
 @page
 async def logout(request: web.Request) -> web.Response:
+    """Revoke the login at auth-service (the gateway refuses its access tokens within
+    seconds), then forget both cookies — even when auth-service cannot be told."""
     await session.check_csrf(request)
-    response = web.Response(status=303, headers={"Location": "/"})
-    session.clear_session(request, response)
-    return response
+    token = session.refresh_token(request)
+    session.end_session(request)
+    if token:
+        try:
+            answer = await call(
+                request, "auth", "POST", "/api/auth/logout", json={"refresh_token": token}
+            )
+        except PageError as exc:
+            log.warning("logout: cannot revoke the login: %s", exc.message)
+        else:
+            if answer.status != 204:
+                log.warning("logout: auth-service answered %d", answer.status)
+    return web.Response(status=303, headers={"Location": "/"})

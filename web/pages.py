@@ -15,6 +15,7 @@ from aiohttp import web
 from microshop.appkeys import CONFIG
 
 from . import account, admin, shop
+from .refresh import REFRESHES, Refreshes
 from .render import create_environment
 from .session import CSRF_SECRET, csrf_secret_for
 
@@ -37,5 +38,6 @@ def add_pages(app: web.Application) -> None:
     operator pages' resources."""
     create_environment(app)
     app[CSRF_SECRET] = csrf_secret_for(app[CONFIG].internal_api_key)
+    app[REFRESHES] = Refreshes()
     app.router.add_routes(page_routes())
     app.cleanup_ctx.append(admin.operator_context)

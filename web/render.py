@@ -56,33 +56,40 @@ _FAILED = PageError(500, "Something went wrong", "The error has been logged.")
 
 
 def page(handler: Handler) -> Handler:
-    """Wrap a page handler so that every outcome is an HTML response."""
+    """Wrap a page handler so that every outcome is an HTML response, carrying the cookies
+    the request decided on (`session.finish`)."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except Redirect as redirect:
-            return web.Response(status=redirect.status, headers={"Location": redirect.location})
-        except PageError as failed:
-            return await error_page(request, failed)
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            return await error_page(request, _TIMED_OUT)
-        except _STORE_DOWN as exc:
-            log.warning("page %s: event store unavailable: %s", request.path, exc)
-            down = PageError(
-                503,
-                "Event store unavailable",
-                f"The database cannot be reached ({type(exc).__name__}).",
-            )
-            return await error_page(request, down)
-        except Exception:
-            log.exception("page %s %s failed", request.method, request.path)
-            return await error_page(request, _FAILED)
+        response = await _outcome(handler, request)
+        session.finish(request, response)
+        return response
 
     return wrapped
+
+
+async def _outcome(handler: Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Redirect as redirect:
+        return web.Response(status=redirect.status, headers={"Location": redirect.location})
+    except PageError as failed:
+        return await error_page(request, failed)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        return await error_page(request, _TIMED_OUT)
+    except _STORE_DOWN as exc:
+        log.warning("page %s: event store unavailable: %s", request.path, exc)
+        down = PageError(
+            503,
+            "Event store unavailable",
+            f"The database cannot be reached ({type(exc).__name__}).",
+        )
+        return await error_page(request, down)
+    except Exception:
+        log.exception("page %s %s failed", request.method, request.path)
+        return await error_page(request, _FAILED)
 
 
 async def error_page(request: web.Request, error: PageError) -> web.Response:
@@ -104,7 +111,7 @@ async def render(
     title: str = "",
 ) -> web.Response:
     """`template` with `values` plus what the layout needs (who is logged in, the CSRF
-    token); sets the CSRF cookie when this browser had none."""
+    token; the page wrapper then sets the CSRF cookie when this browser had none)."""
     user = await session.current_user(request)
     token = session.csrf_token(request)
     response = aiohttp_jinja2.render_template(
@@ -122,7 +129,6 @@ async def render(
         status=status,
     )
     response.headers.update(SECURITY_HEADERS)
-    session.finish(request, response)
     return response
 
 

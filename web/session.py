@@ -1,9 +1,16 @@
-"""Who is browsing: the access token in a cookie, verified on every request, and CSRF tokens.
+"""Who is browsing: the access token in a cookie, verified on every request, refreshed on
+the server when it expired, and CSRF tokens.
 
-The session cookie holds the RS256 access token auth-service issued at login. It is never
-trusted as it stands: every request verifies its signature, `exp`, `iss` and `aud` through
-the app's `TokenVerifier` (the JWKS), exactly like a bearer token. The cookie is
-`HttpOnly; SameSite=Strict; Path=/` (and `Secure` over https), and lives as long as the token.
+The session cookie holds the RS256 access token auth-service issued (at most 15 minutes).
+It is never trusted as it stands: every request verifies its signature, `exp`, `iss`, `aud`
+and whether its login was revoked through the app's `TokenVerifier`, exactly like a bearer
+token. The refresh token lives in a cookie of its own; when the access cookie has expired
+(the browser dropped it) or no longer verifies, the page trades the refresh token at
+auth-service for a new pair and the answer sets both cookies (`web.refresh`). A refused
+refresh (revoked, reused, expired) logs the browser out; auth-service being unreachable
+leaves the cookies for the next request. Both cookies are `HttpOnly; SameSite=Strict;
+Path=/` (and `Secure` over https); each lives as long as its token. Logging out revokes the
+login at auth-service (`POST /api/auth/logout`) and deletes both.
 
 CSRF: a signed double-submit cookie. The browser gets a random nonce in the `HttpOnly`
 cookie `microshop_csrf`; every form carries `HMAC(secret, nonce)`, and a POST passes only
@@ -12,6 +19,10 @@ when the form's token matches the cookie's nonce (compared in constant time) and
 mint the matching token without the secret. The secret is derived from `INTERNAL_API_KEY`
 (shared by every gateway of a stack) or, without one, random per process. Login rotates the
 nonce.
+
+Cookies are written by `finish`, which the page wrapper calls on every answer (a page, an
+error page or a redirect), from what the request decided: a new session, a dropped one, a
+new nonce.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from urllib.parse import quote, urlsplit
 
@@ -28,27 +40,34 @@ from microshop.auth import VERIFIER, Principal
 from microshop.errors import Unauthorized
 
 from .errors import PageError, Redirect
+from .refresh import REFRESHES, Pair
+from .upstream import call
 
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
     "CSRF_SECRET",
+    "REFRESH_COOKIE",
     "SESSION_COOKIE",
     "access_token",
     "check_csrf",
-    "clear_session",
     "csrf_secret_for",
     "csrf_token",
     "current_user",
+    "end_session",
     "finish",
     "login_url",
+    "refresh_token",
     "require_admin",
     "require_user",
     "safe_next",
     "start_session",
 ]
 
+log = logging.getLogger(__name__)
+
 SESSION_COOKIE = "microshop_session"
+REFRESH_COOKIE = "microshop_refresh"
 CSRF_COOKIE = "microshop_csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -56,7 +75,8 @@ CSRF_SECRET = web.AppKey("csrf_secret", bytes)
 _USER = web.RequestKey[Principal | None]("page_user")
 _TOKEN = web.RequestKey("page_token", str)
 _NEW_NONCE = web.RequestKey("csrf_new_nonce", str)
-_DROP_SESSION = web.RequestKey("drop_session", bool)
+_NEW_SESSION = web.RequestKey("new_session", Pair)
+_DROP = web.RequestKey("drop_cookies", frozenset[str])
 
 
 def csrf_secret_for(internal_api_key: str) -> bytes:
@@ -70,7 +90,7 @@ def csrf_secret_for(internal_api_key: str) -> bytes:
 
 
 async def current_user(request: web.Request) -> Principal | None:
-    """The verified user of the session cookie, or None (no, expired or forged token)."""
+    """The verified user of the session cookie (refreshed when it expired), or None."""
     if _USER in request:
         return request[_USER]
     token = request.cookies.get(SESSION_COOKIE)
@@ -79,11 +99,46 @@ async def current_user(request: web.Request) -> Principal | None:
         try:
             principal = await request.app[VERIFIER].verify(token)
         except Unauthorized:
-            request[_DROP_SESSION] = True  # expired or forged: forget it
+            request[_DROP] = frozenset({SESSION_COOKIE})  # expired or forged: forget it
         else:
             request[_TOKEN] = token
+    if principal is None and refresh_token(request):
+        principal = await _refreshed(request, refresh_token(request))
     request[_USER] = principal
     return principal
+
+
+def refresh_token(request: web.Request) -> str:
+    """The refresh cookie's token ('' without one)."""
+    return request.cookies.get(REFRESH_COOKIE, "")
+
+
+async def _refreshed(request: web.Request, token: str) -> Principal | None:
+    """The user after trading `token` for a new pair (set on the answer), or None."""
+    try:
+        pair = await request.app[REFRESHES].refresh(token, lambda t: _trade(request, t))
+    except PageError as exc:  # auth-service unavailable: keep the cookie for next time
+        log.warning("cannot refresh a page session: %s", exc.message)
+        return None
+    if pair is None:
+        end_session(request)
+        return None
+    start_session(request, pair, new_nonce=False)  # the old refresh token is spent: keep the new
+    try:
+        return await request.app[VERIFIER].verify(pair.access_token)
+    except Unauthorized as exc:  # auth-service issued what its own JWKS does not verify
+        log.warning("a refreshed token does not verify: %s", exc.message)
+        return None
+
+
+async def _trade(request: web.Request, token: str) -> Pair | None:
+    answer = await call(request, "auth", "POST", "/api/auth/refresh", json={"refresh_token": token})
+    if answer.status in (401, 422):
+        return None
+    pair = Pair.of(answer.body) if answer.ok else None
+    if pair is None:
+        raise PageError(502, "Refreshing the session failed", answer.error_message)
+    return pair
 
 
 def access_token(request: web.Request) -> str:
@@ -111,6 +166,22 @@ async def require_admin(request: web.Request) -> Principal:
     return user
 
 
+def start_session(request: web.Request, pair: Pair, *, new_nonce: bool = True) -> None:
+    """Log in (or go on after a refresh): the answer sets both token cookies, and after a
+    login a fresh CSRF nonce."""
+    request[_NEW_SESSION] = pair
+    request[_TOKEN] = pair.access_token
+    request.pop(_DROP, None)
+    if new_nonce:
+        request[_NEW_NONCE] = secrets.token_urlsafe(32)
+
+
+def end_session(request: web.Request) -> None:
+    """Log out: the answer deletes both token cookies."""
+    request.pop(_NEW_SESSION, None)
+    request[_DROP] = frozenset({SESSION_COOKIE, REFRESH_COOKIE})
+
+
 def _cookie(
     response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None
 ) -> None:
@@ -125,26 +196,16 @@ def _cookie(
     )
 
 
-def start_session(
-    request: web.Request, response: web.StreamResponse, token: str, max_age: int
-) -> None:
-    """Log in: the token into the session cookie, and a fresh CSRF nonce."""
-    _cookie(response, request, SESSION_COOKIE, token, max_age)
-    _cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32), None)
-
-
-def clear_session(request: web.Request, response: web.StreamResponse) -> None:
-    response.del_cookie(
-        SESSION_COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict"
-    )
-
-
 def finish(request: web.Request, response: web.StreamResponse) -> None:
-    """Cookies a rendered page owes the browser: a new CSRF nonce, a dropped session."""
+    """Cookies the answer owes the browser: a new CSRF nonce, a new or a dropped session."""
     if _NEW_NONCE in request:
         _cookie(response, request, CSRF_COOKIE, request[_NEW_NONCE], None)
-    if request.get(_DROP_SESSION):
-        clear_session(request, response)
+    if _NEW_SESSION in request:
+        pair = request[_NEW_SESSION]
+        _cookie(response, request, SESSION_COOKIE, pair.access_token, pair.expires_in)
+        _cookie(response, request, REFRESH_COOKIE, pair.refresh_token, pair.refresh_expires_in)
+    for name in sorted(request.get(_DROP, ())):
+        response.del_cookie(name, path="/", secure=request.secure, httponly=True, samesite="Strict")
 
 
 # -- CSRF --------------------------------------------------------------------------------

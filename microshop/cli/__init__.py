@@ -124,7 +124,7 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
 def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
     from eventstore import PostgresEventStore, create_pool
 
-    from ..seeding import has_events
+    from ..seeding import SeedError, has_events
     from ..seeding import reset as wipe
     from ..seeding import seed as run_seed
 
@@ -147,6 +147,8 @@ def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
         run_async(run())
     except OSError as exc:
         raise click.ClickException(f"cannot reach the database: {exc}") from None
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 events.add_command(republish)

@@ -16,7 +16,16 @@ class AccountSchema(Schema):
 class TokenSchema(Schema):
     access_token = fields.String(required=True)
     token_type = fields.String(required=True, metadata={"example": "Bearer"})
-    expires_in = fields.Integer(required=True)
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "seconds the access token lives (at most 900)"}
+    )
+    refresh_token = fields.String(
+        required=True,
+        metadata={"description": "one use: `POST /api/auth/refresh` trades it for a new pair"},
+    )
+    refresh_expires_in = fields.Integer(
+        required=True, metadata={"description": "seconds the refresh token stays usable"}
+    )
 
 
 class JwksSchema(Schema):

@@ -7,31 +7,51 @@ import secrets
 
 from eventstore import Metadata, PostgresEventStore
 from microshop.config import Config
+from microshop.seeding import SeedError
 
 from . import events as _events  # noqa: F401  (registers UserRegistered)
 from .accounts import Accounts, EmailTaken
+from .domain import ROLE_ADMIN
 from .passwords import hash_password
 
-__all__ = ["ensure_admin", "seed"]
+__all__ = ["AdminEmailTaken", "ensure_admin", "seed"]
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
-    """Create the admin account unless it exists; True when this call created it."""
-    if await accounts.by_email(email) is not None:
-        return False
-    try:
-        await accounts.create(
-            email,
-            await hash_password(password),
-            admin=True,
-            metadata=Metadata(service="auth", actor="bootstrap"),
+class AdminEmailTaken(SeedError):
+    """`ADMIN_EMAIL` belongs to an account without the admin role (registered before the
+    address was reserved): it is never promoted, that would hand the shop to whoever
+    registered it."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            f"ADMIN_EMAIL {email} belongs to an account without the admin role, not the"
+            " admin: delete that account or set another ADMIN_EMAIL"
         )
-    except EmailTaken:  # another instance won the race
-        return False
-    log.info("created the admin account %s", email)
-    return True
+        self.email = email
+
+
+async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
+    """Create the admin account unless it exists; True when this call created it.
+    `AdminEmailTaken` when an ordinary account holds the address."""
+    existing = await accounts.by_email(email)
+    if existing is None:
+        try:
+            await accounts.create(
+                email,
+                await hash_password(password),
+                admin=True,
+                metadata=Metadata(service="auth", actor="bootstrap"),
+            )
+        except EmailTaken:  # another instance won the race
+            existing = await accounts.by_email(email)
+        else:
+            log.info("created the admin account %s", email)
+            return True
+    if existing is not None and ROLE_ADMIN not in existing.roles:
+        raise AdminEmailTaken(email)
+    return False
 
 
 async def seed(config: Config, store: PostgresEventStore) -> list[str]:

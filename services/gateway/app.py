@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from microshop.app import CONFIG, HTTP, READY_CHECKS, make_app
+from microshop.app import CONFIG, HTTP, READY_CHECKS, background, make_app
 from microshop.auth import KeySource
 from microshop.config import Config
 from microshop.services import available
@@ -24,6 +24,7 @@ from .edge import (
 )
 from .openapi import docs_routes, fragments_context
 from .proxy import handler_for
+from .revocations import poll_revocations
 from .routing import ROUTES
 
 
@@ -68,7 +69,11 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         config,
         "gateway",
         routes=[*proxy_routes(), *docs_routes(), *spa_routes()],
-        contexts=[edge_context, fragments_context],
+        contexts=[
+            edge_context,
+            fragments_context,
+            background("token-revocations", poll_revocations),
+        ],
         database=False,
         middlewares=[cors_preflight_middleware, rate_limit_middleware],
         token_keys=token_keys,

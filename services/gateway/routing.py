@@ -26,6 +26,8 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/api/auth/register", "auth", {"POST": "public"}),
     Route("/api/auth/login", "auth", {"POST": "public"}),
+    Route("/api/auth/refresh", "auth", {"POST": "public"}),
+    Route("/api/auth/logout", "auth", {"POST": "public"}),
     Route("/api/auth/me", "auth", {"GET": "user"}),
     Route("/.well-known/jwks.json", "auth", {"GET": "public"}),
     Route("/api/products", "product", {"GET": "public", "POST": "admin"}),

@@ -13,7 +13,7 @@ from tests.tokens import bearer
 if TYPE_CHECKING:
     from .conftest import Stack
 
-__all__ = ["FINAL", "Shop", "assert_error", "signup"]
+__all__ = ["FINAL", "Shop", "assert_error", "login", "signup"]
 
 FINAL = {"PAID", "PAYMENT_FAILED", "CANCELLED"}
 
@@ -27,15 +27,21 @@ async def assert_error(resp: aiohttp.ClientResponse, status: int, code: str | No
     return body
 
 
+async def login(http: aiohttp.ClientSession, email: str, password: str) -> dict[str, Any]:
+    """Login's answer: `access_token` (15 minutes), `refresh_token` and their lifetimes."""
+    resp = await http.post("/api/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    answer: dict[str, Any] = await resp.json()
+    return answer
+
+
 async def signup(http: aiohttp.ClientSession) -> tuple[str, str]:
-    """A new account's (id, token)."""
+    """A new account's (id, access token)."""
     email, password = f"u-{secrets.token_hex(4)}@example.com", "pass-" + secrets.token_hex(4)
     resp = await http.post("/api/auth/register", json={"email": email, "password": password})
     assert resp.status == 201, await resp.text()
     user_id = (await resp.json())["id"]
-    resp = await http.post("/api/auth/login", json={"email": email, "password": password})
-    assert resp.status == 200, await resp.text()
-    return user_id, (await resp.json())["access_token"]
+    return user_id, (await login(http, email, password))["access_token"]
 
 
 class Shop:

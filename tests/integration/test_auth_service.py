@@ -62,7 +62,8 @@ async def test_register_login_me_and_verify_through_the_jwks(
     assert resp.status == 200
     body = await resp.json()
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 3600
+    assert body["expires_in"] == 900  # 15 minutes: the longest an access token may live
+    assert body["refresh_token"] and body["refresh_expires_in"] == 7 * 86400
 
     me = await client.get("/api/auth/me", headers=bearer(body["access_token"]))
     assert await me.json() == {"id": account["id"], "email": email.lower(), "roles": ["user"]}
@@ -133,28 +134,29 @@ async def test_wrong_credentials_are_401(client: Client, uid: str) -> None:
     assert (await client.get("/api/auth/me", headers=bearer("garbage"))).status == 401
 
 
-async def test_repeated_failures_are_throttled_per_account_and_per_client(
+async def test_repeated_failures_are_throttled_per_account_and_client_and_per_client(
     aiohttp_client: MakeClient, test_env: StackEnv, uid: str
 ) -> None:
     client = await aiohttp_client(
-        create_app(config(test_env, login_max_failures=3, login_lockout_seconds=60))
+        create_app(config(test_env, login_max_failures=3, login_lockout_seconds=3600))
     )
     victim = f"dave.{uid}@example.com"
     await register(client, victim)
 
-    for n in range(3):  # from three different clients: the account's own limit
-        resp = await login(
-            client, victim, "guess", **from_client(f"10.2.{n}.{secrets.randbelow(250)}")
-        )
-        assert resp.status == 401
-    locked = await login(client, victim, "correct horse", **from_client("10.3.0.1"))
-    assert locked.status == 429
-    assert 1 <= int(locked.headers["Retry-After"]) <= 60
+    guesser = from_client(f"10.2.{secrets.randbelow(250)}.{secrets.randbelow(250)}")
+    for _ in range(3):  # one client: three free guesses at this account
+        assert (await login(client, victim, "guess", **guesser)).status == 401
+    locked = await login(client, victim, "correct horse", **guesser)
+    assert locked.status == 429  # even with the right password: refused before checking it
+    assert 1 <= int(locked.headers["Retry-After"]) <= 3600
     assert (await locked.json())["error"]["code"] == "login_throttled"
+    # the owner on another client is not locked out (the old per-account lock did that)
+    assert (await login(client, victim, "correct horse", **from_client("10.3.0.1"))).status == 200
 
     # one client guessing many accounts hits the per-client limit (4x the account limit)
     attacker = from_client(f"10.4.{secrets.randbelow(250)}.{secrets.randbelow(250)}")
     for n in range(12):
+        await register(client, f"x{n}.{uid}@example.com")
         assert (await login(client, f"x{n}.{uid}@example.com", "guess", **attacker)).status == 401
     other = f"erin.{uid}@example.com"
     await register(client, other)
@@ -166,7 +168,7 @@ async def test_an_unproven_forwarded_address_is_ignored(
     aiohttp_client: MakeClient, test_env: StackEnv, uid: str
 ) -> None:
     client = await aiohttp_client(
-        create_app(config(test_env, login_max_failures=2, login_lockout_seconds=60))
+        create_app(config(test_env, login_max_failures=2, login_lockout_seconds=3600))
     )
     email = f"frank.{uid}@example.com"
     await register(client, email)

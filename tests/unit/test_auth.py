@@ -138,3 +138,16 @@ async def test_a_remembered_token_is_checked_again_after_cache_seconds() -> None
     await asyncio.sleep(0.1)  # a key withdrawn from the JWKS would be noticed from here on
     await verifier.verify(token)
     assert keys.lookups == 2
+
+
+async def test_a_token_of_a_revoked_login_is_refused_even_when_remembered(
+    verifier: TokenVerifier,
+) -> None:
+    ended, alive = mint(sid="login-1"), mint(sid="login-2")
+    assert (await verifier.verify(ended)).session_id == "login-1"  # now remembered
+    verifier.revoked_sessions = frozenset({"login-1"})
+    with pytest.raises(Unauthorized) as refused:
+        await verifier.verify(ended)
+    assert refused.value.code == "token_revoked"
+    assert (await verifier.verify(alive)).session_id == "login-2"
+    assert (await verifier.verify(mint())).session_id is None  # a token without a login

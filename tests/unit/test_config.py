@@ -18,6 +18,7 @@ def test_defaults_match_the_design() -> None:
         name: port for name, (_, port) in SERVICE_PORTS.items()
     }
     assert config.internal_api_key == ""
+    assert config.jwt_ttl_seconds == 900
 
 
 def test_values_are_parsed_and_validated() -> None:
@@ -58,6 +59,8 @@ def test_values_are_parsed_and_validated() -> None:
         ("MICROSHOP_REPLICAS", "51"),
         ("AMQP_QUEUE_TYPE", "stream"),
         ("AMQP_URL", ","),
+        ("JWT_TTL_SECONDS", "901"),  # access tokens live at most 15 minutes
+        ("JWT_TTL_SECONDS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

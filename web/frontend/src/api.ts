@@ -68,9 +68,23 @@ export function isAbort(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'AbortError'
 }
 
-// -- the access token: in memory, mirrored in sessionStorage (survives a reload, not the tab) --
+// -- the session: in memory, mirrored in sessionStorage (survives a reload, not the tab) -----
+//
+// The access token lives at most 15 minutes; the refresh token trades for a new pair at
+// POST /api/auth/refresh, once (it rotates, and presenting a retired one revokes the login).
+// The API hands the refresh token over in the body, so the app has to hold it in script:
+// sessionStorage keeps it across a reload and drops it with the tab, and it is per tab, so
+// two tabs never race to rotate one token (one shared through localStorage would be rotated
+// by one tab and then "reused" by the other, which ends the login). Its exposure is the
+// access token's: script running in the page could read either; the app renders no HTML
+// from data and the gateway serves it with a strict Content-Security-Policy, and a stolen
+// refresh token is caught the first time both the thief and the app use it.
 
 const TOKEN_KEY = 'microshop.token'
+const REFRESH_KEY = 'microshop.refresh'
+const EXPIRES_KEY = 'microshop.expires'
+/** Refresh this long before the access token expires rather than wait for a 401. */
+const REFRESH_AHEAD_MS = 30_000
 
 function storage(): Storage | null {
   try {
@@ -80,19 +94,47 @@ function storage(): Storage | null {
   }
 }
 
-let token: string | null = storage()?.getItem(TOKEN_KEY) ?? null
+function stored(key: string): string | null {
+  return storage()?.getItem(key) ?? null
+}
+
+function store(key: string, value: string | null): void {
+  if (value === null) storage()?.removeItem(key)
+  else storage()?.setItem(key, value)
+}
+
+let token: string | null = stored(TOKEN_KEY)
+let refreshToken: string | null = stored(REFRESH_KEY)
+let expiresAt: number | null = Number(stored(EXPIRES_KEY)) || null
 const tokenListeners = new Set<(token: string | null, expired: boolean) => void>()
 
 export function getToken(): string | null {
   return token
 }
 
+export function getRefreshToken(): string | null {
+  return refreshToken
+}
+
+/** Set the access token alone; null ends the session (the refresh token goes too). */
 export function setToken(value: string | null, { expired = false } = {}): void {
   token = value
-  const store = storage()
-  if (value === null) store?.removeItem(TOKEN_KEY)
-  else store?.setItem(TOKEN_KEY, value)
+  store(TOKEN_KEY, value)
+  if (value === null) {
+    refreshToken = expiresAt = null
+    store(REFRESH_KEY, null)
+    store(EXPIRES_KEY, null)
+  }
   for (const listener of tokenListeners) listener(value, expired)
+}
+
+/** Keep what login or refresh answered: both tokens and when the access token expires. */
+export function startSession(tokens: LoginResult): void {
+  refreshToken = tokens.refresh_token
+  expiresAt = Date.now() + tokens.expires_in * 1000
+  store(REFRESH_KEY, refreshToken)
+  store(EXPIRES_KEY, String(expiresAt))
+  setToken(tokens.access_token)
 }
 
 /** Called with the new token on every change; `expired` when the API refused the old one. */
@@ -101,6 +143,40 @@ export function onTokenChange(
 ): () => void {
   tokenListeners.add(listener)
   return () => tokenListeners.delete(listener)
+}
+
+let refreshing: Promise<boolean> | null = null
+
+/** Trade the refresh token for a new pair, once for every caller that asks meanwhile (a
+ * second trade of the same token would revoke the login). true: there is a fresh access
+ * token; false: the session has ended. Throws an ApiError when the shop could not say. */
+export function refreshSession(): Promise<boolean> {
+  refreshing ??= tradeRefreshToken().finally(() => {
+    refreshing = null
+  })
+  return refreshing
+}
+
+async function tradeRefreshToken(): Promise<boolean> {
+  const presented = refreshToken
+  if (presented === null) return false
+  const { response, payload } = await send('POST', '/api/auth/refresh', {
+    body: { refresh_token: presented },
+    authRedirect: false, // the refresh token is the credential here
+  })
+  if (response.ok && payload !== undefined) {
+    if (refreshToken === presented) startSession(payload as LoginResult)
+    return true
+  }
+  if (response.status === 401 || response.status === 422) {
+    if (refreshToken === presented) setToken(null, { expired: true })
+    return false
+  }
+  throw toApiError(response, payload) // the shop is in trouble: keep the session for later
+}
+
+function expiresSoon(): boolean {
+  return expiresAt !== null && Date.now() >= expiresAt - REFRESH_AHEAD_MS
 }
 
 // -- requests -------------------------------------------------------------------------------
@@ -113,15 +189,22 @@ export interface RequestOptions {
   authRedirect?: boolean
 }
 
-export async function request<T>(
+interface Sent {
+  response: Response
+  payload: unknown
+  /** the access token the request carried */
+  bearer: string | null
+}
+
+async function send(
   method: string,
   path: string,
-  { body, headers = {}, signal, authRedirect = true }: RequestOptions = {},
-): Promise<T> {
+  { body, headers = {}, signal, authRedirect = true }: RequestOptions,
+): Promise<Sent> {
   const sent: Record<string, string> = { Accept: 'application/json', ...headers }
   if (body !== undefined) sent['Content-Type'] = 'application/json'
-  const current = token
-  if (current) sent.Authorization = `Bearer ${current}`
+  const bearer = authRedirect ? token : null
+  if (bearer) sent.Authorization = `Bearer ${bearer}`
   let response: Response
   try {
     response = await fetch(apiUrl(path), {
@@ -138,8 +221,7 @@ export async function request<T>(
       'Cannot reach the shop. Check your connection and try again.',
     )
   }
-  if (response.status === 204) return undefined as T
-  const text = await response.text()
+  const text = response.status === 204 ? '' : await response.text()
   let payload: unknown = undefined
   if (text) {
     try {
@@ -148,13 +230,35 @@ export async function request<T>(
       payload = undefined
     }
   }
-  if (!response.ok) {
-    const error = toApiError(response, payload)
-    if (response.status === 401 && authRedirect && current !== null && token === current) {
+  return { response, payload, bearer }
+}
+
+/** `method path` on the API. A logged-in request refreshes the session first when the
+ * access token is about to expire, and once more when the API refuses it (401), then
+ * retries; when the session cannot be refreshed the user is logged out. */
+export async function request<T>(
+  method: string,
+  path: string,
+  options: RequestOptions = {},
+): Promise<T> {
+  const { authRedirect = true } = options
+  if (authRedirect && token !== null && refreshToken !== null && expiresSoon()) {
+    await refreshSession().catch(() => false) // if it failed, the request tells how
+  }
+  let sent = await send(method, path, options)
+  if (sent.response.status === 401 && authRedirect && sent.bearer !== null) {
+    const renewed =
+      token !== null && token !== sent.bearer // another request refreshed meanwhile
+        ? true
+        : refreshToken !== null && (await refreshSession())
+    if (renewed) sent = await send(method, path, options)
+    if (sent.response.status === 401 && sent.bearer !== null && token === sent.bearer) {
       setToken(null, { expired: true })
     }
-    throw error
   }
+  const { response, payload } = sent
+  if (!response.ok) throw toApiError(response, payload)
+  if (response.status === 204) return undefined as T
   if (payload === undefined) {
     throw new ApiError(response.status, 'bad_response', 'The shop sent an unexpected answer.')
   }
@@ -204,6 +308,12 @@ export const api = {
   login: (email: string, password: string) =>
     request<LoginResult>('POST', '/api/auth/login', {
       body: { email, password },
+      authRedirect: false,
+    }),
+  /** Revoke the login of `refreshToken` (every token of it); the caller forgets them. */
+  logout: (refreshToken: string) =>
+    request<void>('POST', '/api/auth/logout', {
+      body: { refresh_token: refreshToken },
       authRedirect: false,
     }),
   me: (signal?: AbortSignal) => request<User>('GET', '/api/auth/me', { signal }),

@@ -2,7 +2,15 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState } 
 import type { ReactNode } from 'react'
 import { Navigate, useLocation } from 'react-router'
 
-import { api, getToken, isAbort, onTokenChange, setToken } from './api'
+import {
+  api,
+  getRefreshToken,
+  getToken,
+  isAbort,
+  onTokenChange,
+  setToken,
+  startSession,
+} from './api'
 import type { User } from './types'
 
 interface AuthState {
@@ -41,11 +49,14 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, [token])
 
   const login = useCallback(async (email: string, password: string) => {
-    const result = await api.login(email, password)
-    setToken(result.access_token)
+    startSession(await api.login(email, password))
   }, [])
 
-  const logout = useCallback(() => setToken(null), [])
+  const logout = useCallback(() => {
+    const refreshToken = getRefreshToken()
+    setToken(null) // logged out here at once, whatever the shop answers
+    if (refreshToken !== null) void api.logout(refreshToken).catch(() => undefined)
+  }, [])
 
   const value = useMemo(
     () => ({ token, user, expired, login, logout }),

@@ -73,8 +73,11 @@ export interface User {
   roles: string[]
 }
 
+/** What login and refresh answer. */
 export interface LoginResult {
   access_token: string
   token_type: string
   expires_in: number
+  refresh_token: string
+  refresh_expires_in: number
 }

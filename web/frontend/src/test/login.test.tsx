@@ -58,9 +58,15 @@ describe('login form', () => {
     expect(fake.callsTo('POST', '/api/auth/login')).toHaveLength(0)
   })
 
-  it('logs in, keeps the token for the tab and goes where the user was headed', async () => {
+  it('logs in, keeps the tokens for the tab and goes where the user was headed', async () => {
     fake.on('POST', '/api/auth/login', () => ({
-      body: { access_token: 'fresh-token', token_type: 'Bearer', expires_in: 900 },
+      body: {
+        access_token: 'fresh-token',
+        token_type: 'Bearer',
+        expires_in: 900,
+        refresh_token: 'first-refresh',
+        refresh_expires_in: 604800,
+      },
     }))
     fake.on('GET', '/api/orders', () => ({ body: { items: [] } }))
     renderApp('/orders', { token: null })
@@ -69,6 +75,7 @@ describe('login form', () => {
     expect(await screen.findByRole('heading', { name: 'My orders' })).toBeTruthy()
     expect(getToken()).toBe('fresh-token')
     expect(window.sessionStorage.getItem('microshop.token')).toBe('fresh-token')
+    expect(window.sessionStorage.getItem('microshop.refresh')).toBe('first-refresh')
     expect(fake.callsTo('GET', '/api/orders')[0].headers.Authorization).toBe('Bearer fresh-token')
     expect(await screen.findByText(ME.email)).toBeTruthy()
   })
