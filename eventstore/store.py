@@ -29,7 +29,7 @@ from .events import (
 )
 from .events import registry as default_registry
 from .pg import Conn, Executor, Pool
-from .port import AppendResult, EventStore
+from .port import AppendResult, EventStore, Sealer
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
 __all__ = ["COLUMNS", "GLOBAL_LOG_SQL", "PostgresEventStore"]
@@ -127,8 +127,9 @@ class PostgresEventStore(EventStore):
         registry: EventRegistry = default_registry,
         dsn: str | None = None,
         notify_interval: float = 0.005,
+        vault: Sealer | None = None,
     ) -> None:
-        super().__init__(registry)
+        super().__init__(registry, vault)
         self.pool = pool
         self.dsn = dsn
         self.notifier = Notifier(pool, dsn=dsn, interval=notify_interval)

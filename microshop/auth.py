@@ -2,7 +2,9 @@
 
 Every service verifies tokens itself (the gateway checks at the edge too): the signature
 with a public key from auth-service's JWKS, `alg` pinned to RS256, and `exp`, `iat`, `iss`,
-`aud` and `sub` required. There is no shared secret. Internal endpoints take the
+`aud` and `sub` required. There is no shared secret. A token of an account that was
+forgotten is refused as soon as the service has seen it in `forgotten_users` (a second at
+most), however long the token would still live. Internal endpoints take the
 `X-Internal-Api-Key` header, compared in constant time; with no key configured they stay
 closed.
 """
@@ -20,9 +22,12 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import aiohttp
+import asyncpg
 import jwt
 from aiohttp import web
 from jwt.algorithms import RSAAlgorithm
+
+from eventstore.pg import Executor
 
 from .appkeys import CONFIG, HTTP
 from .errors import Forbidden, Unauthorized
@@ -33,6 +38,7 @@ __all__ = [
     "ROLE_ADMIN",
     "ROLE_USER",
     "VERIFIER",
+    "ForgottenUsers",
     "JwksKeys",
     "KeySource",
     "Principal",
@@ -127,6 +133,49 @@ def keys_from_jwks(document: Any) -> dict[str, Any]:
     return keys
 
 
+class ForgottenUsers:
+    """The accounts forgotten in the last `max_age` seconds (older ones have no token left
+    that could still be valid), followed from the `forgotten_users` table."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._at: dict[str, float] = {}  # user id -> when forgotten (epoch seconds)
+        self._seq = 0
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._at
+
+    def add(self, user_id: str) -> None:
+        """Known at once in this process (the one that forgot the account)."""
+        self._at[user_id] = time.time()
+
+    async def refresh(self, db: Executor) -> int:
+        """Take in the accounts forgotten since the last refresh; how many were new."""
+        rows = await db.fetch(
+            "SELECT seq, user_id, extract(epoch FROM forgotten_at)::float8 AS at"
+            " FROM forgotten_users WHERE seq > $1"
+            " AND forgotten_at > now() - make_interval(secs => $2) ORDER BY seq",
+            self._seq,
+            self.max_age,
+        )
+        for row in rows:
+            self._at[row["user_id"]] = row["at"]
+            self._seq = row["seq"]
+        horizon = time.time() - self.max_age
+        for user_id in [u for u, at in self._at.items() if at < horizon]:
+            del self._at[user_id]
+        return len(rows)
+
+    async def follow(self, db: Executor, interval: float = 1.0) -> None:
+        """Refresh every `interval` seconds, forever; a failed refresh is tried again."""
+        while True:
+            try:
+                await self.refresh(db)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("cannot read the forgotten accounts: %s", exc)
+            await asyncio.sleep(interval)
+
+
 class TokenVerifier:
     """Turns a bearer token into a `Principal`, or raises `Unauthorized`.
 
@@ -153,11 +202,18 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
+        self.forgotten: ForgottenUsers | None = None  # set where a database is at hand
         self._verified: collections.OrderedDict[str, tuple[Principal, float]] = (
             collections.OrderedDict()
         )
 
     async def verify(self, token: str) -> Principal:
+        principal = await self._cached_or_verified(token)
+        if self.forgotten is not None and principal.user_id in self.forgotten:
+            raise Unauthorized("this account has been forgotten", code="account_forgotten")
+        return principal
+
+    async def _cached_or_verified(self, token: str) -> Principal:
         known = self._verified.get(token)
         if known is not None:
             principal, expires = known

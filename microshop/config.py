@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from eventstore.sealing import KeyEncryptionKeys
+
 __all__ = ["SERVICE_PORTS", "Config", "ConfigError"]
 
 
@@ -105,12 +107,21 @@ def _bool(raw: str) -> bool:
     raise ValueError("true or false")
 
 
+def _key_encryption_keys(raw: str) -> str:
+    KeyEncryptionKeys.parse(raw)  # ValueError names what is wrong, never the key
+    return raw
+
+
 def _optional_int(raw: str) -> int | None:
     return int(raw) if raw else None
 
 
-def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
-    return dataclasses.field(default=default, metadata={"env": name, "parse": parse})
+def _env(
+    name: str, default: Any, parse: Callable[[str], Any] = str, *, secret: bool = False
+) -> Any:
+    return dataclasses.field(
+        default=default, metadata={"env": name, "parse": parse, "secret": secret}
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +181,11 @@ class Config:
     jwt_ttl_seconds: int = _env("JWT_TTL_SECONDS", 3600, _positive_int)
     # PEM of the RS256 signing key; empty: generated on first start and kept in Postgres.
     jwt_private_key: str = _env("JWT_PRIVATE_KEY", "")
+    # Key-encryption keys of personal data (base64 of 32 bytes; the current one first, then
+    # older ones during a rotation); empty: the development key file var/pii-kek.
+    pii_key_encryption_key: str = _env(
+        "PII_KEY_ENCRYPTION_KEY", "", _key_encryption_keys, secret=True
+    )
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 5, _positive_int)
     login_lockout_seconds: int = _env("LOGIN_LOCKOUT_SECONDS", 300, _positive_int)
     cors_origins: str = _env("CORS_ORIGINS", "http://localhost:5173,http://127.0.0.1:5173")
@@ -197,7 +213,8 @@ class Config:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                errors.append(f"{name}={raw!r}: {exc}")
+                shown = "<hidden>" if field.metadata["secret"] else repr(raw)
+                errors.append(f"{name}={shown}: {exc}")
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         values.update(overrides)

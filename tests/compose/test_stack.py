@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from eventstore.sealing import KeyEncryptionKeys
+
 pytestmark = pytest.mark.compose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +102,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     _clean_copy(project)
     env = (project / ".env.example").read_text()
     env = env.replace("INTERNAL_API_KEY=\n", f"INTERNAL_API_KEY={secrets.token_urlsafe(32)}\n")
+    env = env.replace(
+        "PII_KEY_ENCRYPTION_KEY=\n", f"PII_KEY_ENCRYPTION_KEY={KeyEncryptionKeys.generate()}\n"
+    )
     env += "\nPAYMENT_SUCCESS_RATE=1.0\n"  # README "Try it" must reach PAID every time
     (project / ".env").write_text(env)
     compose = Compose(project, f"microshop-ci-{secrets.token_hex(3)}")

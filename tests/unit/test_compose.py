@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from eventstore.sealing import KeyEncryptionKeys
 from microshop.config import SERVICE_PORTS, Config, ConfigError
 from microshop.services import available
 
@@ -109,13 +110,17 @@ def _app_service(services: dict[str, Service], name: str) -> Service:
     return services[name]
 
 
+# What a user sets a required variable to, where any text will not do.
+USER_SETS = {"PII_KEY_ENCRYPTION_KEY": KeyEncryptionKeys.generate()}
+
+
 def _resolve(value: str) -> str:
     """`value` as compose would interpolate it with an empty .env (required ones filled in)."""
 
     def substitute(match: re.Match[str]) -> str:
         op = match.group("op") or ""
         if "?" in op:
-            return "set-by-the-user"
+            return USER_SETS.get(match.group("name"), "set-by-the-user")
         return (match.group("arg") or "") if "-" in op else ""
 
     return INTERPOLATION.sub(substitute, value)
