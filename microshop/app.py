@@ -263,7 +263,8 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         idle_in_transaction_timeout_ms=config.db_idle_in_transaction_timeout_ms,
     )
     app[POOL] = pool
-    app[STORE] = PostgresEventStore(pool, dsn=config.database_url, vault=vault_for(config, pool))
+    app[VAULT] = vault = vault_for(config, pool)
+    app[STORE] = PostgresEventStore(pool, dsn=config.database_url, vault=vault)
     observe_appends(app[METRICS], app[STORE])
     yield
     await app[STORE].close()

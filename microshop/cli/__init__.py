@@ -15,6 +15,7 @@ from ..config import Config
 from ..logs import setup_logging
 from .common import load_config, run_async
 from .eventlog import events, projections
+from .gdpr import gdpr
 from .messaging import dead_letters, republish
 
 __all__ = ["main"]
@@ -167,3 +168,4 @@ events.add_command(republish)
 main.add_command(events)
 main.add_command(projections)
 main.add_command(dead_letters)
+main.add_command(gdpr)

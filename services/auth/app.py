@@ -14,6 +14,7 @@ from . import events as _events  # noqa: F401  (registers UserRegistered)
 from .accounts import Accounts
 from .appkeys import ACCOUNTS, KEYS
 from .keys import KeyStore
+from .privacy import privacy_routes
 from .seed import ensure_admin
 from .views import routes
 
@@ -34,7 +35,7 @@ def create_app(config: Config) -> web.Application:
     app = make_app(
         config,
         "auth",
-        routes=routes,
+        routes=[*routes, *privacy_routes],
         contexts=[accounts_context],
         token_keys=keys,
     )

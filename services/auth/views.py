@@ -17,7 +17,7 @@ from microshop.openapi import documented
 
 from .accounts import Account
 from .appkeys import ACCOUNTS, KEYS
-from .domain import normalize_email
+from .domain import throttle_key
 from .openapi import AccountSchema, JwksSchema, TokenSchema
 from .passwords import hash_password, verify_password
 from .schemas import LoginSchema, RegisterSchema
@@ -44,7 +44,7 @@ async def login(request: web.Request) -> web.Response:
     """Get an access token."""
     body = await read_json(request, LoginSchema())
     config, accounts = request.app[CONFIG], request.app[ACCOUNTS]
-    account_key = f"account:{normalize_email(body['email'])}"
+    account_key = throttle_key(body["email"])
     client_key = f"client:{client_address(request)}"
     keys, window = [account_key, client_key], config.login_lockout_seconds
     # one account: a few tries; one client (maybe a NAT of many users): a few times more

@@ -27,6 +27,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/auth/register", "auth", {"POST": "public"}),
     Route("/api/auth/login", "auth", {"POST": "public"}),
     Route("/api/auth/me", "auth", {"GET": "user"}),
+    Route("/api/auth/me/export", "auth", {"GET": "user"}),
+    Route("/api/admin/users/{id}", "auth", {"DELETE": "admin"}),
     Route("/.well-known/jwks.json", "auth", {"GET": "public"}),
     Route("/api/products", "product", {"GET": "public", "POST": "admin"}),
     Route("/api/products/{id}", "product", {"GET": "public", "PATCH": "admin", "DELETE": "admin"}),
