@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import stat
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -22,6 +24,7 @@ from eventstore.sealing import (
     wrap_key,
 )
 from microshop.config import Config, ConfigError
+from microshop.personal import development_key
 from services.auth.domain import UserRegistered, register, upcast_registered_v1
 
 
@@ -138,3 +141,14 @@ def test_a_plain_v1_registration_reads_redacted_and_a_sealed_one_as_it_is() -> N
     assert upcast_registered_v1(plain)["email"] == REDACTED
     sealed = {**plain, "email": seal_value(new_data_key(), "u", "ada@example.com")}
     assert upcast_registered_v1(sealed) == sealed
+
+
+def test_the_development_key_is_made_once_for_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "pii-kek"
+    first = development_key(path)
+    assert KeyEncryptionKeys.parse(first).current_id  # a usable key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert development_key(path) == first  # every process of the checkout agrees
+    assert [p.name for p in path.parent.iterdir()] == ["pii-kek"]  # no drafts left
+    with pytest.raises(KeyUnavailable, match="cannot be made"):
+        development_key(path / "below-a-file")  # a place no key can be written to
