@@ -135,12 +135,12 @@ def keys_from_jwks(document: Any) -> dict[str, Any]:
 
 class ForgottenUsers:
     """The accounts forgotten in the last `max_age` seconds (older ones have no token left
-    that could still be valid), followed from the `forgotten_users` table."""
+    that could still be valid), read again from the `forgotten_users` table each refresh
+    (a whole read: a forgetting that commits late is never skipped)."""
 
     def __init__(self, max_age: float) -> None:
         self.max_age = max_age
         self._at: dict[str, float] = {}  # user id -> when forgotten (epoch seconds)
-        self._seq = 0
 
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._at
@@ -150,29 +150,31 @@ class ForgottenUsers:
         self._at[user_id] = time.time()
 
     async def refresh(self, db: Executor) -> int:
-        """Take in the accounts forgotten since the last refresh; how many were new."""
+        """Read the recently forgotten accounts; how many there are."""
         rows = await db.fetch(
-            "SELECT seq, user_id, extract(epoch FROM forgotten_at)::float8 AS at"
-            " FROM forgotten_users WHERE seq > $1"
-            " AND forgotten_at > now() - make_interval(secs => $2) ORDER BY seq",
-            self._seq,
+            "SELECT user_id, extract(epoch FROM forgotten_at)::float8 FROM forgotten_users"
+            " WHERE forgotten_at > now() - make_interval(secs => $1)",
             self.max_age,
         )
-        for row in rows:
-            self._at[row["user_id"]] = row["at"]
-            self._seq = row["seq"]
         horizon = time.time() - self.max_age
-        for user_id in [u for u, at in self._at.items() if at < horizon]:
-            del self._at[user_id]
+        known = {user_id: at for user_id, at in self._at.items() if at >= horizon}
+        known.update((row[0], row[1]) for row in rows)
+        self._at = known
         return len(rows)
 
     async def follow(self, db: Executor, interval: float = 1.0) -> None:
-        """Refresh every `interval` seconds, forever; a failed refresh is tried again."""
+        """Refresh every `interval` seconds, forever; a failed refresh is tried again (and
+        logged once until one succeeds)."""
+        failing = False
         while True:
             try:
                 await self.refresh(db)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("cannot read the forgotten accounts: %s", exc)
+                if not failing:
+                    log.warning("cannot read the forgotten accounts (retrying): %s", exc)
+                failing = True
+            else:
+                failing = False
             await asyncio.sleep(interval)
 
 

@@ -13,13 +13,13 @@ CREATE TABLE personal_keys (
 );
 CREATE INDEX personal_keys_by_kek ON personal_keys (kek_id) WHERE kek_id IS NOT NULL;
 
--- Accounts that were forgotten, in the order they were: every service follows this list so
--- that tokens issued before stop reaching anything at once, not when they expire.
+-- Accounts that were forgotten: every service reads the recent ones every second, so that
+-- tokens issued before stop reaching anything at once, not when they expire.
 CREATE TABLE forgotten_users (
-    seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id      text        NOT NULL UNIQUE,
+    user_id      text        PRIMARY KEY,
     forgotten_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX forgotten_users_by_time ON forgotten_users (forgotten_at);
 
 -- The log is append-only: no UPDATE, DELETE or TRUNCATE, whoever asks. The owner of the
 -- table can lift this for one transaction (eventstore.maintenance.editing_events); a
