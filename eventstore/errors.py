@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 __all__ = [
+    "AppendOnly",
     "ConcurrencyError",
     "DuplicateEventError",
     "EventStoreError",
+    "KeyUnavailable",
+    "PersonalDataError",
     "RebuildInProgress",
+    "SealBroken",
+    "SubjectForgotten",
     "UnknownEventType",
     "UpcastError",
 ]
@@ -62,3 +67,30 @@ class FoldFailed(EventStoreError):
 
 class UpcastError(EventStoreError):
     """A stored event cannot be brought to the current schema version of its type."""
+
+
+class PersonalDataError(EventStoreError):
+    """Personal data cannot be sealed or opened as asked."""
+
+
+class SubjectForgotten(PersonalDataError):
+    """The person was forgotten: their key is destroyed, and no new personal data of theirs
+    may be stored."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject} has been forgotten: their personal data cannot be stored")
+
+
+class KeyUnavailable(PersonalDataError):
+    """No key-encryption key is configured, or not the one that wrapped a data key: a
+    deployment mistake, never read as "forgotten"."""
+
+
+class SealBroken(PersonalDataError):
+    """A sealed value or wrapped key does not open: a wrong key, or changed bytes."""
+
+
+class AppendOnly(EventStoreError):
+    """Stored events cannot be changed this way: only the owner of the events table may,
+    through `maintenance.editing_events`."""

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 
 from .errors import UnknownEventType, UpcastError
+from .personal import personal_fields
 
 __all__ = [
     "START",
@@ -136,6 +137,7 @@ class EventRegistry:
             raise TypeError(f"{cls!r} is not a dataclass")
         if version < 1:
             raise ValueError("schema versions start at 1")
+        personal_fields(cls)  # a class with personal data must say whose it is (TypeError)
         name = name or cls.__name__
         known = self._by_name.get(name)
         if known is not None and known.cls is not cls:

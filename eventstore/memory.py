@@ -18,7 +18,7 @@ from typing import Any
 from .errors import ConcurrencyError, DuplicateEventError
 from .events import METADATA_DECODER, START, EventRegistry, Metadata, Position, RecordedEvent
 from .events import registry as default_registry
-from .port import AppendResult, EventStore
+from .port import AppendResult, EventStore, Sealer
 
 __all__ = ["InMemoryEventStore"]
 
@@ -39,8 +39,10 @@ class _Stored:
 class InMemoryEventStore(EventStore):
     """Streams and the global log in lists; `conn` is not supported (there is no database)."""
 
-    def __init__(self, *, registry: EventRegistry = default_registry) -> None:
-        super().__init__(registry)
+    def __init__(
+        self, *, registry: EventRegistry = default_registry, vault: Sealer | None = None
+    ) -> None:
+        super().__init__(registry, vault)
         self._log: list[_Stored] = []
         self._streams: dict[str, list[_Stored]] = {}
         self._ids: set[uuid.UUID] = set()

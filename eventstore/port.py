@@ -15,12 +15,21 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from .errors import ConcurrencyError, DuplicateEventError
+from .errors import ConcurrencyError, DuplicateEventError, PersonalDataError
 from .events import START, EventRegistry, Metadata, Position, RecordedEvent
+from .personal import personal_fields
 
-__all__ = ["ANY", "NO_STREAM", "AppendObserver", "AppendResult", "EventStore", "new_event_id"]
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendObserver",
+    "AppendResult",
+    "EventStore",
+    "Sealer",
+    "new_event_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,14 @@ NO_STREAM = 0
 """`expected_version` of a stream that must not exist yet."""
 
 EMPTY_METADATA = Metadata()
+
+T = TypeVar("T")
+
+
+class Sealer(Protocol):
+    """Seals an event's personal fields before it is stored (`vault.PersonalDataVault`)."""
+
+    async def seal(self, event: T, *, conn: Any = None) -> T: ...
 
 
 def new_event_id() -> uuid.UUID:
@@ -75,12 +92,15 @@ class EventStore(abc.ABC):
       `DuplicateEventError`.
     - `read_stream` gives a stream's events in version order; `read_all` gives the global
       log in commit order, never skipping an event that commits late.
+    - Personal data is never stored in plain text: an event with personal fields is sealed
+      by the store's `vault` first, and without a vault it is refused.
     """
 
     registry: EventRegistry
 
-    def __init__(self, registry: EventRegistry) -> None:
+    def __init__(self, registry: EventRegistry, vault: Sealer | None = None) -> None:
         self.registry = registry
+        self.vault = vault
         self.append_observers: list[AppendObserver] = []
 
     async def append(
@@ -108,6 +128,8 @@ class EventStore(abc.ABC):
         if expected_version is not None and expected_version < 0:
             raise ValueError("expected_version is >= 0 (or ANY)")
         ids = tuple(event_ids) if event_ids is not None else tuple(new_event_id() for _ in events)
+        if any(personal_fields(type(event)) for event in events):
+            events = await self._sealed(events, conn)
         started = time.perf_counter()
         try:
             result = await self._append(
@@ -125,6 +147,11 @@ class EventStore(abc.ABC):
             raise
         self._observe(stream_id, len(events), time.perf_counter() - started, "ok")
         return result
+
+    async def _sealed(self, events: Sequence[object], conn: Any) -> list[object]:
+        if self.vault is None:
+            raise PersonalDataError("this event store has no vault to seal personal data with")
+        return [await self.vault.seal(event, conn=conn) for event in events]
 
     @abc.abstractmethod
     async def _stored(

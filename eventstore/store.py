@@ -29,7 +29,7 @@ from .events import (
 )
 from .events import registry as default_registry
 from .pg import Conn, Executor, Pool, init_connection
-from .port import AppendResult, EventStore
+from .port import AppendResult, EventStore, Sealer
 from .session import Session
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
@@ -130,13 +130,14 @@ class PostgresEventStore(EventStore):
         notify_interval: float = 0.005,
         application_name: str = "microshop",
         pooler: bool = False,
+        vault: Sealer | None = None,
     ) -> None:
         """`dsn`: where the process's session connection goes (LISTEN, leader locks,
         NOTIFY: `eventstore.session`); a direct one when the pool's goes through a
         transaction-mode pooler (`pooler`: then work that needs a session for a while,
         rebuilds and verifies, connects to `dsn` too). Without it, readers poll and nobody
-        can lead."""
-        super().__init__(registry)
+        can lead. `vault` seals personal data before it is stored."""
+        super().__init__(registry, vault)
         self.pool = pool
         self.dsn = dsn
         self.pooler = pooler and dsn is not None

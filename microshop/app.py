@@ -19,10 +19,21 @@ import aiohttp
 from aiohttp import web
 
 from eventstore import ConcurrencyError, PostgresEventStore, create_pool
+from eventstore.errors import KeyUnavailable
 
 from . import context
-from .appkeys import CONFIG, HTTP, METRICS, POOL, READY_CHECKS, SERVICE, STORE, ReadyCheck
-from .auth import KeySource, verifier_context
+from .appkeys import (
+    CONFIG,
+    HTTP,
+    METRICS,
+    POOL,
+    READY_CHECKS,
+    SERVICE,
+    STORE,
+    VAULT,
+    ReadyCheck,
+)
+from .auth import VERIFIER, ForgottenUsers, KeySource, verifier_context
 from .client import UPSTREAMS, UpstreamError
 from .config import Config
 from .domain import DomainError
@@ -30,6 +41,7 @@ from .errors import (
     ApiError,
     Conflict,
     PayloadTooLarge,
+    ServiceUnavailable,
     ValidationFailed,
     api_error,
     upstream_error,
@@ -38,6 +50,7 @@ from .http import MAX_BODY, json_response
 from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
 from .openapi import openapi_route, operations_of
+from .personal import vault_for
 from .tracing import client_trace_config, tracing_context, tracing_middleware
 
 __all__ = [
@@ -48,6 +61,7 @@ __all__ = [
     "READY_CHECKS",
     "SERVICE",
     "STORE",
+    "VAULT",
     "CleanupContext",
     "ReadyCheck",
     "background",
@@ -158,6 +172,11 @@ async def error_middleware(
         return error_response(upstream_error(exc))
     except ConcurrencyError as exc:
         return error_response(Conflict(str(exc), code="concurrency_conflict"))
+    except KeyUnavailable as exc:  # the deployment's key-encryption key, not the caller
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error_response(
+            ServiceUnavailable("personal data cannot be read now", code="personal_data_unavailable")
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -253,13 +272,33 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         statement_cache_size=config.db_statement_cache_size,
     )
     app[POOL] = pool
+    app[VAULT] = vault = vault_for(config, pool)
     app[STORE] = PostgresEventStore(
-        pool, dsn=config.session_database_url, application_name=name, pooler=config.behind_pooler
+        pool,
+        dsn=config.session_database_url,
+        application_name=name,
+        pooler=config.behind_pooler,
+        vault=vault,
     )
     observe_appends(app[METRICS], app[STORE])
     yield
     await app[STORE].close()
     await pool.close()
+
+
+FORGOTTEN_REFRESH_SECONDS = 1.0
+
+
+async def forgotten_users_context(app: web.Application) -> AsyncIterator[None]:
+    """Tokens of forgotten accounts are refused here within a second of the forgetting,
+    however long they would still live (the tokens' lifetime bounds the list)."""
+    forgotten = ForgottenUsers(max_age=app[CONFIG].jwt_ttl_seconds + 300)
+    app[VERIFIER].forgotten = forgotten
+    pool = app[POOL]
+    async with running_task(
+        app, "forgotten-users", lambda: forgotten.follow(pool, FORGOTTEN_REFRESH_SECONDS)
+    ):
+        yield
 
 
 async def http_client_context(app: web.Application) -> AsyncIterator[None]:
@@ -376,6 +415,7 @@ def make_app(
     app.cleanup_ctx.append(verifier_context(token_keys))
     if database:
         app.cleanup_ctx.append(database_context)
+        app.cleanup_ctx.append(forgotten_users_context)
         app[READY_CHECKS].append(database_ready)
     app.cleanup_ctx.extend(contexts)
     app.router.add_get("/health", health)

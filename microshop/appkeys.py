@@ -9,11 +9,22 @@ from aiohttp import web
 
 from eventstore import PostgresEventStore
 from eventstore.pg import Pool
+from eventstore.vault import PersonalDataVault
 
 from .config import Config
 from .metrics import Metrics
 
-__all__ = ["CONFIG", "HTTP", "METRICS", "POOL", "READY_CHECKS", "SERVICE", "STORE", "ReadyCheck"]
+__all__ = [
+    "CONFIG",
+    "HTTP",
+    "METRICS",
+    "POOL",
+    "READY_CHECKS",
+    "SERVICE",
+    "STORE",
+    "VAULT",
+    "ReadyCheck",
+]
 
 ReadyCheck = Callable[[web.Application], Awaitable[str | None]]
 """Returns None when ready, else what is missing."""
@@ -23,5 +34,6 @@ SERVICE = web.AppKey("service", str)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", Pool)
 STORE = web.AppKey("store", PostgresEventStore)
+VAULT = web.AppKey("vault", PersonalDataVault)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])

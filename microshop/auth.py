@@ -4,7 +4,9 @@ Every service verifies tokens itself (the gateway checks at the edge too): the s
 with a public key from auth-service's JWKS, `alg` pinned to RS256, and `exp`, `iat`, `iss`,
 `aud` and `sub` required. There is no shared secret. A token names its login (`sid`); a
 verifier told which logins have ended (the gateway learns them from auth-service) refuses
-their tokens before they expire. Internal endpoints take the
+their tokens before they expire. A token of an account that was forgotten is refused as
+soon as the service has seen it in `forgotten_users` (a second at most), however long the
+token would still live. Internal endpoints take the
 `X-Internal-Api-Key` header, compared in constant time; with no key configured they stay
 closed.
 """
@@ -21,9 +23,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import asyncpg
 import jwt
 from aiohttp import web
 from jwt.algorithms import RSAAlgorithm
+
+from eventstore.pg import Executor
 
 from .appkeys import CONFIG
 from .client import ServiceClient, UpstreamError
@@ -35,6 +40,7 @@ __all__ = [
     "ROLE_ADMIN",
     "ROLE_USER",
     "VERIFIER",
+    "ForgottenUsers",
     "JwksKeys",
     "KeySource",
     "Principal",
@@ -133,6 +139,51 @@ def keys_from_jwks(document: Any) -> dict[str, Any]:
     return keys
 
 
+class ForgottenUsers:
+    """The accounts forgotten in the last `max_age` seconds (older ones have no token left
+    that could still be valid), read again from the `forgotten_users` table each refresh
+    (a whole read: a forgetting that commits late is never skipped)."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._at: dict[str, float] = {}  # user id -> when forgotten (epoch seconds)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._at
+
+    def add(self, user_id: str) -> None:
+        """Known at once in this process (the one that forgot the account)."""
+        self._at[user_id] = time.time()
+
+    async def refresh(self, db: Executor) -> int:
+        """Read the recently forgotten accounts; how many there are."""
+        rows = await db.fetch(
+            "SELECT user_id, extract(epoch FROM forgotten_at)::float8 FROM forgotten_users"
+            " WHERE forgotten_at > now() - make_interval(secs => $1)",
+            self.max_age,
+        )
+        horizon = time.time() - self.max_age
+        known = {user_id: at for user_id, at in self._at.items() if at >= horizon}
+        known.update((row[0], row[1]) for row in rows)
+        self._at = known
+        return len(rows)
+
+    async def follow(self, db: Executor, interval: float = 1.0) -> None:
+        """Refresh every `interval` seconds, forever; a failed refresh is tried again (and
+        logged once until one succeeds)."""
+        failing = False
+        while True:
+            try:
+                await self.refresh(db)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if not failing:
+                    log.warning("cannot read the forgotten accounts (retrying): %s", exc)
+                failing = True
+            else:
+                failing = False
+            await asyncio.sleep(interval)
+
+
 class TokenVerifier:
     """Turns a bearer token into a `Principal`, or raises `Unauthorized`.
 
@@ -165,6 +216,7 @@ class TokenVerifier:
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
         self.revoked_sessions: frozenset[str] = frozenset()
+        self.forgotten: ForgottenUsers | None = None  # set where a database is at hand
         self._verified: collections.OrderedDict[str, tuple[Principal, float]] = (
             collections.OrderedDict()
         )
@@ -173,6 +225,8 @@ class TokenVerifier:
         principal = await self._cached_or_verified(token)
         if principal.session_id is not None and principal.session_id in self.revoked_sessions:
             raise Unauthorized("this login has ended (logged out)", code="token_revoked")
+        if self.forgotten is not None and principal.user_id in self.forgotten:
+            raise Unauthorized("this account has been forgotten", code="account_forgotten")
         return principal
 
     async def _cached_or_verified(self, token: str) -> Principal:

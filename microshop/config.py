@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from eventstore.amqp import QUEUE_TYPES, broker_urls, redacted
+from eventstore.sealing import KeyEncryptionKeys
 
 __all__ = [
     "MAX_ACCESS_TTL",
@@ -130,6 +131,11 @@ def _bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("true or false")
+
+
+def _key_encryption_keys(raw: str) -> str:
+    KeyEncryptionKeys.parse(raw)  # ValueError names what is wrong, never the key
+    return raw
 
 
 def _optional_int(raw: str) -> int | None:
@@ -292,6 +298,11 @@ class Config:
     )
     # PEM of the RS256 signing key; empty: generated on first start and kept in Postgres.
     jwt_private_key: str = _env("JWT_PRIVATE_KEY", "")
+    # Key-encryption keys of personal data (base64 of 32 bytes; the current one first, then
+    # older ones during a rotation); empty: the development key file var/pii-kek.
+    pii_key_encryption_key: str = _env(
+        "PII_KEY_ENCRYPTION_KEY", "", _key_encryption_keys, secret=True
+    )
     login_max_failures: int = _env("LOGIN_MAX_FAILURES", 5, _positive_int)
     login_lockout_seconds: int = _env("LOGIN_LOCKOUT_SECONDS", 300, _positive_int)
     cors_origins: str = _env("CORS_ORIGINS", "http://localhost:5173,http://127.0.0.1:5173")
@@ -330,8 +341,8 @@ class Config:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                shown = "" if field.metadata["secret"] else f"={raw!r}"
-                errors.append(f"{name}{shown}: {exc}")
+                shown = "<hidden>" if field.metadata["secret"] else repr(raw)
+                errors.append(f"{name}={shown}: {exc}")
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         values.update(overrides)

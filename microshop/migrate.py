@@ -11,7 +11,14 @@ from pathlib import Path
 
 import asyncpg
 
-__all__ = ["MIGRATIONS_DIR", "Migration", "MigrationError", "create_database", "migrate"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Migration",
+    "MigrationError",
+    "create_database",
+    "grant_app_role",
+    "migrate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +81,49 @@ async def create_database(dsn: str) -> bool:
     return True
 
 
-async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, *, create: bool = True) -> list[str]:
-    """Apply the pending migrations; return the names applied (none on a second run)."""
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# Kept by the role that migrates: the log (the application may only read and append to it)
+# and the migrations' own bookkeeping.
+_OWNER_ONLY = ("events", "schema_migrations")
+
+
+async def grant_app_role(conn: asyncpg.Connection[asyncpg.Record], role: str) -> None:
+    """Let the services run as `role`: it owns every table but `events` (projections
+    rebuild and swap their tables) and may create tables, but may only read and append to
+    `events`: no UPDATE, DELETE, TRUNCATE, or disabling its trigger. Idempotent."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", role):
+        raise MigrationError(f"there is no role {role!r} (CREATE ROLE {role} LOGIN first)")
+    schema = await conn.fetchval("SELECT current_schema()")
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> ALL($2)",
+        schema,
+        list(_OWNER_ONLY),
+    )
+    try:
+        async with conn.transaction():
+            await conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {_ident(schema)} TO {_ident(role)}")
+            for table in tables:
+                await conn.execute(f"ALTER TABLE {_ident(table[0])} OWNER TO {_ident(role)}")
+            await conn.execute(f"REVOKE ALL ON events FROM {_ident(role)}")
+            await conn.execute(f"GRANT SELECT, INSERT ON events TO {_ident(role)}")
+            await conn.execute(f"GRANT SELECT ON schema_migrations TO {_ident(role)}")
+    except asyncpg.PostgresError as exc:
+        raise MigrationError(f"granting {role}: {exc}") from exc
+    log.info("%s may run the services: it owns the tables but events", role)
+
+
+async def migrate(
+    dsn: str,
+    directory: Path = MIGRATIONS_DIR,
+    *,
+    create: bool = True,
+    app_role: str | None = None,
+) -> list[str]:
+    """Apply the pending migrations; return the names applied (none on a second run).
+    With `app_role`, then hand the tables over to that role (`grant_app_role`)."""
     if create:
         await create_database(dsn)
     migrations = discover(directory)
@@ -112,6 +160,8 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, *, create: bool = 
                     raise MigrationError(f"{migration.name}: {exc}") from exc
                 log.info("applied %s", migration.name)
                 done.append(migration.name)
+            if app_role:
+                await grant_app_role(conn, app_role)
             return done
         finally:
             await conn.execute(_UNLOCK)

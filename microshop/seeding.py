@@ -1,5 +1,8 @@
 """`microshop seed`: each service seeds what it owns; `--reset` wipes the data first.
 
+Wiping empties the append-only `events` table too, so it needs the table's owner (the
+role migrations run as): `eventstore.maintenance.editing_events`.
+
 A service that has something to seed has a `seed` module with
 `async def seed(config, store) -> list[str]` (the lines to report), raising `SeedError`
 when what exists forbids seeding (one `Error:` line from the CLI). The kernel finds them
@@ -14,6 +17,7 @@ import importlib.util
 from collections.abc import Awaitable, Callable
 
 from eventstore import PostgresEventStore
+from eventstore.maintenance import editing_events
 from eventstore.pg import Pool
 
 from .config import Config
@@ -37,18 +41,20 @@ async def has_events(pool: Pool) -> bool:
 
 
 async def reset(pool: Pool) -> list[str]:
-    """Empty every table but the schema bookkeeping and signing keys; return their names."""
-    tables: list[str] = [
-        r["tablename"]
-        for r in await pool.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-            " AND NOT tablename = ANY($1) ORDER BY tablename",
-            list(_KEPT),
-        )
-    ]
-    if tables:
-        quoted = ", ".join('"' + t.replace('"', '""') + '"' for t in tables)
-        await pool.execute(f"TRUNCATE {quoted} RESTART IDENTITY")
+    """Empty every table but the schema bookkeeping and signing keys; return their names.
+    Owner only (`AppendOnly` otherwise): nothing is emptied unless everything is."""
+    async with pool.acquire() as conn, editing_events(conn):
+        tables: list[str] = [
+            r["tablename"]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND NOT tablename = ANY($1) ORDER BY tablename",
+                list(_KEPT),
+            )
+        ]
+        if tables:
+            quoted = ", ".join('"' + t.replace('"', '""') + '"' for t in tables)
+            await conn.execute(f"TRUNCATE {quoted} RESTART IDENTITY")
     return tables
 
 

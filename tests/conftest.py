@@ -26,8 +26,11 @@ from aiohttp.test_utils import TestServer
 
 from eventstore import PostgresEventStore, create_pool
 from eventstore.pg import Pool
+from eventstore.sealing import KeyEncryptionKeys
+from eventstore.vault import PersonalDataVault
 from microshop.config import Config
 from microshop.migrate import migrate
+from microshop.personal import vault_for
 
 # the shared suites assert in plain modules: show their failures as pytest does
 pytest.register_assert_rewrite("tests.contract", "tests.samples")
@@ -90,9 +93,13 @@ def test_env() -> Iterator[StackEnv]:
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     amqp_url = BASE_AMQP.rstrip("/") + "/" + urllib.parse.quote(vhost, safe="")
     env = StackEnv(database_url, amqp_url, f"test-{token}", vhost)
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "AMQP_URL", "MICROSHOP_NAMESPACE")}
+    names = ("DATABASE_URL", "AMQP_URL", "MICROSHOP_NAMESPACE", "PII_KEY_ENCRYPTION_KEY")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ.update(
-        DATABASE_URL=database_url, AMQP_URL=amqp_url, MICROSHOP_NAMESPACE=env.namespace
+        DATABASE_URL=database_url,
+        AMQP_URL=amqp_url,
+        MICROSHOP_NAMESPACE=env.namespace,
+        PII_KEY_ENCRYPTION_KEY=KeyEncryptionKeys.generate(),  # never the checkout's var/pii-kek
     )
     try:
         yield env
@@ -114,8 +121,16 @@ async def pool(test_env: StackEnv) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture
-async def store(pool: Pool, test_env: StackEnv) -> AsyncIterator[PostgresEventStore]:
-    store = PostgresEventStore(pool, dsn=test_env.database_url)
+def vault(pool: Pool, test_env: StackEnv) -> PersonalDataVault:
+    """Personal data keys on `pool`, with this run's key-encryption key."""
+    return vault_for(test_env.config(), pool)
+
+
+@pytest.fixture
+async def store(
+    pool: Pool, test_env: StackEnv, vault: PersonalDataVault
+) -> AsyncIterator[PostgresEventStore]:
+    store = PostgresEventStore(pool, dsn=test_env.database_url, vault=vault)
     yield store
     await store.close()
 

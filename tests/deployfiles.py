@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from eventstore.sealing import KeyEncryptionKeys
+
 __all__ = [
     "COMPOSE_FILE",
     "IMAGE",
@@ -74,13 +76,17 @@ def microshop_services(services: dict[str, Service]) -> dict[str, Service]:
     return {key: svc for key, svc in services.items() if svc.get("image") == IMAGE}
 
 
+# What a user sets a required variable to, where any text will not do.
+USER_SETS = {"PII_KEY_ENCRYPTION_KEY": KeyEncryptionKeys.generate()}
+
+
 def resolve(value: str) -> str:
     """`value` as compose would interpolate it with an empty .env (required ones filled in)."""
 
     def substitute(match: re.Match[str]) -> str:
         op = match.group("op") or ""
         if "?" in op:
-            return "set-by-the-user"
+            return USER_SETS.get(match.group("name"), "set-by-the-user")
         return (match.group("arg") or "") if "-" in op else ""
 
     return INTERPOLATION.sub(substitute, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from eventstore import (
     InMemoryEventStore,
@@ -15,6 +15,7 @@ from eventstore import (
     Row,
     registry,
 )
+from eventstore.personal import PERSONAL, SUBJECT
 from eventstore.pg import Pool
 
 
@@ -30,6 +31,16 @@ class Noted:
 class Priced:
     sku: str
     price: Decimal
+
+
+@registry.event("TestSigned")
+@dataclasses.dataclass(frozen=True, slots=True)
+class Signed:
+    """A sign-up with personal data: `name` is sealed with `member`'s key when stored."""
+
+    member: Annotated[str, SUBJECT]
+    name: Annotated[str, PERSONAL]
+    plan: str = "basic"
 
 
 def notes_projection(uid: str, *, by_stream: bool = True) -> Projection:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import click
+
+from eventstore import EventStoreError
 
 from .. import services
 from ..config import Config
 from ..logs import setup_logging
 from .common import load_config, run_async
 from .eventlog import events, projections
+from .gdpr import gdpr
 from .messaging import dead_letters, republish
 from .stack import REPLICAS_HELP, budget, prepare
 
@@ -35,7 +39,14 @@ def main() -> None:
     is_flag=True,
     help="Then seed the admin and the demo catalog when the database has no events yet.",
 )
-def migrate(no_create: bool, seed_if_empty: bool) -> None:
+@click.option(
+    "--app-role",
+    default="",
+    metavar="ROLE",
+    help="Then let ROLE run the services: it owns the tables but events, which it may only "
+    "read and append to (run migrations as the owner role, the services as ROLE).",
+)
+def migrate(no_create: bool, seed_if_empty: bool, app_role: str) -> None:
     """Create the database if missing and apply pending migrations (idempotent)."""
     from ..migrate import MigrationError
     from ..migrate import migrate as run_migrations
@@ -43,7 +54,11 @@ def migrate(no_create: bool, seed_if_empty: bool) -> None:
     config = load_config()
     logging.basicConfig(level=logging.WARNING)
     try:
-        applied = run_async(run_migrations(config.session_database_url, create=not no_create))
+        applied = run_async(
+            run_migrations(
+                config.session_database_url, create=not no_create, app_role=app_role or None
+            )
+        )
     except (MigrationError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if applied:
@@ -51,6 +66,8 @@ def migrate(no_create: bool, seed_if_empty: bool) -> None:
             click.echo(f"applied {name}")
     else:
         click.echo("database is up to date")
+    if app_role:
+        click.echo(f"{app_role} owns the tables but events, which it may only read and append to")
     if seed_if_empty:
         _seed(config, reset=False, if_empty=True)
 
@@ -93,6 +110,14 @@ def up(only: str, skip_migrate: bool, spec: str) -> None:
     if not skip_migrate:
         for name in run_async(run_migrations(config.session_database_url)):
             click.echo(f"applied {name}")
+    if not config.pii_key_encryption_key:  # every service must use the same one
+        from ..personal import DEV_KEY_FILE, development_key
+
+        try:
+            os.environ["PII_KEY_ENCRYPTION_KEY"] = development_key()
+        except EventStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"personal data: the development key-encryption key in {DEV_KEY_FILE}")
     counts, env, lines = prepare(names, spec)
     for line in lines:
         click.echo(line)
@@ -124,13 +149,16 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
 def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
     from eventstore import PostgresEventStore, create_pool
 
+    from ..personal import vault_for
     from ..seeding import SeedError, has_events
     from ..seeding import reset as wipe
     from ..seeding import seed as run_seed
 
     async def run() -> None:
         pool = await create_pool(config.session_database_url, application_name="microshop-seed")
-        store = PostgresEventStore(pool, dsn=config.session_database_url)
+        store = PostgresEventStore(
+            pool, dsn=config.session_database_url, vault=vault_for(config, pool)
+        )
         try:
             if if_empty and await has_events(pool):
                 click.echo("the database has events already: not seeding")
@@ -149,6 +177,8 @@ def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
         raise click.ClickException(f"cannot reach the database: {exc}") from None
     except SeedError as exc:
         raise click.ClickException(str(exc)) from None
+    except EventStoreError as exc:  # not the owner of the log; no key-encryption key
+        raise click.ClickException(str(exc)) from None
 
 
 events.add_command(republish)
@@ -156,3 +186,4 @@ main.add_command(events)
 main.add_command(projections)
 main.add_command(dead_letters)
 main.add_command(budget)
+main.add_command(gdpr)

@@ -48,6 +48,7 @@ from eventstore.verifying import Difference, Verification, verify
 from eventstore.versions import NotBuilt, Promotion, is_built, next_version, promote
 
 from .. import contracts
+from ..personal import vault_for
 from ..topology import load_projections
 from .common import load_config, run_async
 
@@ -75,7 +76,7 @@ async def open_store() -> AsyncIterator[PostgresEventStore]:
             f"cannot reach the database at DATABASE_URL={config.database_url}: {exc}"
             "\n(is Postgres running, and did you run `microshop migrate`?)"
         ) from None
-    store = PostgresEventStore(pool, dsn=config.session_database_url)
+    store = PostgresEventStore(pool, dsn=config.session_database_url, vault=vault_for(config, pool))
     try:
         yield store
     except asyncpg.UndefinedTableError as exc:

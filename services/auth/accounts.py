@@ -82,36 +82,3 @@ class Accounts:
             return None
         row = await self.pool.fetchrow("SELECT * FROM users WHERE id = $1", key)
         return None if row is None else _account(row)
-
-    # -- throttling ---------------------------------------------------------------------
-
-    async def locked_for(self, keys: list[str], limit: int, window: int) -> float:
-        """Seconds until login may be tried again for any of `keys` (0: not locked)."""
-        row = await self.pool.fetchrow(
-            """SELECT max(wait) FROM (
-                   SELECT key, extract(epoch FROM min(failed_at) + make_interval(secs => $3)
-                                                   - now()) AS wait
-                   FROM (SELECT key, failed_at,
-                                row_number() OVER (PARTITION BY key ORDER BY failed_at DESC) AS n
-                         FROM login_failures
-                         WHERE key = ANY($1) AND failed_at > now() - make_interval(secs => $3)
-                        ) recent
-                   WHERE n <= $2 GROUP BY key HAVING count(*) >= $2) locked""",
-            keys,
-            limit,
-            float(window),
-        )
-        wait = row[0] if row is not None else None
-        return max(float(wait), 0.0) if wait is not None else 0.0
-
-    async def record_failure(self, keys: list[str], window: int) -> None:
-        await self.pool.execute(
-            """WITH gone AS (DELETE FROM login_failures
-                             WHERE key = ANY($1) AND failed_at < now() - make_interval(secs => $2))
-               INSERT INTO login_failures (key) SELECT unnest($1::text[])""",
-            keys,
-            float(window),
-        )
-
-    async def clear_failures(self, key: str) -> None:
-        await self.pool.execute("DELETE FROM login_failures WHERE key = $1", key)

@@ -17,6 +17,7 @@ from .accounts import Accounts
 from .appkeys import ACCOUNTS, KEYS, REFRESH_TOKENS, THROTTLE
 from .domain.throttle import ThrottlePolicy
 from .keys import KeyStore
+from .privacy import privacy_routes
 from .seed import AdminEmailTaken, ensure_admin
 from .throttle import LoginThrottle
 from .tokens import RefreshTokens
@@ -70,7 +71,7 @@ def create_app(config: Config) -> web.Application:
     app = make_app(
         config,
         "auth",
-        routes=routes,
+        routes=[*routes, *privacy_routes],
         contexts=[accounts_context, background("auth-sweeper", sweep_forever)],
         token_keys=keys,
     )

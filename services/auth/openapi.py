@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-__all__ = ["AccountSchema", "JwksSchema", "TokenSchema"]
+__all__ = ["AccountSchema", "ExportSchema", "ForgottenSchema", "JwksSchema", "TokenSchema"]
 
 
 class AccountSchema(Schema):
@@ -30,3 +30,36 @@ class TokenSchema(Schema):
 
 class JwksSchema(Schema):
     keys = fields.List(fields.Dict(), required=True)
+
+
+class _ExportedAccountSchema(AccountSchema):
+    created_at = fields.DateTime(required=True)
+
+
+class _ExportedEventSchema(Schema):
+    type = fields.String(required=True)
+    stream = fields.String(required=True)
+    stream_version = fields.Integer(required=True)
+    recorded_at = fields.DateTime(required=True)
+    data = fields.Dict(
+        required=True, metadata={"description": "personal fields decrypted, or [redacted]"}
+    )
+
+
+class ExportSchema(Schema):
+    exported_at = fields.DateTime(required=True)
+    account = fields.Nested(_ExportedAccountSchema, required=True)
+    events = fields.List(fields.Nested(_ExportedEventSchema), required=True)
+    cart = fields.Dict(required=True, metadata={"description": "as GET /api/cart answers"})
+    orders = fields.List(
+        fields.Dict(), required=True, metadata={"description": "as GET /api/orders lists them"}
+    )
+
+
+class ForgottenSchema(Schema):
+    user_id = fields.UUID(required=True)
+    forgotten_at = fields.DateTime(required=True)
+    key_destroyed = fields.Boolean(
+        required=True,
+        metadata={"description": "false when the account had no personal data sealed"},
+    )

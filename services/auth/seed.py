@@ -22,14 +22,13 @@ log = logging.getLogger(__name__)
 class AdminEmailTaken(SeedError):
     """`ADMIN_EMAIL` belongs to an account without the admin role (registered before the
     address was reserved): it is never promoted, that would hand the shop to whoever
-    registered it."""
+    registered it. (The message names no address: it may reach the central logs.)"""
 
-    def __init__(self, email: str) -> None:
+    def __init__(self) -> None:
         super().__init__(
-            f"ADMIN_EMAIL {email} belongs to an account without the admin role, not the"
-            " admin: delete that account or set another ADMIN_EMAIL"
+            "ADMIN_EMAIL belongs to an account without the admin role, not the admin:"
+            " forget that account (microshop gdpr forget) or set another ADMIN_EMAIL"
         )
-        self.email = email
 
 
 async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
@@ -38,7 +37,7 @@ async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
     existing = await accounts.by_email(email)
     if existing is None:
         try:
-            await accounts.create(
+            event = await accounts.create(
                 email,
                 await hash_password(password),
                 admin=True,
@@ -47,10 +46,10 @@ async def ensure_admin(accounts: Accounts, email: str, password: str) -> bool:
         except EmailTaken:  # another instance won the race
             existing = await accounts.by_email(email)
         else:
-            log.info("created the admin account %s", email)
+            log.info("created the admin account %s", event.user_id)  # an id: no email in logs
             return True
     if existing is not None and ROLE_ADMIN not in existing.roles:
-        raise AdminEmailTaken(email)
+        raise AdminEmailTaken()
     return False
 
 

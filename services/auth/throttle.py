@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from eventstore.pg import Pool
+from eventstore.pg import Executor, Pool
 
 from .domain import normalize_email
 from .domain.throttle import RecentAttempts, ThrottlePolicy, wait_before
 
-__all__ = ["LoginAttempt", "LoginThrottle"]
+__all__ = ["LoginAttempt", "LoginThrottle", "forget_attempts"]
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('microshop:login:' || $1, 0))"
 
@@ -105,3 +105,10 @@ class LoginThrottle:
             float(self.policy.window),
         )
         return int(status.rpartition(" ")[2])
+
+
+async def forget_attempts(executor: Executor, email: str) -> None:
+    """Delete the attempts at the account of `email` (whoever made them): forgetting a
+    person leaves not even the digest of their address behind."""
+    account = LoginAttempt.of(email, "", known=True).account
+    await executor.execute("DELETE FROM login_failures WHERE account = $1", account)

@@ -29,6 +29,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/auth/refresh", "auth", {"POST": "public"}),
     Route("/api/auth/logout", "auth", {"POST": "public"}),
     Route("/api/auth/me", "auth", {"GET": "user"}),
+    Route("/api/auth/me/export", "auth", {"GET": "user"}),
+    Route("/api/admin/users/{id}", "auth", {"DELETE": "admin"}),
     Route("/.well-known/jwks.json", "auth", {"GET": "public"}),
     Route("/api/products", "product", {"GET": "public", "POST": "admin"}),
     Route("/api/products/{id}", "product", {"GET": "public", "PATCH": "admin", "DELETE": "admin"}),

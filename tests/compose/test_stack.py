@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventstore.sealing import KeyEncryptionKeys
 from microshop.config import SERVICE_PORTS
 
 pytestmark = pytest.mark.compose
@@ -108,6 +109,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     _clean_copy(project)
     env = (project / ".env.example").read_text()
     env = env.replace("INTERNAL_API_KEY=\n", f"INTERNAL_API_KEY={secrets.token_urlsafe(32)}\n")
+    env = env.replace(
+        "PII_KEY_ENCRYPTION_KEY=\n", f"PII_KEY_ENCRYPTION_KEY={KeyEncryptionKeys.generate()}\n"
+    )
     env += "\nPAYMENT_SUCCESS_RATE=1.0\n"  # README "Try it" must reach PAID every time
     (project / ".env").write_text(env)
     compose = Compose(project, f"microshop-ci-{secrets.token_hex(3)}")

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from eventstore import PostgresEventStore
+from eventstore.vault import PersonalDataVault
 from microshop.auth import TokenVerifier, keys_from_jwks
 from microshop.config import Config
 from services.auth.app import create_app
@@ -52,7 +53,7 @@ async def login(client: Client, email: str, password: str, **headers: str) -> An
 
 
 async def test_register_login_me_and_verify_through_the_jwks(
-    client: Client, store: PostgresEventStore, uid: str
+    client: Client, store: PostgresEventStore, vault: PersonalDataVault, uid: str
 ) -> None:
     email = f"Ada.{uid}@Example.com"
     account = await register(client, email)
@@ -78,8 +79,9 @@ async def test_register_login_me_and_verify_through_the_jwks(
     assert principal.roles == frozenset({"user"})
 
     [event] = await store.read_stream(f"user-{account['id']}")
-    assert event.event_type == "UserRegistered"
-    assert event.data.email == email.lower()
+    assert (event.event_type, event.schema_version) == ("UserRegistered", 2)
+    assert event.data.email.startswith("pii:1:")  # sealed with the person's key
+    assert (await vault.reveal(event.data)).email == email.lower()
 
 
 class _Keys:

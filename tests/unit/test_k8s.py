@@ -57,7 +57,15 @@ K8S_DEFAULTS: dict[str, tuple[str, str]] = {
 PORT_VARS = frozenset(env for env, _ in SERVICE_PORTS.values())
 UP_ONLY = frozenset({"MICROSHOP_REPLICAS", "MICROSHOP_REPLICA"})
 """`microshop up`'s own: Kubernetes runs replicas as pods of a Deployment."""
-SECRET = frozenset({"DATABASE_URL", "DATABASE_DIRECT_URL", "AMQP_URL", "INTERNAL_API_KEY"})
+SECRET = frozenset(
+    {
+        "DATABASE_URL",
+        "DATABASE_DIRECT_URL",
+        "AMQP_URL",
+        "INTERNAL_API_KEY",
+        "PII_KEY_ENCRYPTION_KEY",
+    }
+)
 """What every service reads from the Secret, never from the ConfigMap."""
 ADMIN_SECRETS = frozenset({"ADMIN_PASSWORD", "JWT_PRIVATE_KEY"})
 """Secret, and read only where it is used: auth-service (and the seeding Job)."""

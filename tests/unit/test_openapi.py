@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from microshop.openapi import Doc, Operation, fragment, operations_of
+from services.auth.privacy import privacy_routes
 from services.auth.views import routes as auth
 from services.cart.views import routes as cart
 from services.gateway.openapi import join
@@ -18,7 +19,7 @@ from services.product.views import routes as product
 SERVICES = {
     name: operations_of(routes)
     for name, routes in {
-        "auth": auth,
+        "auth": [*auth, *privacy_routes],
         "cart": cart,
         "log": log,
         "order": order,
