@@ -9,6 +9,8 @@ import logging
 import pytest
 
 from eventstore import Metadata, PostgresEventStore, create_pool
+from microshop.config import Config
+from microshop.personal import vault_for
 from services.auth.accounts import Accounts
 from services.auth.app import create_app
 from services.auth.passwords import hash_password
@@ -25,7 +27,7 @@ SQUATTER = "registered-first"
 async def squat(dsn: str, email: str) -> None:
     """What registering through the API did before the address was reserved."""
     pool = await create_pool(dsn)
-    store = PostgresEventStore(pool, dsn=dsn)
+    store = PostgresEventStore(pool, dsn=dsn, vault=vault_for(Config.from_env(), pool))
     try:
         await Accounts(store).create(email, await hash_password(SQUATTER), metadata=Metadata())
     finally:
@@ -40,8 +42,8 @@ async def test_seed_fails_with_one_error_line_when_an_ordinary_account_holds_the
     squatted = seed(test_env, fresh_dsn, ADMIN_EMAIL="BOSS@shop.test", ADMIN_PASSWORD="")
     assert squatted.returncode == 1
     assert squatted.stderr.strip().splitlines() == [
-        "Error: ADMIN_EMAIL BOSS@shop.test belongs to an account without the admin role, not"
-        " the admin: delete that account or set another ADMIN_EMAIL"
+        "Error: ADMIN_EMAIL belongs to an account without the admin role, not the admin:"
+        " forget that account (microshop gdpr forget) or set another ADMIN_EMAIL"
     ]
     assert "exists" not in squatted.stdout and "password" not in squatted.stdout
     assert (await counts(fresh_dsn))[0] == 0  # nobody was made admin

@@ -116,7 +116,9 @@ def test_events_schemas_checks_the_published_contracts(test_env: StackEnv) -> No
 
 
 def test_budget_sizes_the_pools_to_fit_and_says_when_they_cannot(test_env: StackEnv) -> None:
-    fitted = microshop(test_env, "budget", "--replicas", "3", "--max-connections", "100")
+    fitted = microshop(
+        test_env, "budget", "--replicas", "3", "--max-connections", "100", DB_POOL_MAX_SIZE=""
+    )
     assert fitted.returncode == 0, fitted.stderr
     assert "pool size 2" in fitted.stdout and "order           3 x (pool 2 + session 1)" in (
         fitted.stdout
