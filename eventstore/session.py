@@ -92,6 +92,7 @@ class Session:
         self._up = asyncio.Event()
         self._busy = asyncio.Lock()  # one statement at a time on the one connection
         self._task: asyncio.Task[None] | None = None
+        self._releasing: set[asyncio.Future[None]] = set()
         self._held: set[str] = set()  # locks of the current connection (locks are
         # re-entrant within a session: this keeps two holders in one process apart)
         self.connections = 0  # how many times it connected (1 after the first connection)
@@ -132,9 +133,13 @@ class Session:
         if conn is None or key in self._held:
             return None
         self._held.add(key)  # before the await: a second taker in this process waits
+        asking = asyncio.ensure_future(self._ask_lock(conn, key))
         try:
-            async with self._busy:
-                taken = await conn.fetchval(_TRY_LOCK, key, timeout=self.ping_interval)
+            taken = await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            # the server may grant it all the same: then give it straight back
+            asking.add_done_callback(lambda done: self._give_back(done, key, lost))
+            raise
         except _CONNECTION_ERRORS as exc:
             self._held.discard(key)
             self._drop(conn, exc)
@@ -143,6 +148,19 @@ class Session:
             self._held.discard(key)
             return None
         return Held(self, key, lost)
+
+    async def _ask_lock(self, conn: asyncpg.Connection[Any], key: str) -> bool:
+        async with self._busy:
+            return bool(await conn.fetchval(_TRY_LOCK, key, timeout=self.ping_interval))
+
+    def _give_back(self, asked: asyncio.Future[bool], key: str, lost: asyncio.Event) -> None:
+        """A lock asked for by a caller that was cancelled meanwhile: nobody holds it."""
+        granted = not asked.cancelled() and asked.exception() is None and asked.result()
+        if granted and not lost.is_set():
+            self._releasing.add(asyncio.ensure_future(self.unlock(key)))
+            self._releasing = {t for t in self._releasing if not t.done()}
+        else:
+            self._held.discard(key)
 
     async def unlock(self, key: str) -> None:
         self._held.discard(key)
@@ -272,14 +290,18 @@ async def leadership(
     follower: asyncio.Task[Any] | None = None
     if while_waiting is not None:
         follower = asyncio.ensure_future(while_waiting())
+    held: Held | None = None
     try:
         while (held := await session.try_lock(key)) is None:  # noqa: ASYNC110 (a lock elsewhere)
             await asyncio.sleep(interval)
-    finally:
         if follower is not None:
+            await _stop(follower)
+    except BaseException:
+        if follower is not None and not follower.done():
             follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await follower
+        if held is not None:  # cancelled while the follower stopped: never led
+            await held.release()
+        raise
     try:
         yield held.lost
     finally:
@@ -296,9 +318,17 @@ async def until_lost(lost: asyncio.Event, work: Any) -> None:
     finally:
         gone.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _stop(task)
     if task.cancelled():
         raise LeadershipLost("the session holding the leader lock is gone")
     task.result()
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it has ended, whatever it raises. Never swallows the
+    caller's own cancellation (suppressing CancelledError around `await task` would, when
+    the caller is cancelled while waiting: it would then go on as if nothing happened)."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning for what it raised
