@@ -22,7 +22,7 @@ from eventstore import ConcurrencyError, PostgresEventStore, create_pool
 
 from . import context
 from .appkeys import CONFIG, HTTP, METRICS, POOL, READY_CHECKS, SERVICE, STORE, ReadyCheck
-from .auth import KeySource, verifier_context
+from .auth import KeySource, require_admin, verifier_context
 from .client import UpstreamError
 from .config import Config
 from .domain import DomainError
@@ -205,12 +205,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+DEMO_LOGS_ADMIN_ONLY = web.AppKey("demo_logs_admin_only", bool)
 _DEMO_LEVELS = {"WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 _LEVEL_NAMES = {logging.WARNING: "WARN", logging.ERROR: "ERROR"}
 
 
 async def demo_logs(request: web.Request) -> web.Response:
     """Emit one demo log line at `?level=WARN|ERROR` (for trying out the central logs)."""
+    if request.app[DEMO_LOGS_ADMIN_ONLY]:
+        await require_admin(request)
     level_name = request.query.get("level", "WARN").upper()
     level = _DEMO_LEVELS.get(level_name)
     if level is None:
@@ -319,11 +322,13 @@ def make_app(
     database: bool = True,
     middlewares: Iterable[Any] = (),
     token_keys: KeySource | None = None,
+    public: bool = False,
 ) -> web.Application:
     """The application of `service`: kernel middlewares and routes plus the given ones.
 
     Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise. The
-    `@documented` ones among `routes` make up the service's `GET /openapi.json`.
+    `@documented` ones among `routes` make up the service's `GET /openapi.json`. `public`:
+    this app faces the internet (the gateway), so its `/demo/logs` is for admins only.
     """
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -339,6 +344,7 @@ def make_app(
     app[SERVICE] = service
     app[METRICS] = Metrics(service)
     app[READY_CHECKS] = []
+    app[DEMO_LOGS_ADMIN_ONLY] = public
     app.cleanup_ctx.append(log_shipping_context)  # first in, last out: ships shutdown lines
     app.cleanup_ctx.append(tracing_context)
     app.cleanup_ctx.append(http_client_context)

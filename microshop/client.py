@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import aiohttp
 import marshmallow
 import msgspec
+import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -108,10 +109,12 @@ class Reply:
         return details if isinstance(details, dict) else {}
 
 
-def identity_headers(request: web.Request) -> dict[str, str]:
+def identity_headers(request: web.Request, *, vouch: bool = False) -> dict[str, str]:
     """What a call made on behalf of `request` carries besides the trace context: request
-    and correlation ids, `traceparent`, and the caller's address (vouched for with the
-    internal key, so a service may trust `X-Forwarded-For` from its peers only)."""
+    and correlation ids, `traceparent` and the caller's address. With `vouch`, also the
+    internal API key, which vouches for that address: a service trusts `X-Forwarded-For`
+    from its peers only (`microshop.auth.client_address`). Only calls to an endpoint that
+    reads the address vouch; no other public call carries the key."""
     request_id = context.request_id.get() or context.new_id()
     headers = {
         "X-Request-ID": request_id,
@@ -122,7 +125,7 @@ def identity_headers(request: web.Request) -> dict[str, str]:
         "X-Forwarded-Proto": request.scheme,
     }
     internal_key = request.app[CONFIG].internal_api_key
-    if internal_key:
+    if vouch and internal_key:
         headers["X-Internal-Api-Key"] = internal_key
     return headers
 
@@ -167,17 +170,21 @@ class ServiceClient:
         path: str,
         *,
         headers: Mapping[str, str] | None = None,
+        encoded: bool = False,
         **options: Any,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The raw response to `method path` (a path and query, not a URL), for a caller that
-        passes it on as it is (the gateway). Transport trouble raises an `UpstreamError`."""
+        passes it on as it is (the gateway). `encoded`: `path` is percent-encoded already
+        and goes out exactly so (not re-quoted, no dot segments resolved). Transport
+        trouble raises an `UpstreamError`."""
         merged = CIMultiDict(headers or {})  # repeated headers stay repeated
         merged.update(self._headers)
         if self._timeout is not None:
             options.setdefault("timeout", self._timeout)
+        url = yarl.URL(self.base_url + path, encoded=encoded)
         try:
             async with self.session.request(
-                method, self.base_url + path, headers=merged, allow_redirects=False, **options
+                method, url, headers=merged, allow_redirects=False, **options
             ) as response:
                 yield response
         except TimeoutError:

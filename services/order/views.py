@@ -16,7 +16,7 @@ from aiohttp import web
 from eventstore import Metadata, Position
 from microshop import context
 from microshop.appkeys import CONFIG, POOL, STORE
-from microshop.auth import Principal, authenticate, require_internal
+from microshop.auth import Principal, authenticate, peer_causation, require_internal
 from microshop.client import ServiceClient
 from microshop.errors import ValidationFailed
 from microshop.http import json_response, read_json, read_query
@@ -39,10 +39,12 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 
 
 def _metadata(principal: Principal | None, request: web.Request) -> Metadata:
+    """Metadata of the events a request records: a client's own request has no causing
+    event; a peer's call (internal key) may name one."""
     return context.event_metadata(
         "order",
         actor=principal.user_id if principal else "internal",
-        causation_id=context.valid_id(request.headers.get("X-Causation-ID")),
+        causation_id=peer_causation(request),
     )
 
 
