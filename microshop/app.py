@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from eventstore import ConcurrencyError, PostgresEventStore, create_pool
@@ -62,6 +63,13 @@ access_log = logging.getLogger("microshop.access")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+# What Postgres says of text it cannot hold (a NUL character, in text or jsonb): the
+# client's input, so a 422, never a 500.
+_UNSTORABLE_TEXT = (
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -157,6 +165,11 @@ async def error_middleware(
         return error_response(upstream_error(exc))
     except ConcurrencyError as exc:
         return error_response(Conflict(str(exc), code="concurrency_conflict"))
+    except _UNSTORABLE_TEXT as exc:  # a value no parser checked (they all should: read_json)
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(
+            ValidationFailed("the request holds text that cannot be stored", code="unstorable_text")
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
