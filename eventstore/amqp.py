@@ -4,6 +4,7 @@ how a topic exchange matches routing keys."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -11,7 +12,7 @@ import aiormq
 import aiormq.abc
 from pamqp.commands import Basic
 
-__all__ = ["BROKER_ERRORS", "connect_amqp", "refused", "topic_matches"]
+__all__ = ["BROKER_ERRORS", "broker_problem", "connect_amqp", "refused", "topic_matches"]
 
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -27,6 +28,24 @@ async def connect_amqp(url: str, name: str) -> aiormq.abc.AbstractConnection:
     """An aiormq connection that shows up as `name` in the broker's connection list."""
     sep = "&" if "?" in url else "?"
     return await aiormq.connect(f"{url}{sep}name={name}")
+
+
+async def broker_problem(url: str, name: str, *, timeout: float = 2.0) -> str | None:
+    """Why the broker at `url` cannot be used right now (it refuses, is unreachable or too
+    slow to answer), or None when a connection opens. The reason never holds the URL."""
+    connection = None
+    try:
+        async with asyncio.timeout(timeout):
+            connection = await connect_amqp(url, name)
+    except TimeoutError:
+        return f"the broker did not answer within {timeout:g}s"
+    except BROKER_ERRORS as exc:
+        return f"the broker is unreachable ({type(exc).__name__}: {exc})"
+    finally:
+        if connection is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await connection.close()
+    return None
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
