@@ -10,8 +10,17 @@ __all__ = ["CartLineSchema", "CartSchema"]
 
 
 class CartLineSchema(PricedLineSchema):
+    """A line at the catalog's current price (what an order placed now charges)."""
+
     sku = fields.String(
         allow_none=True, metadata={"description": "null for lines added before SKUs were kept"}
+    )
+    available = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "false: discontinued (or no longer sold in the cart's currency);"
+            " left out of the total, and an order refuses it (409 product_unavailable)"
+        },
     )
 
 
