@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-__all__ = ["SERVICE_PORTS", "Config", "ConfigError"]
+__all__ = ["SERVICE_PORTS", "Config", "ConfigError", "redacted"]
 
 
 class ConfigError(ValueError):
@@ -105,6 +106,35 @@ def _bool(raw: str) -> bool:
     raise ValueError("true or false")
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """`text` (a URL, or a message quoting one) with every password in it shown as `***`:
+    `postgresql://shop:***@db/microshop`. Safe to print and log."""
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
+
+
+def _url(raw: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 (parses the port: a bad one raises)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"a {' or '.join(f'{s}://' for s in schemes)} URL is expected")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    return _url(raw, ("postgresql", "postgres"))
+
+
+def _amqp_url(raw: str) -> str:
+    return _url(raw, ("amqp", "amqps"))
+
+
 def _optional_int(raw: str) -> int | None:
     return int(raw) if raw else None
 
@@ -117,8 +147,8 @@ def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
 class Config:
     """Everything a MicroShop process reads from its environment (see `.env.example`)."""
 
-    database_url: str = _env("DATABASE_URL", "postgresql://127.0.0.1:5432/microshop")
-    amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    database_url: str = _env("DATABASE_URL", "postgresql://127.0.0.1:5432/microshop", _database_url)
+    amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", _amqp_url)
     namespace: str = _env("MICROSHOP_NAMESPACE", "microshop", _namespace)
     host: str = _env("MICROSHOP_HOST", "127.0.0.1")
     internal_api_key: str = _env("INTERNAL_API_KEY", "")
@@ -197,7 +227,7 @@ class Config:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                errors.append(f"{name}={raw!r}: {exc}")
+                errors.append(f"{name}={redacted(raw)!r}: {exc}")
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         values.update(overrides)
