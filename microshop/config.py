@@ -83,7 +83,7 @@ def _multiplier(raw: str) -> float:
 
 
 def _namespace(raw: str) -> str:
-    if not _NAMESPACE.match(raw):
+    if not _NAMESPACE.fullmatch(raw):
         raise ValueError("letters, digits, '_', '.', '-'; at most 63 characters")
     return raw
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-__all__ = ["AccountSchema", "JwksSchema", "TokenSchema"]
+__all__ = ["AccountSchema", "JwksSchema", "MeSchema", "TokenSchema"]
 
 
 class AccountSchema(Schema):
     id = fields.UUID(required=True)
     email = fields.Email(required=True)
-    roles = fields.List(fields.String())
+
+
+class MeSchema(AccountSchema):
+    roles = fields.List(fields.String(metadata={"enum": ["user", "admin"]}), required=True)
 
 
 class TokenSchema(Schema):
     access_token = fields.String(required=True)
-    token_type = fields.String(required=True, metadata={"example": "Bearer"})
-    expires_in = fields.Integer(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["Bearer"]})
+    expires_in = fields.Integer(required=True, metadata={"minimum": 1})
 
 
 class JwksSchema(Schema):

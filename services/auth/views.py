@@ -18,7 +18,7 @@ from microshop.openapi import documented
 from .accounts import Account
 from .appkeys import ACCOUNTS, KEYS
 from .domain import normalize_email
-from .openapi import AccountSchema, JwksSchema, TokenSchema
+from .openapi import AccountSchema, JwksSchema, MeSchema, TokenSchema
 from .passwords import hash_password, verify_password
 from .schemas import LoginSchema, RegisterSchema
 
@@ -86,7 +86,7 @@ def issue_token(app: web.Application, account: Account) -> tuple[str, int]:
 
 
 @routes.get("/api/auth/me")
-@documented(response=AccountSchema, errors=(401,))
+@documented(response=MeSchema, errors=(401,))
 async def me(request: web.Request) -> web.Response:
     """The caller's account."""
     principal = await authenticate(request)

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
+from microshop.openapi import CURRENCY_PATTERN, whole
+
 from .domain import MAX_QUANTITY
 from .domain.pricing import CatalogFact, Discontinued, Listed, PriceChanged, Revised
 
@@ -28,10 +30,10 @@ __all__ = [
 
 # One URL path segment of product-service (its ids are UUIDs; this only keeps paths sane).
 PRODUCT_ID = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+    whole(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}"),
     error="a product id is 1..100 letters, digits, '_', '.', ':' or '-'",
 )
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code such as EUR")
+CURRENCY = validate.Regexp(CURRENCY_PATTERN, error="an ISO 4217 code such as EUR")
 
 
 # -- HTTP bodies -------------------------------------------------------------------------

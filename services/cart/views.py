@@ -86,7 +86,13 @@ async def get_cart(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/cart/items")
-@documented(request=AddItemSchema, response=CartSchema, errors=(400, 401, 422))
+@documented(
+    request=AddItemSchema,
+    response=CartSchema,
+    errors=(400, 401, 422),
+    rules="unknown_product: the catalog does not sell it; currency_mismatch: it is priced in"
+    " another currency than the cart; quantity_out_of_range: the line would hold over 99",
+)
 async def add_item(request: web.Request) -> web.Response:
     """Add to a cart line."""
     user_id = (await authenticate(request)).user_id
