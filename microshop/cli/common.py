@@ -78,7 +78,9 @@ def describe_failure(exc: BaseException) -> str:
         return f"the database connection failed ({_database()}): {text}"
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return f"the port is in use: {text}"
-    if isinstance(exc, OSError | TimeoutError):
+    if isinstance(exc, OSError) and exc.filename:  # a file, not a connection
+        return f"{exc.strerror or text}: {exc.filename}"
+    if isinstance(exc, OSError | TimeoutError):  # refused, reset, no such host, timed out
         return f"cannot reach the database ({_database()}): {type(exc).__name__}: {text}"
     return f"unexpected {type(exc).__name__}: {text} (`microshop --traceback ...` shows where)"
 
