@@ -34,6 +34,7 @@ __all__ = [
     "QUEUE_TYPES",
     "QUORUM",
     "Queues",
+    "broker_problem",
     "broker_urls",
     "connect_amqp",
     "queue_arguments",
@@ -179,6 +180,24 @@ async def _declare(
         if not channel.is_closed:
             with contextlib.suppress(*BROKER_ERRORS):
                 await channel.close()
+
+
+async def broker_problem(url: str, name: str, *, timeout: float = 2.0) -> str | None:
+    """Why the broker at `url` cannot be used right now (it refuses, is unreachable or too
+    slow to answer), or None when a connection opens. The reason never holds the URL."""
+    connection = None
+    try:
+        async with asyncio.timeout(timeout):
+            connection = await connect_amqp(url, name)
+    except TimeoutError:
+        return f"the broker did not answer within {timeout:g}s"
+    except BROKER_ERRORS as exc:
+        return f"the broker is unreachable ({type(exc).__name__}: {exc})"
+    finally:
+        if connection is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await connection.close()
+    return None
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

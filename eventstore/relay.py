@@ -52,6 +52,7 @@ class RelayStats:
     batches: int = 0
     restarts: int = 0
     leader: bool = False
+    connected: bool = False  # a channel to the broker is open (the leader, publishing)
     position: Position = START
     last_published_at: float = 0.0
 
@@ -134,8 +135,10 @@ class Relay:
         try:
             channel = await connection.channel(publisher_confirms=True)
             await channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+            self.stats.connected = True
             yield channel
         finally:
+            self.stats.connected = False
             with contextlib.suppress(Exception):
                 await connection.close()
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from eventstore import ConcurrencyError, PostgresEventStore, create_pool
@@ -33,7 +34,7 @@ from .appkeys import (
     VAULT,
     ReadyCheck,
 )
-from .auth import VERIFIER, ForgottenUsers, KeySource, verifier_context
+from .auth import VERIFIER, ForgottenUsers, KeySource, require_admin, verifier_context
 from .client import UPSTREAMS, UpstreamError
 from .config import Config
 from .domain import DomainError
@@ -77,6 +78,13 @@ access_log = logging.getLogger("microshop.access")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/internal/sessions/revoked"})
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+# What Postgres says of text it cannot hold (a NUL character, in text or jsonb): the
+# client's input, so a 422, never a 500.
+_UNSTORABLE_TEXT = (
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -177,6 +185,11 @@ async def error_middleware(
         return error_response(
             ServiceUnavailable("personal data cannot be read now", code="personal_data_unavailable")
         )
+    except _UNSTORABLE_TEXT as exc:  # a value no parser checked (they all should: read_json)
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(
+            ValidationFailed("the request holds text that cannot be stored", code="unstorable_text")
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -225,12 +238,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+DEMO_LOGS_ADMIN_ONLY = web.AppKey("demo_logs_admin_only", bool)
 _DEMO_LEVELS = {"WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 _LEVEL_NAMES = {logging.WARNING: "WARN", logging.ERROR: "ERROR"}
 
 
 async def demo_logs(request: web.Request) -> web.Response:
     """Emit one demo log line at `?level=WARN|ERROR` (for trying out the central logs)."""
+    if request.app[DEMO_LOGS_ADMIN_ONLY]:
+        await require_admin(request)
     level_name = request.query.get("level", "WARN").upper()
     level = _DEMO_LEVELS.get(level_name)
     if level is None:
@@ -387,11 +403,13 @@ def make_app(
     database: bool = True,
     middlewares: Iterable[Any] = (),
     token_keys: KeySource | None = None,
+    public: bool = False,
 ) -> web.Application:
     """The application of `service`: kernel middlewares and routes plus the given ones.
 
     Tokens are verified with auth-service's JWKS unless `token_keys` says otherwise. The
-    `@documented` ones among `routes` make up the service's `GET /openapi.json`.
+    `@documented` ones among `routes` make up the service's `GET /openapi.json`. `public`:
+    this app faces the internet (the gateway), so its `/demo/logs` is for admins only.
     """
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -409,6 +427,7 @@ def make_app(
     app[READY_CHECKS] = []
     app[UPSTREAMS] = {}
     _count_upstream_trouble(app)
+    app[DEMO_LOGS_ADMIN_ONLY] = public
     app.cleanup_ctx.append(log_shipping_context)  # first in, last out: ships shutdown lines
     app.cleanup_ctx.append(tracing_context)
     app.cleanup_ctx.append(http_client_context)

@@ -30,6 +30,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from eventstore.pg import Executor
 
+from . import context
 from .appkeys import CONFIG
 from .client import ServiceClient, UpstreamError
 from .errors import Forbidden, Unauthorized
@@ -47,6 +48,8 @@ __all__ = [
     "TokenVerifier",
     "authenticate",
     "client_address",
+    "from_peer",
+    "peer_causation",
     "require_admin",
     "require_internal",
     "verifier_context",
@@ -344,12 +347,27 @@ def verifier_context(keys: KeySource | None = None) -> Any:
     return context_
 
 
+def from_peer(request: web.Request) -> bool:
+    """Whether the caller proved it is one of our services (a valid internal API key)."""
+    expected = request.app[CONFIG].internal_api_key
+    given = request.headers.get("X-Internal-Api-Key", "")
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
 def client_address(request: web.Request) -> str:
     """The caller's IP address. `X-Forwarded-For` counts only from the gateway, which proves
     itself with the internal API key; anyone else could put any address there."""
     forwarded = request.headers.get("X-Forwarded-For")
-    expected = request.app[CONFIG].internal_api_key
-    given = request.headers.get("X-Internal-Api-Key", "")
-    if forwarded and expected and hmac.compare_digest(given.encode(), expected.encode()):
+    if forwarded and from_peer(request):
         return forwarded.split(",")[0].strip()
     return request.remote or "unknown"
+
+
+def peer_causation(request: web.Request) -> str | None:
+    """The event a peer says caused this call (`X-Causation-ID`, from a consumer acting on
+    it), for the metadata of the events the call records. Only a caller with the internal
+    API key names causes: a client's header is ignored, so no request can make its events
+    look caused by someone else's."""
+    if not from_peer(request):
+        return None
+    return context.valid_id(request.headers.get("X-Causation-ID"))

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import aiohttp
 import marshmallow
 import msgspec
+import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -183,10 +184,12 @@ UPSTREAMS = web.AppKey("upstreams", dict[str, Upstream])
 """The replicas of each service this app calls (made in `make_app`, filled on first use)."""
 
 
-def identity_headers(request: web.Request) -> dict[str, str]:
+def identity_headers(request: web.Request, *, vouch: bool = False) -> dict[str, str]:
     """What a call made on behalf of `request` carries besides the trace context: request
-    and correlation ids, `traceparent`, and the caller's address (vouched for with the
-    internal key, so a service may trust `X-Forwarded-For` from its peers only)."""
+    and correlation ids, `traceparent` and the caller's address. With `vouch`, also the
+    internal API key, which vouches for that address: a service trusts `X-Forwarded-For`
+    from its peers only (`microshop.auth.client_address`). Only calls to an endpoint that
+    reads the address vouch; no other public call carries the key."""
     request_id = context.request_id.get() or context.new_id()
     headers = {
         "X-Request-ID": request_id,
@@ -197,7 +200,7 @@ def identity_headers(request: web.Request) -> dict[str, str]:
         "X-Forwarded-Proto": request.scheme,
     }
     internal_key = request.app[CONFIG].internal_api_key
-    if internal_key:
+    if vouch and internal_key:
         headers["X-Internal-Api-Key"] = internal_key
     return headers
 
@@ -253,11 +256,14 @@ class ServiceClient:
         path: str,
         *,
         headers: Mapping[str, str] | None = None,
+        encoded: bool = False,
         **options: Any,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The raw response to `method path` (a path and query, not a URL), for a caller that
-        passes it on as it is (the gateway). Transport trouble raises an `UpstreamError`,
-        after trying the other replicas where that is safe (see the module's docstring)."""
+        passes it on as it is (the gateway). `encoded`: `path` is percent-encoded already
+        and goes out exactly so (not re-quoted, no dot segments resolved). Transport
+        trouble raises an `UpstreamError`, after trying the other replicas where that is
+        safe (see the module's docstring)."""
         merged = CIMultiDict(headers or {})  # repeated headers stay repeated
         merged.update(self._headers)
         if self._timeout is not None:
@@ -270,9 +276,10 @@ class ServiceClient:
             answered = False
             upstream.in_flight[i] += 1
             try:
+                url = yarl.URL(upstream.urls[i] + path, encoded=encoded)
                 async with self.session.request(
                     method,
-                    upstream.urls[i] + path,
+                    url,
                     headers=merged,
                     allow_redirects=False,
                     **options,

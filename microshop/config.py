@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from eventstore.amqp import QUEUE_TYPES, broker_urls, redacted
+from eventstore.amqp import QUEUE_TYPES, broker_urls
 from eventstore.sealing import KeyEncryptionKeys
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Replicas",
+    "redacted",
     "replica_port",
 ]
 
@@ -110,7 +112,7 @@ def _multiplier(raw: str) -> float:
 
 
 def _namespace(raw: str) -> str:
-    if not _NAMESPACE.match(raw):
+    if not _NAMESPACE.fullmatch(raw):
         raise ValueError("letters, digits, '_', '.', '-'; at most 63 characters")
     return raw
 
@@ -135,6 +137,27 @@ def _bool(raw: str) -> bool:
 
 def _key_encryption_keys(raw: str) -> str:
     KeyEncryptionKeys.parse(raw)  # ValueError names what is wrong, never the key
+    return raw
+
+
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """`text` (a URL, or a message quoting one) with every password in it shown as `***`:
+    `postgresql://shop:***@db/microshop`. Safe to print and log."""
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
+
+
+def _database_url(raw: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 (parses the port: a bad one raises)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("a postgresql:// or postgres:// URL is expected")
     return raw
 
 
@@ -229,7 +252,7 @@ def _env(
 class Config:
     """Everything a MicroShop process reads from its environment (see `.env.example`)."""
 
-    database_url: str = _env("DATABASE_URL", "postgresql://127.0.0.1:5432/microshop")
+    database_url: str = _env("DATABASE_URL", "postgresql://127.0.0.1:5432/microshop", _database_url)
     # One URL, or several comma-separated: the nodes of a RabbitMQ cluster.
     amqp_url: str = _env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", _amqp_urls, secret=True)
     amqp_queue_type: str = _env("AMQP_QUEUE_TYPE", "quorum", _queue_type)
@@ -313,7 +336,7 @@ class Config:
     db_pool_max_size: int = _env("DB_POOL_MAX_SIZE", 5, _positive_int)
     # A direct URL for each process's one session connection (LISTEN/NOTIFY, leader locks)
     # when DATABASE_URL goes through PgBouncer in transaction mode; empty: DATABASE_URL.
-    database_direct_url: str = _env("DATABASE_DIRECT_URL", "")
+    database_direct_url: str = _env("DATABASE_DIRECT_URL", "", _database_url)
     # Prepared statements each pooled connection keeps (0 behind PgBouncer's transaction
     # mode, which cannot keep them across transactions).
     db_statement_cache_size: int = _env("DB_STATEMENT_CACHE_SIZE", 100, _non_negative_int)
@@ -341,7 +364,7 @@ class Config:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                shown = "<hidden>" if field.metadata["secret"] else repr(raw)
+                shown = "<hidden>" if field.metadata["secret"] else repr(redacted(raw))
                 errors.append(f"{name}={shown}: {exc}")
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))

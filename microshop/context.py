@@ -44,7 +44,7 @@ def new_id() -> str:
 
 def valid_id(value: str | None) -> str | None:
     """`value` when it is a safe id to echo and log (no spaces, quotes or newlines)."""
-    return value if value is not None and _SAFE_ID.match(value) else None
+    return value if value is not None and _SAFE_ID.fullmatch(value) else None
 
 
 def valid_traceparent(value: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """Integration events: what one service publishes and another consumes, as versioned contracts.
 
 An event is an integration event when a consumer of another service declares it accepts it
-(`topology.CONSUMER_QUEUES`). Each of its versions has a JSON Schema in
+(`topology.CONSUMER_QUEUES`), or a read model of another service folds it from the log
+(`topology.LOG_READERS`). Each of its versions has a JSON Schema in
 `docs/events/{Type}.v{N}.json`, generated from the producer's own class and checked in:
 reviewers see a contract change in the diff, and `check()` fails when the producer's
 class no longer matches the schema of the version it writes (a shape changed without a new
@@ -22,7 +23,7 @@ import msgspec
 from eventstore import EventRegistry, UnknownEventType
 from eventstore import registry as default_registry
 
-from .topology import CONSUMER_QUEUES, load_projections
+from .topology import CONSUMER_QUEUES, LOG_READERS, load_projections
 
 __all__ = ["SCHEMAS", "accepted", "check", "schema_of", "schema_path", "write"]
 
@@ -30,10 +31,12 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "events"
 
 
 def accepted() -> dict[str, set[int]]:
-    """Every integration event type and the versions some consumer accepts."""
+    """Every integration event type and the versions some consumer or reader accepts."""
     found: dict[str, set[int]] = {}
-    for spec in CONSUMER_QUEUES.values():
-        for event_type, versions in spec.accepts.items():
+    declared = [spec.accepts for spec in CONSUMER_QUEUES.values()]
+    declared += [spec.accepts for spec in LOG_READERS.values()]
+    for accepts in declared:
+        for event_type, versions in accepts.items():
             found.setdefault(event_type, set()).update(versions)
     return found
 

@@ -13,7 +13,15 @@ from aiohttp import web
 
 from .errors import BadRequest, NotFound, ValidationFailed
 
-__all__ = ["MAX_BODY", "json_response", "read_json", "read_query", "uuid_in_path"]
+__all__ = [
+    "MAX_BODY",
+    "UNSTORABLE",
+    "json_response",
+    "read_json",
+    "read_query",
+    "storable",
+    "uuid_in_path",
+]
 
 T = TypeVar("T")
 
@@ -35,11 +43,49 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+"""Why a string is refused: Postgres `text` and `jsonb` cannot hold a NUL character, and an
+unpaired UTF-16 surrogate (JSON `"\\ud800"`) is no character at all."""
+
+
+def storable(text: str) -> bool:
+    """Whether Postgres text can hold `text` as it is."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(data: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) of JSON `data` that Postgres cannot
+    store (`_schema` for the top level), else None."""
+    if isinstance(data, str):
+        return None if storable(data) else path or "_schema"
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not storable(key):
+                return path or "_schema"
+            found = _unstorable(value, where)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _unstorable(value, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
 async def read_json(request: web.Request, schema: marshmallow.Schema | None = None) -> Any:
     """The request's JSON body, loaded by `schema` when given.
 
     400 for a missing or malformed body, 413 over the size limit, 422 with per-field
-    details when the schema refuses it.
+    details when the schema refuses it or a string holds what Postgres cannot store (a
+    NUL, an unpaired surrogate): refused here once for every endpoint, never a 500 later.
     """
     body = await request.read()
     if not body.strip():
@@ -48,6 +94,9 @@ async def read_json(request: web.Request, schema: marshmallow.Schema | None = No
         data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    where = _unstorable(data)
+    if where is not None:
+        raise ValidationFailed(details={where: [UNSTORABLE]})
     if schema is None:
         return data
     if not isinstance(data, dict):
@@ -59,9 +108,14 @@ async def read_json(request: web.Request, schema: marshmallow.Schema | None = No
 
 
 def read_query(request: web.Request, schema: marshmallow.Schema, _: type[T]) -> T:
-    """The query string loaded by `schema` (into a `T`); 422 with per-field details."""
+    """The query string loaded by `schema` (into a `T`); 422 with per-field details (a
+    value Postgres cannot store included)."""
+    query = dict(request.query)
+    refused = {name: [UNSTORABLE] for name, value in query.items() if not storable(value)}
+    if refused:
+        raise ValidationFailed("the query string is invalid", details=refused)
     try:
-        loaded: T = schema.load(dict(request.query))
+        loaded: T = schema.load(query)
     except marshmallow.ValidationError as exc:
         raise ValidationFailed("the query string is invalid", details=_details(exc)) from None
     return loaded

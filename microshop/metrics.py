@@ -42,9 +42,18 @@ class Metrics:
         observe_process(self)
 
     def counter(self, name: str, doc: str) -> Counter:
+        """The counter `name`: one per app, shared by every worker that reports under it
+        (two projections of one service, each with its own label)."""
+        found = self.registry.collectors.get(name)
+        if isinstance(found, Counter):
+            return found
         return Counter(name, doc, const_labels={"service": self.service}, registry=self.registry)
 
     def gauge(self, name: str, doc: str) -> Gauge:
+        """The gauge `name`, shared like `counter`'s."""
+        found = self.registry.collectors.get(name)
+        if isinstance(found, Gauge):
+            return found
         return Gauge(name, doc, const_labels={"service": self.service}, registry=self.registry)
 
     def histogram(

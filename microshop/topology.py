@@ -14,7 +14,14 @@ from eventstore import Consumer, HandlerContext, PostgresEventStore, Projection,
 from .config import Config
 from .services import SERVICES
 
-__all__ = ["CONSUMER_QUEUES", "ConsumerSpec", "consumers_for", "load_projections"]
+__all__ = [
+    "CONSUMER_QUEUES",
+    "LOG_READERS",
+    "ConsumerSpec",
+    "ReaderSpec",
+    "consumers_for",
+    "load_projections",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,6 +52,38 @@ CONSUMER_QUEUES: dict[str, ConsumerSpec] = {
 }
 """Every consumer queue of the system (`tests/integration/test_web_admin.py` checks that
 the services declare exactly these)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReaderSpec:
+    """A read model of one service folding events another service writes, straight from
+    the global log (no queue): written for the types and versions in `accepts`; another
+    version of those types is parked by its runner, never read as the wrong one."""
+
+    name: str
+    service: str
+    accepts: Mapping[str, frozenset[int]]
+
+
+_V1 = frozenset({1})
+
+LOG_READERS: dict[str, ReaderSpec] = {
+    spec.name: spec
+    for spec in (
+        ReaderSpec(
+            "cart_catalog",
+            "cart",
+            {
+                "ProductCreated": _V1,
+                "ProductUpdated": _V1,
+                "ProductPriceChanged": _V1,
+                "ProductDiscontinued": _V1,
+            },
+        ),
+    )
+}
+"""Every read model that reads another service's events from the log: those events are
+integration events too (`microshop.contracts`), like those a consumer queue accepts."""
 
 
 async def _never_called(ctx: HandlerContext) -> None:  # pragma: no cover - never consumed

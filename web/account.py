@@ -45,7 +45,12 @@ async def login(request: web.Request) -> web.Response:
     if not email or not password:
         return await _form(request, email=email, error="Enter your email and password.", status=422)
     answer = await call(
-        request, "auth", "POST", "/api/auth/login", json={"email": email, "password": password}
+        request,
+        "auth",
+        "POST",
+        "/api/auth/login",
+        json={"email": email, "password": password},
+        vouch=True,
     )
     if answer.status == 429:
         wait = answer.headers.get("Retry-After", "a few")

@@ -22,6 +22,7 @@ import jinja2
 from aiohttp import web
 
 from microshop import context
+from microshop.http import storable
 
 from . import session
 from .errors import PageError, Redirect
@@ -53,6 +54,7 @@ SECURITY_HEADERS = {
 _STORE_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _TIMED_OUT = PageError(504, "Timed out", "A service behind this page did not answer in time.")
 _FAILED = PageError(500, "Something went wrong", "The error has been logged.")
+_UNSTORABLE = PageError(400, "Bad request", "The address holds a NUL or an invalid character.")
 
 
 def page(handler: Handler) -> Handler:
@@ -70,6 +72,8 @@ def page(handler: Handler) -> Handler:
 
 async def _outcome(handler: Handler, request: web.Request) -> web.StreamResponse:
     try:
+        if not storable(request.path) or not all(map(storable, request.query.values())):
+            raise _UNSTORABLE
         return await handler(request)
     except Redirect as redirect:
         return web.Response(status=redirect.status, headers={"Location": redirect.location})

@@ -1,9 +1,9 @@
 """Calling the services' public HTTP API for a page, the way the gateway's proxy does.
 
-Pages get their data like any client: through the public API, on the gateway's
-shared HTTP client, with the request and correlation ids, `traceparent` and the caller's
-address the proxy forwards too. An upstream that is down, failing or slow becomes a
-`PageError` (502/503/504), never a 500.
+Pages get their data like any client: through the public API, on the gateway's shared
+HTTP client, with the request and correlation ids, `traceparent` and the caller's address
+the proxy forwards too (the internal key only where the endpoint reads that address). An
+upstream that is down, failing or slow becomes a `PageError` (502/503/504), never a 500.
 """
 
 from __future__ import annotations
@@ -48,9 +48,12 @@ async def call(
     params: Mapping[str, str] | None = None,
     json: Any = None,
     token: str | None = None,
+    vouch: bool = False,
 ) -> Reply:
-    """`method path` at `service`; a 5xx, a refused connection or a timeout is a PageError."""
-    headers = identity_headers(request)
+    """`method path` at `service`; a 5xx, a refused connection or a timeout is a PageError.
+    `vouch`: the endpoint reads the caller's address (login): send the internal key that
+    vouches for it, as the gateway's route table says for the same endpoint."""
+    headers = identity_headers(request, vouch=vouch)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     client = ServiceClient.of(request.app, service)

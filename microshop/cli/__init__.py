@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 
@@ -11,9 +12,9 @@ import click
 from eventstore import EventStoreError
 
 from .. import services
-from ..config import Config
+from ..config import SERVICE_PORTS, Config, redacted
 from ..logs import setup_logging
-from .common import load_config, run_async
+from .common import Main, load_config, run_async
 from .eventlog import events, projections
 from .gdpr import gdpr
 from .messaging import dead_letters, republish
@@ -22,13 +23,20 @@ from .stack import REPLICAS_HELP, budget, prepare
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="microshop")
-def main() -> None:
+@click.option(
+    "--traceback", is_flag=True, help="Show the traceback of a failure (for reporting a bug)."
+)
+def main(traceback: bool) -> None:
     """MicroShop: an event-sourced microservices shop.
 
     Configuration comes from the environment (see .env.example): DATABASE_URL, AMQP_URL,
-    MICROSHOP_NAMESPACE, the *_PORT variables and more.
+    MICROSHOP_NAMESPACE, the *_PORT variables and more. A failure is one `Error:` line
+    and exit status 1 (passwords masked).
     """
 
 
@@ -59,7 +67,7 @@ def migrate(no_create: bool, seed_if_empty: bool, app_role: str) -> None:
                 config.session_database_url, create=not no_create, app_role=app_role or None
             )
         )
-    except (MigrationError, OSError) as exc:
+    except MigrationError as exc:
         raise click.ClickException(str(exc)) from None
     if applied:
         for name in applied:
@@ -83,6 +91,15 @@ def serve(service: str, port: int | None) -> None:
         services.serve(service, config, port=port)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        env_name, _ = SERVICE_PORTS[service]
+        chosen = config.port_of(service) if port is None else port
+        raise click.ClickException(
+            f"{service} cannot listen on {config.host}:{chosen}: the port is in use"
+            f" (choose another with {env_name} or --port)"
+        ) from None
 
 
 @main.command()
@@ -139,7 +156,8 @@ def seed(reset: bool, yes: bool, if_empty: bool) -> None:
     config = load_config()
     if reset and not yes:
         click.confirm(
-            f"This deletes every event, account and read model in {config.database_url}. Continue?",
+            "This deletes every event, account and read model in"
+            f" {redacted(config.database_url)}. Continue?",
             abort=True,
         )
 
@@ -172,9 +190,7 @@ def _seed(config: Config, *, reset: bool, if_empty: bool) -> None:
             await pool.close()
 
     try:
-        run_async(run())
-    except OSError as exc:
-        raise click.ClickException(f"cannot reach the database: {exc}") from None
+        run_async(run())  # a database that cannot be used is one `Error:` line (`common.Main`)
     except SeedError as exc:
         raise click.ClickException(str(exc)) from None
     except EventStoreError as exc:  # not the owner of the log; no key-encryption key

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import click
 import msgspec
 from rich.console import Console
@@ -20,8 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eventstore import (
+    START,
     Dropped,
     FoldFailed,
+    Position,
     PostgresEventStore,
     Projection,
     RebuildInProgress,
@@ -66,21 +67,15 @@ def _json(value: Any, limit: int | None = None) -> str:
 
 @contextlib.asynccontextmanager
 async def open_store() -> AsyncIterator[PostgresEventStore]:
+    """The event store of DATABASE_URL (a database that cannot be used, or is not migrated,
+    is one `Error:` line: `common.Main`)."""
     config = load_config()
-    try:
-        pool = await create_pool(
-            config.session_database_url, application_name="microshop-cli", max_size=4
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise click.ClickException(
-            f"cannot reach the database at DATABASE_URL={config.database_url}: {exc}"
-            "\n(is Postgres running, and did you run `microshop migrate`?)"
-        ) from None
+    pool = await create_pool(
+        config.session_database_url, application_name="microshop-cli", max_size=4
+    )
     store = PostgresEventStore(pool, dsn=config.session_database_url, vault=vault_for(config, pool))
     try:
         yield store
-    except asyncpg.UndefinedTableError as exc:
-        raise click.ClickException(f"{exc}: run `microshop migrate` first") from None
     finally:
         await store.close()
         await pool.close()
@@ -144,7 +139,14 @@ def _event_line(event: RecordedEvent) -> str:
 @events.command()
 @click.option("--category", "-c", multiple=True, help="Only streams of this category (repeat).")
 @click.option("--from-start", is_flag=True, help="Start at the first event, not the last 10.")
-@click.option("--last", "-n", default=10, show_default=True, help="Events shown before following.")
+@click.option(
+    "--last",
+    "-n",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Events shown before following (0: only new ones).",
+)
 @click.option("--no-follow", is_flag=True, help="Exit when caught up instead of waiting.")
 def tail(category: tuple[str, ...], from_start: bool, last: int, no_follow: bool) -> None:
     """Print the global log as it grows (commit-safe order), like `tail -f`."""
@@ -153,7 +155,7 @@ def tail(category: tuple[str, ...], from_start: bool, last: int, no_follow: bool
 
     async def run() -> None:
         async with open_store() as store:
-            after = await _tail_start(store, 0 if from_start else last)
+            after = START if from_start else await _tail_start(store, last)
             watcher = store.watcher()
             async with watcher:
                 while True:
@@ -171,11 +173,10 @@ def tail(category: tuple[str, ...], from_start: bool, last: int, no_follow: bool
         run_async(run())
 
 
-async def _tail_start(store: PostgresEventStore, last: int) -> Any:
-    from eventstore import START, Position
-
-    if last <= 0:
-        return START
+async def _tail_start(store: PostgresEventStore, last: int) -> Position:
+    """Where to start so that the last `last` events are shown (0: none, only new ones)."""
+    if last == 0:
+        return await store.head()
     row = await store.pool.fetchrow(
         """SELECT tx_id, global_position FROM (
                SELECT tx_id, global_position FROM events
@@ -197,7 +198,13 @@ async def _tail_start(store: PostgresEventStore, last: int) -> Any:
     default=None,
     help="Every event of one correlation (a request and all it caused), across streams.",
 )
-@click.option("--limit", default=1000, show_default=True, help="Events shown at most.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Events shown at most.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead.")
 def show(stream: str | None, correlation: str | None, limit: int, as_json: bool) -> None:
     """Show the timeline of one STREAM, or of one correlation.
@@ -357,7 +364,13 @@ def _print_step(projection: Projection, event: RecordedEvent, key: Any, row: Row
 
 @events.command(name="check")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
-@click.option("--show", default=50, show_default=True, help="Failures listed (all are counted).")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Failures listed (all are counted).",
+)
 def check_command(as_json: bool, show: int) -> None:
     """Decode the whole log with this code: counts per type and version, every failure.
 
@@ -631,7 +644,7 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
                     raise click.ClickException(f"{exc}; try again when it has finished") from None
                 except FoldFailed as exc:
                     raise click.ClickException(
-                        f"{exc}\nnothing swapped in; fix the projection (or the event), then"
+                        f"{exc}; nothing swapped in; fix the projection (or the event), then"
                         f" `microshop projections rebuild {name} --resume` goes on from here"
                     ) from None
                 progress.update(task, total=result.events, completed=result.events)
@@ -666,7 +679,13 @@ def _progress(*, transient: bool = False, disable: bool = False) -> Progress:
 @projections.command(name="verify")
 @click.argument("name")
 @click.option("--fix", is_flag=True, help="Repair the rows that differ (only those).")
-@click.option("--show", default=20, show_default=True, help="Differing keys listed in full.")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Differing keys listed in full.",
+)
 def verify_command(name: str, fix: bool, show: int) -> None:
     """Compare projection NAME's table with the fold of the log up to its checkpoint.
 

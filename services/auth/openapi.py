@@ -4,27 +4,43 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-__all__ = ["AccountSchema", "ExportSchema", "ForgottenSchema", "JwksSchema", "TokenSchema"]
+__all__ = [
+    "AccountSchema",
+    "ExportSchema",
+    "ForgottenSchema",
+    "JwksSchema",
+    "MeSchema",
+    "TokenSchema",
+]
 
 
 class AccountSchema(Schema):
     id = fields.UUID(required=True)
     email = fields.Email(required=True)
-    roles = fields.List(fields.String())
+
+
+class MeSchema(AccountSchema):
+    roles = fields.List(fields.String(metadata={"enum": ["user", "admin"]}), required=True)
 
 
 class TokenSchema(Schema):
     access_token = fields.String(required=True)
-    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    token_type = fields.String(required=True, metadata={"enum": ["Bearer"]})
     expires_in = fields.Integer(
-        required=True, metadata={"description": "seconds the access token lives (at most 900)"}
+        required=True,
+        metadata={
+            "minimum": 1,
+            "maximum": 900,
+            "description": "seconds the access token lives (at most 900)",
+        },
     )
     refresh_token = fields.String(
         required=True,
         metadata={"description": "one use: `POST /api/auth/refresh` trades it for a new pair"},
     )
     refresh_expires_in = fields.Integer(
-        required=True, metadata={"description": "seconds the refresh token stays usable"}
+        required=True,
+        metadata={"minimum": 1, "description": "seconds the refresh token stays usable"},
     )
 
 

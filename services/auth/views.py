@@ -16,7 +16,7 @@ from microshop.openapi import documented
 from .accounts import Account, EmailTaken
 from .appkeys import ACCOUNTS, KEYS, REFRESH_TOKENS, THROTTLE
 from .domain import normalize_email
-from .openapi import AccountSchema, JwksSchema, TokenSchema
+from .openapi import AccountSchema, JwksSchema, MeSchema, TokenSchema
 from .passwords import hash_password, verify_password
 from .schemas import LoginSchema, RefreshSchema, RegisterSchema
 from .throttle import LoginAttempt
@@ -116,7 +116,7 @@ async def revoked_sessions(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/auth/me")
-@documented(response=AccountSchema, errors=(401,))
+@documented(response=MeSchema, errors=(401,))
 async def me(request: web.Request) -> web.Response:
     """The caller's account."""
     principal = await authenticate(request)

@@ -1,4 +1,5 @@
-"""cart-service: event-sourced carts (`cart-{user_id}` streams, read model `carts`)."""
+"""cart-service: event-sourced carts (`cart-{user_id}` streams, read model `carts`), priced
+from its own copy of the catalog (read model `cart_catalog`, folded from product events)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from microshop.topology import CONSUMER_QUEUES
 from microshop.workers import consumer_context, projection_context
 
 from . import events as _events  # noqa: F401  (registers the cart's event types)
+from .catalog import CATALOG
 from .handlers import on_order_placed
 from .projections import CARTS
 from .views import routes
@@ -27,6 +29,7 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
         routes=routes,
         contexts=[
             projection_context(CARTS),
+            projection_context(CATALOG),
             consumer_context(
                 CHECKOUT.name, CHECKOUT.bindings, on_order_placed, accepts=CHECKOUT.accepts
             ),

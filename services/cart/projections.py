@@ -3,7 +3,10 @@
 Table `carts` (migrations/0004): `user_id` (the stream is `cart-{user_id}`), `items` (jsonb
 list of `{product_id, name, unit_price, quantity, line_total}`, money as strings),
 `total`, `currency` (null while empty), `version` (the stream version) and `updated_at`.
-A cart emptied by events keeps its row, so its version stays visible.
+A cart emptied by events keeps its row, so its version stays visible. The prices here are
+those the lines were added at (a fact of the stream); the API shows every line at the
+catalog's current price instead (`catalog`, read model `cart_catalog`, registered here
+too so every tool that loads the projections finds it).
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import Any
 from eventstore import Projection, RecordedEvent, Row, Snapshot, register_projection
 from eventstore.pg import Executor
 
+from .catalog import CATALOG
 from .domain import EMPTY, Cart, Line, apply
+from .domain.pricing import PricedLine
 from .events import CART_STREAMS
 
-__all__ = ["CARTS", "CartsProjection", "read_cart", "snapshot_of"]
+__all__ = ["CARTS", "CATALOG", "CartsProjection", "line_json", "read_cart", "snapshot_of"]
 
 
 def cart_of_row(row: Row) -> Cart:
@@ -34,19 +39,21 @@ def cart_of_row(row: Row) -> Cart:
     return Cart(lines, row["currency"], row["version"])
 
 
+def line_json(line: Line | PricedLine) -> dict[str, Any]:
+    """A cart line as the API and the `items` column show it."""
+    return {
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "name": line.name,
+        "unit_price": line.unit_price,
+        "quantity": line.quantity,
+        "line_total": line.line_total,
+    }
+
+
 def items_of(cart: Cart) -> list[dict[str, Any]]:
-    """The cart's lines as the API and the `items` column show them."""
-    return [
-        {
-            "product_id": line.product_id,
-            "sku": line.sku,
-            "name": line.name,
-            "unit_price": line.unit_price,
-            "quantity": line.quantity,
-            "line_total": line.line_total,
-        }
-        for line in cart.lines
-    ]
+    """The cart's lines as the `items` column keeps them (at the prices they were added at)."""
+    return [line_json(line) for line in cart.lines]
 
 
 class CartsProjection(Projection):

@@ -1,4 +1,4 @@
-"""The edges' shapes: HTTP bodies, product-service's answer and the `OrderPlaced` message.
+"""The edges' shapes: HTTP bodies, product-service's answer and events, and `OrderPlaced`.
 
 Each schema loads into a frozen dataclass; dicts do not travel past the edge.
 """
@@ -11,9 +11,13 @@ from typing import Any, NamedTuple
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
+from microshop.openapi import CURRENCY_PATTERN, whole
+
 from .domain import MAX_QUANTITY
+from .domain.pricing import CatalogFact, Discontinued, Listed, PriceChanged, Revised
 
 __all__ = [
+    "CATALOG_FACTS",
     "AddItem",
     "AddItemSchema",
     "OrderPlacedSchema",
@@ -26,10 +30,10 @@ __all__ = [
 
 # One URL path segment of product-service (its ids are UUIDs; this only keeps paths sane).
 PRODUCT_ID = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+    whole(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}"),
     error="a product id is 1..100 letters, digits, '_', '.', ':' or '-'",
 )
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code such as EUR")
+CURRENCY = validate.Regexp(CURRENCY_PATTERN, error="an ISO 4217 code such as EUR")
 
 
 # -- HTTP bodies -------------------------------------------------------------------------
@@ -155,3 +159,66 @@ class OrderPlacedSchema(Schema):
     def make(self, data: dict[str, Any], **_: Any) -> PlacedOrder:
         lines = tuple((item["product_id"], item["quantity"]) for item in data["items"])
         return PlacedOrder(str(data["order_id"]), data["user_id"], lines)
+
+
+# -- product-service's events (read from the log by the `cart_catalog` read model) ------
+
+
+class _ProductEventSchema(Schema):
+    """The part of a product event the cart reads; other fields are ignored, so
+    product-service may add some (at a new version, which the cart accepts first)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    product_id = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+class _ProductCreatedSchema(_ProductEventSchema):
+    sku = fields.String(required=True)
+    name = fields.String(required=True)
+    price = fields.Decimal(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True, validate=CURRENCY)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CatalogFact:
+        return Listed(**data)
+
+
+class _ProductUpdatedSchema(_ProductEventSchema):
+    name = fields.String(required=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CatalogFact:
+        return Revised(**data)
+
+
+class _ProductPriceChangedSchema(_ProductEventSchema):
+    new_price = fields.Decimal(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True, validate=CURRENCY)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CatalogFact:
+        return PriceChanged(data["product_id"], data["new_price"], data["currency"])
+
+
+class _ProductDiscontinuedSchema(_ProductEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> CatalogFact:
+        return Discontinued(**data)
+
+
+CATALOG_FACTS: dict[str, Schema] = {
+    "ProductCreated": _ProductCreatedSchema(),
+    "ProductUpdated": _ProductUpdatedSchema(),
+    "ProductPriceChanged": _ProductPriceChangedSchema(),
+    "ProductDiscontinued": _ProductDiscontinuedSchema(),
+}
+"""The schema of each product event the catalog read model folds, by event type. Contract
+(product-service's `docs/events/Product*.v1.json`; streams `product-{uuid}`)::
+
+    ProductCreated      {"product_id", "sku", "name", "price": "19.99", "currency", ...}
+    ProductUpdated      {"product_id", "name", ...}
+    ProductPriceChanged {"product_id", "new_price": "21.00", "currency", ...}
+    ProductDiscontinued {"product_id"}
+"""

@@ -1,9 +1,11 @@
 """HTTP API of the cart. The cart is always the verified caller's own.
 
-Writes answer with the cart they produced, after the `carts` read model has caught up with
-them, so a GET right after sees the change (read-your-writes). Refusals (a quantity out of
-range, an unknown product, a line not in the cart) are the domain's errors, answered by the
-kernel.
+Every answer shows the cart at the catalog's current prices (`catalog.current_entries`,
+exact at the moment of the read), each line `available` or not: what an order placed now
+would charge, and what it would refuse. Writes answer with the cart they produced, after
+the `carts` read model has caught up with them, so a GET right after sees the change
+(read-your-writes). Refusals (a quantity out of range, an unknown product, a line not in
+the cart) are the domain's errors, answered by the kernel.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from microshop.openapi import documented
 from microshop.workers import read_your_writes
 
 from . import domain
+from .catalog import current_entries
 from .domain import Cart
+from .domain.pricing import price
 from .handlers import Decision, add_to_cart, change_cart
 from .openapi import CartSchema
 from .products import ProductService
-from .projections import CARTS, items_of, read_cart, snapshot_of
+from .projections import CARTS, line_json, read_cart, snapshot_of
 from .schemas import AddItem, AddItemSchema, SetQuantity, SetQuantitySchema
 
 __all__ = ["routes"]
@@ -34,13 +38,16 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def render(cart: Cart) -> dict[str, Any]:
-    """The API form of a cart; an empty one has `currency: null` and total "0.00"."""
+async def render(app: web.Application, cart: Cart) -> dict[str, Any]:
+    """The API form of a cart at today's prices; an empty one has `currency: null` and
+    total "0.00", and the total counts the available lines only."""
+    catalog = await current_entries(app[STORE], [line.product_id for line in cart.lines])
+    priced = price(cart, catalog)
     return {
-        "items": items_of(cart),
-        "total": cart.total,
-        "currency": cart.currency,
-        "version": cart.version,
+        "items": [{**line_json(line), "available": line.available} for line in priced.lines],
+        "total": priced.total,
+        "currency": priced.currency,
+        "version": priced.version,
     }
 
 
@@ -74,11 +81,18 @@ async def _write(request: web.Request, decide: Decision) -> Cart:
 async def get_cart(request: web.Request) -> web.Response:
     """The caller's cart."""
     user_id = (await authenticate(request)).user_id
-    return json_response(render(await read_cart(request.app[POOL], user_id)))
+    app = request.app
+    return json_response(await render(app, await read_cart(app[POOL], user_id)))
 
 
 @routes.post("/api/cart/items")
-@documented(request=AddItemSchema, response=CartSchema, errors=(400, 401, 422))
+@documented(
+    request=AddItemSchema,
+    response=CartSchema,
+    errors=(400, 401, 422),
+    rules="unknown_product: the catalog does not sell it; currency_mismatch: it is priced in"
+    " another currency than the cart; quantity_out_of_range: the line would hold over 99",
+)
 async def add_item(request: web.Request) -> web.Response:
     """Add to a cart line."""
     user_id = (await authenticate(request)).user_id
@@ -93,7 +107,7 @@ async def add_item(request: web.Request) -> web.Response:
         metadata=_metadata(user_id),
         snapshot=snapshot_of(app[POOL], user_id),
     )
-    return json_response(render(await _settled(app, done)))
+    return json_response(await render(app, await _settled(app, done)))
 
 
 @routes.put("/api/cart/items/{product_id}")
@@ -106,7 +120,7 @@ async def set_quantity(request: web.Request) -> web.Response:
     cart = await _write(
         request, lambda cart: domain.change_quantity(cart, product_id, body.quantity)
     )
-    return json_response(render(cart))
+    return json_response(await render(request.app, cart))
 
 
 @routes.delete("/api/cart/items/{product_id}")
@@ -115,7 +129,7 @@ async def remove_item(request: web.Request) -> web.Response:
     """Remove a line."""
     product_id = request.match_info["product_id"]
     cart = await _write(request, lambda cart: domain.remove_item(cart, product_id))
-    return json_response(render(cart))
+    return json_response(await render(request.app, cart))
 
 
 @routes.delete("/api/cart")

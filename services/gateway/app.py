@@ -29,6 +29,7 @@ from .routing import ROUTES
 
 
 def proxy_routes() -> list[web.RouteDef]:
+    """One route per path and method of the table, each checking access, then forwarding."""
     return [
         web.route(method, route.path, handler_for(route, method))
         for route in ROUTES
@@ -75,6 +76,7 @@ def create_app(config: Config, *, token_keys: KeySource | None = None) -> web.Ap
             background("token-revocations", poll_revocations),
         ],
         database=False,
+        public=True,
         middlewares=[cors_preflight_middleware, rate_limit_middleware],
         token_keys=token_keys,
     )

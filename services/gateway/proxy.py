@@ -1,14 +1,21 @@
 """Forwarding a public request to the service behind it.
 
-The gateway checks the token at the edge (the service checks again), forwards the
-end-to-end headers plus request id, correlation id and `traceparent`, tells the service
-the caller's address (vouched for with the internal key), and turns an upstream that is
-down, failing or slow into a 502/503/504 JSON error.
+The gateway checks the token at the edge (the service checks again) and forwards the
+path it authorised: the route's pattern filled in with the matched parameters, each
+percent-encoded as one segment, sent without re-normalisation. A parameter that would
+change the path's shape once decoded (`.`, `..`, a slash, a backslash, a control
+character, an undecodable `%`) is a 404 here, never resolved into another route. It
+forwards the end-to-end headers plus request id, correlation id and `traceparent` (a
+client's `X-Causation-ID` never: causation is the system's to record), tells the
+service the caller's address (vouched for with the internal key only on the routes that
+read it), and turns an upstream that is down, failing or slow into a 502/503/504.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,11 +29,11 @@ from microshop.client import (
     UpstreamError,
     identity_headers,
 )
-from microshop.errors import BadGateway, GatewayTimeout
+from microshop.errors import BadGateway, GatewayTimeout, NotFound
 
 from .routing import Access, Route
 
-__all__ = ["forward", "handler_for"]
+__all__ = ["forward", "handler_for", "upstream_path"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-internal-api-key",
+    "x-causation-id",
     "x-request-id",
     "forwarded",
 }
@@ -78,20 +86,50 @@ async def _check_access(request: web.Request, access: Access) -> None:
         await require_admin(request)
 
 
-async def forward(request: web.Request, service: str) -> web.Response:
+# Characters a path segment may carry unencoded (RFC 3986 pchar, less the sub-delims
+# some servers treat specially); everything else is percent-encoded.
+_SEGMENT_SAFE = "-._~:@!$*+,"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _segment(name: str, value: str) -> str:
+    """`value` (decoded, as matched) as one encoded path segment; a 404 for a value that
+    would not stay one segment of this route once decoded upstream."""
+    if (
+        value in ("", ".", "..")
+        or "/" in value
+        or "\\" in value
+        or "%" in value  # left encoded by the router: not valid UTF-8
+        or _CONTROL.search(value)
+    ):
+        raise NotFound("no such resource", details={name: ["not a valid path segment"]})
+    return urllib.parse.quote(value, safe=_SEGMENT_SAFE)
+
+
+def upstream_path(route: Route, request: web.Request) -> str:
+    """The path and query to forward: `route`'s pattern with the matched parameters."""
+    params = {name: _segment(name, value) for name, value in request.match_info.items()}
+    path = route.path.format_map(params)
+    query = request.rel_url.raw_query_string
+    return f"{path}?{query}" if query else path
+
+
+async def forward(request: web.Request, route: Route) -> web.Response:
+    service = route.service
+    path = upstream_path(route, request)
     listed = _connection_listed(request.headers)
     headers = CIMultiDict(
         (k, v)
         for k, v in request.headers.items()
         if k.lower() not in _NOT_FORWARDED and k.lower() not in listed
     )
-    headers.update(identity_headers(request))
+    headers.update(identity_headers(request, vouch=route.client_address))
     body = await request.read() if request.can_read_body else None
     client = ServiceClient.of(request.app, service)
     details = {"service": service}
     try:
         async with client.send(
-            request.method, str(request.rel_url), headers=headers, data=body
+            request.method, path, headers=headers, data=body, encoded=True
         ) as upstream:
             payload = await upstream.read()
             returned = _connection_listed(upstream.headers)
@@ -117,7 +155,7 @@ def handler_for(route: Route, method: str) -> Callable[[web.Request], Awaitable[
 
     async def handle(request: web.Request) -> web.Response:
         await _check_access(request, access)
-        return await forward(request, route.service)
+        return await forward(request, route)
 
     handle.__name__ = f"{method.lower()}_{route.service}"
     return handle

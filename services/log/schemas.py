@@ -10,6 +10,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from microshop import context
+from microshop.openapi import whole
 
 from .lines import normalize_level
 from .store import LogQuery
@@ -18,7 +19,18 @@ __all__ = ["LEVEL_NAMES", "LogQuerySchema"]
 
 LEVEL_NAMES = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 MAX_LIMIT = 1000
-_SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_SERVICE = re.compile(whole(r"[a-z][a-z0-9_-]{0,63}"))
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+# what `normalize_level` makes a level of: any case, surrounding whitespace trimmed
+_LEVEL_PATTERN = whole(
+    r"\s*(?:" + "|".join(map(_caseless, (*LEVEL_NAMES, "WARNING", "CRITICAL"))) + r")\s*"
+)
+_ID_PATTERN = whole(r"[A-Za-z0-9._:-]{1,128}")  # `context.valid_id`
 
 
 class _Id(fields.String):
@@ -51,15 +63,28 @@ class LogQuerySchema(marshmallow.Schema):
         metadata={"description": "the service that wrote the line, e.g. order-consumer"},
     )
     level = _Level(
-        load_default=None, metadata={"description": ", ".join(LEVEL_NAMES) + " (WARNING = WARN)"}
+        load_default=None,
+        metadata={
+            "description": ", ".join(LEVEL_NAMES) + " in any case (WARNING = WARN)",
+            "pattern": _LEVEL_PATTERN,
+        },
     )
-    correlation_id = _Id(load_default=None, metadata={"description": "one correlation's lines"})
-    request_id = _Id(load_default=None, metadata={"description": "one request's lines"})
+    correlation_id = _Id(
+        load_default=None,
+        metadata={"description": "one correlation's lines", "pattern": _ID_PATTERN},
+    )
+    request_id = _Id(
+        load_default=None, metadata={"description": "one request's lines", "pattern": _ID_PATTERN}
+    )
     since = fields.AwareDateTime(
-        load_default=None, default_timezone=dt.UTC, metadata={"description": "ISO 8601 time"}
+        load_default=None,
+        default_timezone=dt.UTC,
+        metadata={"description": "ISO 8601 time (without an offset: UTC)"},
     )
     until = fields.AwareDateTime(
-        load_default=None, default_timezone=dt.UTC, metadata={"description": "ISO 8601 time"}
+        load_default=None,
+        default_timezone=dt.UTC,
+        metadata={"description": "ISO 8601 time (without an offset: UTC), after since"},
     )
     q = fields.String(
         load_default=None,

@@ -19,7 +19,12 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/logs")
-@documented(response=LogListSchema, errors=(401, 403, 422), query=LogQuerySchema)
+@documented(
+    response=LogListSchema,
+    errors=(401, 403, 422),
+    query=LogQuerySchema,
+    rules="until must be after since",
+)
 async def list_logs(request: web.Request) -> web.Response:
     """Search the central logs.
 

@@ -23,9 +23,13 @@ __all__ = ["CartService", "CartSnapshot", "Carts"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CartSnapshot:
+    """The caller's cart at the catalog's current prices: the `lines` an order takes, and
+    those whose product is no longer sold (`unavailable`, which an order refuses)."""
+
     lines: tuple[OrderLine, ...]
     currency: str | None
     version: int
+    unavailable: tuple[OrderLine, ...] = ()
 
 
 class Carts(Protocol):
@@ -43,20 +47,23 @@ class _LineSchema(Schema):
     unit_price = fields.Decimal(required=True)
     quantity = fields.Integer(required=True, strict=True)
     line_total = fields.Decimal(required=True)
+    available = fields.Boolean(required=True)
 
     @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> OrderLine:
-        return OrderLine(
+    def make(self, data: dict[str, Any], **_: Any) -> tuple[OrderLine, bool]:
+        line = OrderLine(
             data["product_id"],
             data["name"],
             Decimal(data["unit_price"]),
             data["quantity"],
             Decimal(data["line_total"]),
         )
+        return line, data["available"]
 
 
 class CartSchema(Schema):
-    """The part of `GET /api/cart` an order needs (cart-service's public contract)."""
+    """The part of `GET /api/cart` an order needs (cart-service's public contract): every
+    line at the catalog's current price, and whether its product is still sold."""
 
     class Meta:
         unknown = EXCLUDE
@@ -67,7 +74,9 @@ class CartSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> CartSnapshot:
-        return CartSnapshot(tuple(data["items"]), data["currency"], data["version"])
+        lines = [line for line, available in data["items"] if available]
+        unavailable = [line for line, available in data["items"] if not available]
+        return CartSnapshot(tuple(lines), data["currency"], data["version"], tuple(unavailable))
 
 
 _CART = CartSchema()
@@ -87,6 +96,6 @@ class CartService:
         if reply.status != 200:
             raise ServiceFailed("cart", f"cart-service answered {reply.status} for the cart")
         snapshot: CartSnapshot = self._client.load(reply, _CART)
-        if snapshot.lines and snapshot.currency is None:
+        if (snapshot.lines or snapshot.unavailable) and snapshot.currency is None:
             raise ServiceFailed("cart", "cart-service sent lines without a currency")
         return snapshot

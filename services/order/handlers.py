@@ -84,7 +84,9 @@ async def place_order(
     idempotency_key: str | None,
     metadata: Metadata,
 ) -> Placed:
-    """An order from the caller's current cart (`EmptyOrder` when there is none).
+    """An order from the caller's current cart at the catalog's current prices
+    (`EmptyOrder` when there is none, `ProductUnavailable` when it holds a product no
+    longer sold).
 
     The same Idempotency-Key from the same user gives the same order; the same cart
     state is never ordered twice (`CartAlreadyOrdered`). The placement row and the
@@ -96,7 +98,9 @@ async def place_order(
             return Placed(existing, None, replayed=True)
     cart = await carts.current()
     order_id = str(uuid.uuid4())
-    events = domain.place(order_id, user_id, cart.lines, cart.currency or "", cart.version)
+    events = domain.place(
+        order_id, user_id, cart.lines, cart.currency or "", cart.version, cart.unavailable
+    )
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(

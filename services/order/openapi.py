@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from microshop.openapi import PricedLineSchema
+from microshop.openapi import CURRENCY_PATTERN, Money, PricedLineSchema
 
 from .domain import CANCELLED, PAID, PAYMENT_FAILED, PENDING_PAYMENT
 
@@ -22,9 +22,9 @@ class OrderSchema(Schema):
         required=True, metadata={"enum": [PENDING_PAYMENT, PAID, PAYMENT_FAILED, CANCELLED]}
     )
     items = fields.List(fields.Nested(PricedLineSchema), required=True)
-    total = fields.Decimal(as_string=True, required=True)
-    currency = fields.String(required=True)
-    payment_attempts = fields.Integer(required=True)
+    total = Money(required=True)
+    currency = fields.String(required=True, metadata={"pattern": CURRENCY_PATTERN})
+    payment_attempts = fields.Integer(required=True, metadata={"minimum": 0})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -34,12 +34,14 @@ class OrderListSchema(Schema):
 
 
 class TimelineEntrySchema(Schema):
-    type = fields.String(required=True)
-    stream = fields.String(required=True)
-    stream_version = fields.Integer(required=True)
+    """One event of the order (`order-{id}`) or of its payment (`payment-{id}`)."""
+
+    type = fields.String(required=True, metadata={"example": "OrderPlaced"})
+    stream = fields.String(required=True, metadata={"example": "order-{id}"})
+    stream_version = fields.Integer(required=True, metadata={"minimum": 1})
     recorded_at = fields.DateTime(required=True)
-    data = fields.Dict(required=True)
-    correlation_id = fields.String(allow_none=True)
+    data = fields.Dict(required=True, metadata={"description": "the event as recorded"})
+    correlation_id = fields.String(required=True, allow_none=True)
 
 
 class TimelineSchema(Schema):

@@ -16,11 +16,11 @@ from aiohttp import web
 from eventstore import Metadata, Position
 from microshop import context
 from microshop.appkeys import CONFIG, POOL, STORE
-from microshop.auth import Principal, authenticate, require_internal
+from microshop.auth import Principal, authenticate, peer_causation, require_internal
 from microshop.client import ServiceClient
 from microshop.errors import ValidationFailed
 from microshop.http import json_response, read_json, read_query
-from microshop.openapi import documented
+from microshop.openapi import documented, whole
 from microshop.workers import RUNNERS, read_your_writes
 
 from . import domain
@@ -35,14 +35,16 @@ from .schemas import OrderQuery, OrderQuerySchema, PaymentFailedSchema, PaymentS
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+_KEY = re.compile(whole(r"[\x21-\x7e]{1,200}"))  # printable ASCII, no spaces
 
 
 def _metadata(principal: Principal | None, request: web.Request) -> Metadata:
+    """Metadata of the events a request records: a client's own request has no causing
+    event; a peer's call (internal key) may name one."""
     return context.event_metadata(
         "order",
         actor=principal.user_id if principal else "internal",
-        causation_id=context.valid_id(request.headers.get("X-Causation-ID")),
+        causation_id=peer_causation(request),
     )
 
 
@@ -93,12 +95,24 @@ async def _settled(request: web.Request, order_id: str, position: Position | Non
 
 
 @routes.post("/api/orders")
-@documented(status=201, response=OrderSchema, errors=(401, 409, 422))
+@documented(
+    status=201,
+    response=OrderSchema,
+    errors=(401, 409, 422),
+    headers={
+        "Idempotency-Key": {
+            "description": "the same key from the same user gives the same order",
+            "schema": {"type": "string", "pattern": _KEY.pattern},
+        }
+    },
+    rules="cart_empty: the cart has no lines (409 product_unavailable: it holds products no"
+    " longer sold; 409 cart_already_ordered: this state of the cart was ordered already)",
+)
 async def create_order(request: web.Request) -> web.Response:
     """Place an order from the cart (Idempotency-Key honoured)."""
     principal = await authenticate(request)
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not _KEY.fullmatch(key):
         raise ValidationFailed(details={"Idempotency-Key": ["1 to 200 printable characters"]})
     carts = CartService(ServiceClient.of(request.app, "cart"), request.headers["Authorization"])
     app = request.app
@@ -134,7 +148,12 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/orders/{id}")
-@documented(response=OrderSchema, errors=(401, 404, 422), query=OrderQuerySchema)
+@documented(
+    response=OrderSchema,
+    errors=(401, 404, 422),
+    query=OrderQuerySchema,
+    rules="as_of cannot be combined with wait > 0 (the past does not change)",
+)
 async def get_order(request: web.Request) -> web.Response:
     """One order (optionally long-polled, or as it was at a time).
 

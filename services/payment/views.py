@@ -16,7 +16,7 @@ from aiohttp import web
 from eventstore import Metadata
 from microshop import context
 from microshop.appkeys import STORE
-from microshop.auth import require_internal
+from microshop.auth import peer_causation, require_internal
 from microshop.errors import NotFound
 from microshop.http import json_response, read_json, uuid_in_path
 
@@ -39,9 +39,7 @@ routes = web.RouteTableDef()
 def metadata_for(request: web.Request) -> Metadata:
     """Who recorded the events: this service, in the caller's correlation, caused by the
     event the caller names in `X-Causation-ID` (e.g. the OrderPlaced it is acting on)."""
-    return context.event_metadata(
-        SERVICE, actor=SERVICE, causation_id=context.valid_id(request.headers.get("X-Causation-ID"))
-    )
+    return context.event_metadata(SERVICE, actor=SERVICE, causation_id=peer_causation(request))
 
 
 def present_result(result: PaymentResult) -> dict[str, Any]:

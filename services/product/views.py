@@ -100,7 +100,7 @@ async def get_product(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/products/{id}/image.svg")
-@documented(errors=(404,))
+@documented(errors=(304, 404), media="image/svg+xml")
 async def product_image(request: web.Request) -> web.Response:
     """The product's picture (SVG).
 
@@ -163,7 +163,11 @@ async def change_product(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/products/{id}")
-@documented(status=204, errors=(401, 403, 404))
+@documented(
+    summary="Discontinue a product (it stays readable by id, with active: false)",
+    status=204,
+    errors=(401, 403, 404),
+)
 async def discontinue_product(request: web.Request) -> web.Response:
     """Discontinue a product.
 

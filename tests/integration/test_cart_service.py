@@ -23,10 +23,13 @@ from pytest_aiohttp import AiohttpClient, AiohttpRawServer
 from eventstore import Metadata, PostgresEventStore, Reject, rebuild, replay
 from eventstore.pg import Pool
 from eventstore.store import GLOBAL_LOG_SQL
+from eventstore.verifying import verify
 from eventstore.wire import encode_row
 from microshop.config import Config
+from microshop.topology import load_projections
 from microshop.workers import CONSUMERS, RUNNERS
 from services.cart.app import create_app
+from services.cart.catalog import CATALOG, current_entries
 from services.cart.domain import CartCheckedOut
 from services.cart.handlers import checkout_event_id, placed_order
 from services.cart.projections import CARTS
@@ -75,6 +78,12 @@ class Catalog:
         assert resp.status == 201, await resp.text()
         product: dict[str, Any] = await resp.json()
         return product
+
+    async def reprice(self, product_id: str, price: str, **changes: str) -> None:
+        resp = await self.client.patch(
+            f"/api/products/{product_id}", json={"price": price, **changes}, headers=self.admin
+        )
+        assert resp.status == 200, await resp.text()
 
     async def discontinue(self, product_id: str) -> None:
         resp = await self.client.delete(f"/api/products/{product_id}", headers=self.admin)
@@ -125,6 +134,7 @@ def line(product: dict[str, Any], quantity: int) -> dict[str, Any]:
         "unit_price": str(price),
         "quantity": quantity,
         "line_total": str(price * quantity),
+        "available": True,
     }
 
 
@@ -207,6 +217,7 @@ async def test_adding_captures_the_catalog_price_and_adds_to_the_line(
             "unit_price": "5.00",
             "quantity": 1,
             "line_total": "5.00",
+            "available": True,
         },
     ]
     assert body["total"] == "104.95"
@@ -725,6 +736,81 @@ async def test_rebuild_equals_the_incremental_read_model(
     assert await get_cart(cart, user) == body
 
 
+# -- prices: the catalog's current ones ---------------------------------------------------
+
+
+async def test_the_cart_shows_the_current_price_and_which_products_are_no_longer_sold(
+    cart: Client, catalog: Catalog, user: dict[str, str]
+) -> None:
+    """The audit's case: 5 added at 1.00, re-priced to 500.00, then discontinued."""
+    cheap, kept = await catalog.product("1.00"), await catalog.product("2.00")
+    await add(cart, user, cheap["id"], 5)
+    await add(cart, user, kept["id"], 1)
+    assert (await get_cart(cart, user))["total"] == "7.00"
+
+    await catalog.reprice(cheap["id"], "500.00", name="Not so cheap")
+    repriced = await get_cart(cart, user)  # at once: a read is exact, whatever the runner's lag
+    assert repriced["items"][0] == {
+        **line(cheap, 5),
+        "name": "Not so cheap",
+        "unit_price": "500.00",
+        "line_total": "2500.00",
+    }
+    assert repriced["total"] == "2502.00"
+
+    await catalog.discontinue(cheap["id"])
+    gone = await get_cart(cart, user)
+    assert [(i["product_id"], i["available"]) for i in gone["items"]] == [
+        (cheap["id"], False),
+        (kept["id"], True),
+    ]
+    assert gone["total"] == "2.00"  # what an order of the rest would charge
+    assert gone["version"] == repriced["version"]  # the cart itself did not change
+    removed = await cart.delete(f"/api/cart/items/{cheap['id']}", headers=user)
+    assert (await removed.json())["items"] == [line(kept, 1)]
+
+
+async def test_a_read_is_exact_whether_or_not_the_catalog_read_model_caught_up(
+    catalog: Catalog, store: PostgresEventStore, pool: Pool
+) -> None:
+    """No cart-service runs here, so `cart_catalog` lags: rows behind their stream are
+    folded from the log; a current row is used as it is."""
+    mug = await catalog.product("4.00")
+    await catalog.reprice(mug["id"], "4.50")
+    missing = str(uuid.uuid4())
+    [entry] = (await current_entries(store, [mug["id"], missing])).values()
+    assert (entry.product_id, entry.price, entry.active) == (mug["id"], Decimal("4.50"), True)
+
+    await rebuild(store, CATALOG)  # the read model catches up with the log
+    row = await pool.fetchrow("SELECT * FROM cart_catalog WHERE product_id = $1", mug["id"])
+    assert row is not None and (row["price"], row["version"]) == (Decimal("4.50"), 2)
+    # a current row is read, not the log: mark it to see which one answers
+    await pool.execute(
+        "UPDATE cart_catalog SET name = 'from the row' WHERE product_id = $1", mug["id"]
+    )
+    assert (await current_entries(store, [mug["id"]]))[mug["id"]].name == "from the row"
+    await pool.execute(
+        "UPDATE cart_catalog SET name = $2 WHERE product_id = $1", mug["id"], mug["name"]
+    )
+    await catalog.discontinue(mug["id"])  # now the row is behind again: the log answers
+    entry = (await current_entries(store, [mug["id"]]))[mug["id"]]
+    assert (entry.name, entry.active) == (mug["name"], False)
+
+
+async def test_the_catalog_read_model_rebuilds_and_verifies_like_the_others(
+    cart: Client, catalog: Catalog, store: PostgresEventStore, pool: Pool
+) -> None:
+    assert "cart_catalog" in load_projections()  # `microshop projections ...` know it
+    tee = await catalog.product("3.10")
+    await catalog.reprice(tee["id"], "3.30")
+    await cart.app[RUNNERS][CATALOG.name].wait_for(await store.head())
+    before = await pool.fetch("SELECT * FROM cart_catalog ORDER BY product_id")
+    assert any(r["product_id"] == tee["id"] and r["price"] == Decimal("3.30") for r in before)
+    await rebuild(store, CATALOG)
+    assert await pool.fetch("SELECT * FROM cart_catalog ORDER BY product_id") == before
+    assert (await verify(store, CATALOG)).ok
+
+
 async def test_an_order_of_an_unknown_cart_and_a_malformed_order(
     cart: Client, catalog: Catalog, orders: Orders, store: PostgresEventStore
 ) -> None:
@@ -788,15 +874,22 @@ async def test_lines_added_by_version_1_read_as_lines_without_a_sku(
     )
     await cart.app[RUNNERS][CARTS.name].wait_for(await store.head())
     old = await get_cart(cart, user)
-    assert old["items"] == [{**line(tee, 2), "sku": None}] and old["version"] == 1
+    assert old["items"] == [line(tee, 2)] and old["version"] == 1  # shown as the catalog has it
 
+    async def recorded_skus() -> list[str | None]:
+        items = await pool.fetchval("SELECT items FROM carts WHERE user_id = $1", user_id)
+        return [item["sku"] for item in items]
+
+    assert await recorded_skus() == [None]  # the cart's own record: v1 did not keep it
     both = await add(cart, user, mug["id"], 1)  # a v2 event on top of the v1 one
     assert [(i["product_id"], i["sku"]) for i in both["items"]] == [
-        (tee["id"], None),
+        (tee["id"], tee["sku"]),
         (mug["id"], mug["sku"]),
     ]
-    again = await add(cart, user, tee["id"], 1)  # the SKU is known from now on
-    assert again["items"][0] == {**line(tee, 3), "sku": tee["sku"]}
+    assert await recorded_skus() == [None, mug["sku"]]
+    again = await add(cart, user, tee["id"], 1)  # the SKU is recorded from now on
+    assert again["items"][0] == line(tee, 3)
+    assert await recorded_skus() == [tee["sku"], mug["sku"]]
     stored = [(e.event_type, e.schema_version) for e in await store.read_stream(f"cart-{user_id}")]
     assert stored == [("CartItemAdded", 1), ("CartItemAdded", 2), ("CartItemAdded", 2)]
 

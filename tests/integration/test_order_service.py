@@ -232,6 +232,28 @@ async def test_timeline_lists_the_events_with_their_correlation(
     assert body["items"][0]["data"]["total"] == "25.80"
 
 
+async def test_only_a_peer_names_the_cause_of_what_it_records(
+    client: Client, store: PostgresEventStore
+) -> None:
+    owner = str(uuid.uuid4())
+    forged = {"X-Causation-ID": str(uuid.uuid4())}
+    first, second = await placed(store, client, owner), await placed(store, client, owner)
+    resp = await client.post(
+        f"/api/orders/{first}/cancel", headers={**bearer(mint(owner)), **forged}
+    )
+    assert resp.status == 200
+    cancelled = (await store.read_stream(f"order-{first}"))[-1]
+    assert (cancelled.event_type, cancelled.metadata.causation_id) == ("OrderCancelled", None)
+    report = {"round": 1, "attempt": 1, "payment_id": str(uuid.uuid4())}
+    url = f"/internal/orders/{second}/payment-succeeded"
+    assert (await client.post(url, json=report, headers={**KEY, **forged})).status == 200
+    paid = (await store.read_stream(f"order-{second}"))[-1]
+    assert (paid.event_type, paid.metadata.causation_id) == (
+        "PaymentSucceeded",
+        forged["X-Causation-ID"],
+    )
+
+
 async def test_internal_api_needs_the_key(
     client: Client, aiohttp_client: MakeClient, test_env: StackEnv
 ) -> None:

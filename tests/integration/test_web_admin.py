@@ -136,6 +136,8 @@ async def test_the_global_log_newest_first_with_a_category_filter_and_paging(
     await page(admin, f"/admin/events/stream/{category}-nothing", status=404)
     await page(admin, f"/admin/events/{uuid.uuid4()}", status=404)
     await page(admin, "/admin/events?before=-3", status=400)
+    await page(admin, "/admin/events/stream/a%00b", status=400)  # Postgres text holds no NUL
+    await page(admin, "/admin/events?category=a%00", status=400)
     # the gateway keeps the `streams` read model the page lists streams from
     async with asyncio.timeout(30):
         while True:

@@ -28,6 +28,16 @@ from services.cart.domain import (
     fold,
     remove_item,
 )
+from services.cart.domain.pricing import (
+    CatalogEntry,
+    CatalogFact,
+    Discontinued,
+    Listed,
+    PriceChanged,
+    Revised,
+    apply_fact,
+    price,
+)
 
 Decide = Callable[[Cart], Sequence[CartEvent]]
 
@@ -254,3 +264,57 @@ def test_item_added_version_1_reads_as_version_2_without_a_sku() -> None:
         ]
     )
     assert cart.lines == (Line("a", "Tee", Decimal("3.20"), 3, "TEE-1"),)
+
+
+# -- pricing at the catalog's current prices ---------------------------------------------
+
+
+def catalog(*facts: CatalogFact) -> dict[str, CatalogEntry]:
+    entries: dict[str, CatalogEntry | None] = {}
+    for fact in facts:
+        entries[fact.product_id] = apply_fact(entries.get(fact.product_id), fact)
+    return {k: v for k, v in entries.items() if v is not None}
+
+
+def listed(product_id: str, price: str = "10.00", currency: str = "EUR") -> Listed:
+    return Listed(
+        product_id, f"SKU-{product_id}", f"Product {product_id}", Decimal(price), currency
+    )
+
+
+def test_a_cart_is_priced_at_the_catalogs_price_not_the_price_it_was_added_at() -> None:
+    cart = fold([added("a", 5, price="1.00"), added("b", 2, price="3.00")])
+    now = catalog(
+        listed("a", "1.00"), PriceChanged("a", Decimal("500.00"), "EUR"), listed("b", "3.00")
+    )
+    priced = price(cart, now)
+    assert [(line.unit_price, line.line_total, line.available) for line in priced.lines] == [
+        (Decimal("500.00"), Decimal("2500.00"), True),
+        (Decimal("3.00"), Decimal("6.00"), True),
+    ]
+    assert priced.total == Decimal("2506.00")
+    assert priced.version == cart.version and priced.unavailable == ()
+
+
+def test_discontinued_unknown_and_other_currency_lines_are_unavailable_and_not_counted() -> None:
+    cart = fold([added("a", 1), added("b", 1), added("c", 1), added("d", 2, price="4.00")])
+    now = catalog(
+        listed("a"),
+        Revised("a", "Renamed a"),
+        Discontinued("a"),
+        listed("c"),
+        PriceChanged("c", Decimal("9.00"), "USD"),
+        listed("d", "4.50"),
+    )  # "b" is unknown to the catalog
+    priced = price(cart, now)
+    assert [(line.product_id, line.name, line.available) for line in priced.unavailable] == [
+        ("a", "Renamed a", False),
+        ("b", "Product b", False),  # as it was added: the catalog has nothing else
+        ("c", "Product c", False),
+    ]
+    assert priced.total == Decimal("9.00")  # d alone, at its new price
+
+
+def test_changes_to_a_product_never_listed_make_no_entry() -> None:
+    assert catalog(PriceChanged("x", Decimal("1.00"), "EUR"), Discontinued("x")) == {}
+    assert price(EMPTY, {}).total == Decimal("0.00")

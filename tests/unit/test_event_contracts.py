@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import jsonschema
 
-from eventstore import EventRegistry, registry
+from eventstore import EventRegistry, Metadata, RecordedEvent, registry
 from microshop import contracts
-from microshop.topology import CONSUMER_QUEUES
+from microshop.topology import CONSUMER_QUEUES, LOG_READERS
+from services.cart.catalog import CATALOG
 from services.cart.handlers import placed_order
 from services.order import domain
 from services.order import events as _order_events  # noqa: F401  (registers the producer's)
 from services.order_consumer.handlers import payment_round
+from services.product import domain as product
+from services.product.events import PRODUCT_EVENTS
+
+PRODUCT_EVENT_NAMES = {cls.__name__ for cls in PRODUCT_EVENTS}
 
 LINES = [domain.OrderLine("p-1", "Mug", Decimal("12.50"), 2, Decimal("25.00"))]
 
@@ -28,14 +35,33 @@ def published(event_type: str, version: int) -> dict[str, object]:
 
 def test_the_published_schemas_match_the_producers_code() -> None:
     assert contracts.check() == []
-    assert set(contracts.accepted()) == {"OrderPlaced", "PaymentRetryRequested"}
+    assert set(contracts.accepted()) == {
+        "OrderPlaced",
+        "PaymentRetryRequested",
+        *PRODUCT_EVENT_NAMES,  # the cart's catalog folds them
+    }
 
 
 def test_every_accepted_version_is_published() -> None:
-    for spec in CONSUMER_QUEUES.values():
-        for event_type, versions in spec.accepts.items():
+    declared = [(spec.name, spec.accepts) for spec in CONSUMER_QUEUES.values()]
+    declared += [(spec.name, spec.accepts) for spec in LOG_READERS.values()]
+    for name, accepts in declared:
+        for event_type, versions in accepts.items():
             for version in versions:
-                assert contracts.schema_path(event_type, version).exists(), (spec.name, event_type)
+                assert contracts.schema_path(event_type, version).exists(), (name, event_type)
+
+
+def registry_with(*classes: type[object], **versions: int) -> EventRegistry:
+    """A registry of today's integration events, `classes` in place of today's ones."""
+    registry = EventRegistry()
+    replaced = {cls.__name__ for cls in classes}
+    today: list[type[object]] = [domain.OrderPlaced, domain.PaymentRetryRequested]
+    for kept in [*today, *PRODUCT_EVENTS]:
+        if kept.__name__ not in replaced:
+            registry.register(kept)
+    for cls in classes:
+        registry.register(cls, name=cls.__name__, version=versions.get(cls.__name__, 1))
+    return registry
 
 
 def test_a_shape_changed_without_a_new_version_is_caught() -> None:
@@ -45,10 +71,7 @@ def test_a_shape_changed_without_a_new_version_is_caught() -> None:
     class OrderPlaced(domain.OrderPlaced):
         discount: Decimal = Decimal(0)
 
-    changed = EventRegistry()
-    changed.register(OrderPlaced, name="OrderPlaced", version=1)
-    changed.register(domain.PaymentRetryRequested)
-    problems = contracts.check(changed)
+    problems = contracts.check(registry_with(OrderPlaced))
     assert (
         len(problems) == 1
         and "OrderPlaced v1: the producer's class no longer matches" in (problems[0])
@@ -56,9 +79,7 @@ def test_a_shape_changed_without_a_new_version_is_caught() -> None:
 
 
 def test_a_new_version_needs_its_schema(tmp_path: Path) -> None:
-    bumped = EventRegistry()
-    bumped.register(domain.OrderPlaced, name="OrderPlaced", version=2)
-    bumped.register(domain.PaymentRetryRequested)
+    bumped = registry_with(domain.OrderPlaced, OrderPlaced=2)
     for path in contracts.SCHEMAS.glob("*.json"):  # the published files, v1 of each
         (tmp_path / path.name).write_text(path.read_text())
     problems = contracts.check(bumped, root=tmp_path)
@@ -84,3 +105,38 @@ def test_what_the_producer_writes_every_consumer_loads() -> None:
     retry_json = json.loads(registry.encode(retry))
     jsonschema.validate(retry_json, published("PaymentRetryRequested", 1))
     assert payment_round(retry_json).round == 2  # order-payments
+
+
+def test_what_the_catalog_writes_the_carts_catalog_folds() -> None:
+    """product-service's events, as it writes them, validate against their published
+    schemas and fold into the cart's catalog (`cart_catalog`) as the product now is."""
+    product_id = uuid.uuid4()
+    created = product.create(None, product_id, product.NewProduct("MUG-1", "Mug", Decimal("12.50")))
+    state = product.fold(created)
+    changes = product.ProductChanges(name="Big mug", price=Decimal("500.00"))
+    revised = product.revise(state, changes)
+    state = product.fold(revised, state)
+    events = [*created, *revised, *product.discontinue(state)]
+    assert [type(e).__name__ for e in events] == [
+        "ProductCreated",
+        "ProductUpdated",
+        "ProductPriceChanged",
+        "ProductDiscontinued",
+    ]
+    row = None
+    for version, event in enumerate(events, start=1):
+        name, schema_version = registry.type_of(event)
+        data = json.loads(registry.encode(event))
+        jsonschema.validate(data, published(name, schema_version))
+        recorded = RecordedEvent(
+            version, 1, f"product-{data['product_id']}", version, uuid.uuid4(), name,
+            schema_version, data, Metadata(), datetime.now(UTC),
+        )  # fmt: skip
+        row = CATALOG.apply(row, recorded)
+    assert row is not None
+    assert (row["name"], row["price"], row["active"], row["version"]) == (
+        "Big mug",
+        Decimal("500.00"),
+        False,
+        4,
+    )

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from microshop.domain import Kind
 from services.order import domain
 from services.order.domain import (
     CANCELLED,
@@ -40,6 +41,15 @@ def test_placing_derives_the_total_and_waits_for_payment() -> None:
     assert (order.status, order.round, order.attempts) == (PENDING_PAYMENT, 1, 0)
     with pytest.raises(domain.OrderDomainError):
         domain.place("o2", "u1", [], "EUR", 1)
+
+
+def test_a_cart_with_a_product_no_longer_sold_orders_nothing_and_names_it() -> None:
+    gone = OrderLine("p3", "Old hat", Decimal("1.00"), 5, Decimal("5.00"))
+    for lines in (LINES, []):
+        with pytest.raises(domain.ProductUnavailable) as refused:
+            domain.place("o3", "u1", lines, "EUR", 4, unavailable=[gone])
+        assert (refused.value.kind, refused.value.code) == (Kind.CONFLICT, "product_unavailable")
+        assert refused.value.details == {"products": [{"product_id": "p3", "name": "Old hat"}]}
 
 
 def test_a_payment_is_recorded_once() -> None:

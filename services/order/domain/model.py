@@ -51,6 +51,21 @@ class EmptyOrder(OrderDomainError):
         super().__init__("the cart is empty")
 
 
+class ProductUnavailable(OrderDomainError):
+    """The cart holds products the catalog no longer sells: nothing is ordered (HTTP 409)."""
+
+    kind, code = Kind.CONFLICT, "product_unavailable"
+
+    def __init__(self, lines: Sequence[OrderLine]) -> None:
+        names = ", ".join(line.name for line in lines)
+        super().__init__(
+            f"no longer sold: {names}; remove them from the cart to order the rest",
+            details={
+                "products": [{"product_id": line.product_id, "name": line.name} for line in lines]
+            },
+        )
+
+
 class IllegalTransition(OrderDomainError):
     """The order's status does not allow this (HTTP 409)."""
 
@@ -197,8 +212,13 @@ def place(
     lines: Sequence[OrderLine],
     currency: str,
     cart_version: int,
+    unavailable: Sequence[OrderLine] = (),
 ) -> list[OrderEvent]:
-    """An order of `lines` as the cart had them; the total is derived, never given."""
+    """An order of `lines` at the prices the cart shows them (the catalog's current ones);
+    the total is derived, never given. A cart with `unavailable` lines (products no longer
+    sold) orders nothing: `ProductUnavailable` names them."""
+    if unavailable:
+        raise ProductUnavailable(unavailable)
     if not lines:
         raise EmptyOrder()
     total = sum((line.line_total for line in lines), Decimal("0.00"))

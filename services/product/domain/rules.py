@@ -77,13 +77,14 @@ valid_currency = money.valid_currency
 
 
 def valid_image_url(value: str | None) -> str | None:
-    """None (the generated image), an absolute http(s) URL or a path on this site."""
+    """None (the generated image), an absolute http(s) URL or a path on this site (no
+    whitespace, backslashes or square brackets: no IPv6 literal hosts)."""
     if value is None:
         return None
     message = "must be an http(s) URL or a path starting with /"
     if not 1 <= len(value) <= IMAGE_URL_MAX:
         raise InvalidValue("image_url", f"must be 1 to {IMAGE_URL_MAX} characters")
-    if any(c.isspace() or c == "\\" or unicodedata.category(c) in ("Cc", "Cs") for c in value):
+    if any(c.isspace() or c in "\\[]" or unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise InvalidValue("image_url", message)
     try:
         parts = urllib.parse.urlsplit(value)

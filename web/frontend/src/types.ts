@@ -25,9 +25,12 @@ export interface Line {
   line_total: string
 }
 
-// A cart line also names the product's SKU (null for lines added before carts kept it).
+// A cart line is priced at the catalog's current price and names the product's SKU (null
+// when unknown). `available: false`: the product is no longer sold; the line counts for
+// nothing in the total and checkout refuses the cart (409 product_unavailable).
 export interface CartLine extends Line {
   sku?: string | null
+  available: boolean
 }
 
 export interface Cart {

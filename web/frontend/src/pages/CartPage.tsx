@@ -82,7 +82,8 @@ export function CartPage() {
       const apiError = asApiError(failure)
       setError(apiError)
       setBusy(null)
-      if (apiError.code === 'cart_empty') reload()
+      // the cart changed under us (emptied, or a product no longer sold): show it as it is
+      if (apiError.code === 'cart_empty' || apiError.code === 'product_unavailable') reload()
     }
   }
 
@@ -125,13 +126,20 @@ export function CartPage() {
                 commitDraft(line)
               }
               return (
-                <li key={line.product_id} className="card cart-line">
+                <li
+                  key={line.product_id}
+                  className={line.available ? 'card cart-line' : 'card cart-line unavailable'}
+                >
                   <div className="cart-line-name">
                     <Link to={`/products/${line.product_id}`}>{line.name}</Link>
                     {line.sku ? <span className="muted sku">SKU {line.sku}</span> : null}
-                    <span className="muted">
-                      <Money amount={line.unit_price} currency={cart.currency} /> each
-                    </span>
+                    {line.available ? (
+                      <span className="muted">
+                        <Money amount={line.unit_price} currency={cart.currency} /> each
+                      </span>
+                    ) : (
+                      <span className="field-error">No longer available: remove it to check out</span>
+                    )}
                   </div>
                   <form className="quantity" onSubmit={onSubmit}>
                     <button

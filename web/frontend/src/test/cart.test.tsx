@@ -18,7 +18,7 @@ function money(cents: number): string {
 }
 
 /** A stateful fake cart service. */
-function cartServer(fake: FakeApi, initial: Record<string, number>) {
+function cartServer(fake: FakeApi, initial: Record<string, number>, gone = new Set<string>()) {
   const quantities = new Map(Object.entries(initial))
   let version = 1
   const cart = (): Cart => {
@@ -29,8 +29,11 @@ function cartServer(fake: FakeApi, initial: Record<string, number>) {
       unit_price: money(PRICES[id][1]),
       quantity,
       line_total: money(PRICES[id][1] * quantity),
+      available: !gone.has(id),
     }))
-    const total = [...quantities].reduce((sum, [id, q]) => sum + PRICES[id][1] * q, 0)
+    const total = [...quantities]
+      .filter(([id]) => !gone.has(id))
+      .reduce((sum, [id, q]) => sum + PRICES[id][1] * q, 0)
     return { items, total: money(total), currency: items.length ? 'EUR' : null, version }
   }
   fake
@@ -203,6 +206,23 @@ describe('cart', () => {
     await waitFor(() => expect(fake.callsTo('POST', '/api/orders')).toHaveLength(2))
     const [first, second] = fake.callsTo('POST', '/api/orders').map((c) => c.headers['Idempotency-Key'])
     expect(second).not.toBe(first)
+  })
+
+  it('marks a product no longer sold and reloads the cart when checkout refuses it', async () => {
+    const gone = new Set<string>()
+    cartServer(fake, { 'p-mug': 2, 'p-tea': 1 }, gone)
+    fake.on('POST', '/api/orders', () => {
+      gone.add('p-tea') // discontinued while the cart page was open
+      return error(409, 'product_unavailable', 'no longer sold: Japanese Sencha Tea', {
+        products: [{ product_id: 'p-tea', name: 'Japanese Sencha Tea' }],
+      })
+    })
+    renderApp('/cart')
+    fireEvent.click(await screen.findByRole('button', { name: 'Check out' }))
+    expect((await screen.findByRole('alert')).textContent).toContain('no longer sold')
+    expect(await within(line('Japanese Sencha Tea')).findByText(/No longer available/)).toBeTruthy()
+    expect(within(line('Ceramic Coffee Mug')).queryByText(/No longer available/)).toBeNull()
+    expect(screen.getByText('25.80 EUR', { selector: '.cart-total *' })).toBeTruthy()
   })
 
   it('sends a logged-out visitor to the login page', async () => {

@@ -88,7 +88,7 @@ describe('catalog', () => {
   it('adds to the cart from the catalog when logged in', async () => {
     fake.on('POST', '/api/cart/items', (call) => ({
       body: {
-        items: [{ product_id: 'p-1', name: 'Product 01', unit_price: '1.50', quantity: 1, line_total: '1.50' }],
+        items: [{ product_id: 'p-1', name: 'Product 01', unit_price: '1.50', quantity: 1, line_total: '1.50', available: true }],
         total: '1.50',
         currency: 'EUR',
         version: 1,
@@ -115,7 +115,7 @@ describe('product page', () => {
     const fake = fakeApi()
     catalogServer(fake)
     fake.on('POST', '/api/cart/items', () => ({
-      body: { items: [{ product_id: 'p-3', name: 'Product 03', unit_price: '3.50', quantity: 4, line_total: '14.00' }], total: '14.00', currency: 'EUR', version: 2 },
+      body: { items: [{ product_id: 'p-3', name: 'Product 03', unit_price: '3.50', quantity: 4, line_total: '14.00', available: true }], total: '14.00', currency: 'EUR', version: 2 },
     }))
     renderApp('/products/p-3')
     expect(await screen.findByRole('heading', { name: 'Product 03' })).toBeTruthy()
