@@ -28,7 +28,7 @@ from eventstore.maintenance import plain_events
 from eventstore.vault import PersonalDataVault
 from microshop.domain import ConflictError, NotFoundError
 
-from .domain import UserForgotten
+from .domain import ROLE_ADMIN, UserForgotten
 from .events import USER_STREAMS
 from .throttle import forget_attempts
 
@@ -64,6 +64,17 @@ class PlainPersonalData(ConflictError):
         )
 
 
+class AdminAccount(ConflictError):
+    code = "admin_account"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(
+            f"user {user_id} is an admin: forget an admin account with `microshop gdpr forget`"
+            " (the API never removes the shop's admins, its own caller included)",
+            details={"user_id": user_id},
+        )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Forgotten:
     user_id: str
@@ -72,22 +83,32 @@ class Forgotten:
 
 
 async def forget(
-    store: PostgresEventStore, vault: PersonalDataVault, user_id: str, *, metadata: Metadata
+    store: PostgresEventStore,
+    vault: PersonalDataVault,
+    user_id: str,
+    *,
+    metadata: Metadata,
+    spare_admins: bool = False,
 ) -> Forgotten:
     """Forget the person behind account `user_id` (UserNotFound, AlreadyForgotten,
-    PlainPersonalData refuse it and change nothing)."""
+    PlainPersonalData, and with `spare_admins` AdminAccount, refuse it and change
+    nothing)."""
     try:
         key = uuid.UUID(user_id)
     except ValueError:
         raise UserNotFound(user_id) from None
     user_id = str(key)
     async with store.pool.acquire() as conn, conn.transaction():
-        account = await conn.fetchrow("SELECT email FROM users WHERE id = $1 FOR UPDATE", key)
+        account = await conn.fetchrow(
+            "SELECT email, roles FROM users WHERE id = $1 FOR UPDATE", key
+        )
         if account is None:
             at = await conn.fetchval(
                 "SELECT forgotten_at FROM forgotten_users WHERE user_id = $1", user_id
             )
             raise UserNotFound(user_id) if at is None else AlreadyForgotten(user_id, at)
+        if spare_admins and ROLE_ADMIN in account["roles"]:
+            raise AdminAccount(user_id)
         stream = USER_STREAMS.stream(user_id)
         plain = await plain_events(conn, store.registry, stream)
         if plain:

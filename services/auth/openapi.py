@@ -48,7 +48,7 @@ class JwksSchema(Schema):
     keys = fields.List(fields.Dict(), required=True)
 
 
-class _ExportedAccountSchema(AccountSchema):
+class _ExportedAccountSchema(MeSchema):
     created_at = fields.DateTime(required=True)
 
 

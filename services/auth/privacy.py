@@ -40,11 +40,14 @@ async def export_me(request: web.Request) -> web.Response:
 @privacy_routes.delete("/api/admin/users/{id}")
 @documented(response=ForgottenSchema, errors=(401, 403, 404, 409))
 async def forget_user(request: web.Request) -> web.Response:
-    """Forget a person: destroy their key, delete their account, refuse their tokens."""
+    """Forget a person: destroy their key, delete their account, refuse their tokens.
+
+    Not an admin (409 `admin_account`): the shop never loses its admins through the API;
+    `microshop gdpr forget` forgets any account."""
     admin = await require_admin(request)
     app, user_id = request.app, request.match_info["id"]
     meta = context.event_metadata("auth", actor=admin.user_id)
-    done = await forget(app[STORE], app[VAULT], user_id, metadata=meta)
+    done = await forget(app[STORE], app[VAULT], user_id, metadata=meta, spare_admins=True)
     forgotten = app[VERIFIER].forgotten
     if forgotten is not None:  # this process refuses their tokens at once
         forgotten.add(done.user_id)

@@ -47,14 +47,27 @@ async def row_counts(dsn: str) -> dict[str, int]:
 
 
 async def settled_counts(dsn: str) -> dict[str, int]:
-    """The read models' row counts once they stop changing."""
+    """The read models' row counts once nothing is appended any more (earlier tests'
+    payments may still be retrying: the log is still for two seconds)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        head = await conn.fetchval("SELECT max(global_position) FROM events")
+        async with asyncio.timeout(60):
+            while True:
+                await asyncio.sleep(2)
+                again = await conn.fetchval("SELECT max(global_position) FROM events")
+                if again == head:
+                    break
+                head = again
+    finally:
+        await conn.close()
     counts = await row_counts(dsn)
     async with asyncio.timeout(30):
         while True:
             await asyncio.sleep(1)
-            if (again := await row_counts(dsn)) == counts:
+            if (again_counts := await row_counts(dsn)) == counts:
                 return counts
-            counts = again
+            counts = again_counts
 
 
 async def until_refused(http: aiohttp.ClientSession, path: str, me: dict[str, str]) -> float:

@@ -101,6 +101,11 @@ async def test_an_admin_forgets_a_person_and_nothing_of_their_email_is_left(
     new_id, _ = await signup(client, email)  # the same email later: a new person
     assert new_id != user_id
 
+    admin_id = (await (await client.get("/api/auth/me", headers=admin)).json())["id"]
+    itself = await client.delete(f"/api/admin/users/{admin_id}", headers=admin)
+    assert await error_code(itself) == (409, "admin_account")  # the API spares admins
+    assert (await client.get("/api/auth/me", headers=admin)).status == 200
+
 
 async def test_every_service_refuses_a_forgotten_accounts_token_within_a_second(
     aiohttp_client: MakeClient, test_env: StackEnv, pool: Pool

@@ -142,12 +142,17 @@ async def test_a_client_causation_id_is_never_forwarded(gateway: Client) -> None
 
 
 class Recorder:
-    """A stand-in upstream that records every request's method and raw path."""
+    """A stand-in upstream that records every forwarded request's method and raw path
+    (not the gateway's own poll of revoked logins, which is no client's request)."""
+
+    OWN_CALLS = frozenset({"/internal/sessions/revoked"})
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.raw_path in self.OWN_CALLS:
+            return web.json_response({"sessions": [], "window_seconds": 900})
         self.seen.append((request.method, request.raw_path))
         return web.json_response({"raw_path": request.raw_path})
 

@@ -26,7 +26,11 @@ REPLICAS = 2
 @pytest.fixture(scope="package")
 def replicated(test_env: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
-        test_env, tmp_path_factory.mktemp("replicas"), "--replicas", str(REPLICAS)
+        test_env,
+        tmp_path_factory.mktemp("replicas"),
+        "--replicas",
+        str(REPLICAS),
+        RATE_LIMIT_PER_MINUTE="60000",  # the tests poll; the limit is not what they test
     ) as running:
         yield running
 

@@ -35,6 +35,7 @@ def bounced(
         DATABASE_URL=through(test_env.database_url, bouncer.port),
         DATABASE_DIRECT_URL=test_env.database_url,
         DB_STATEMENT_CACHE_SIZE="0",
+        RATE_LIMIT_PER_MINUTE="60000",
     ) as running:
         yield running
 
