@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -107,6 +109,9 @@ class Main(click.Group):
             raise click.ClickException(one) from None
         except (click.exceptions.Abort, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): nothing to say to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1) from None
         except Exception as exc:
             if ctx.params.get("traceback"):
                 raise

@@ -67,14 +67,14 @@ def _sized(
         if fitting is not None
         else "run fewer replicas"
     )
+    for line in stack.table():
+        click.echo(line)
     raise click.ClickException(
         "the stack would not fit the database: "
         + stack.explain(capacity, config.db_connection_reserve)
-        + ".\n"
-        + "\n".join(stack.table())
-        + f"\nTo fit: {advice}, raise the server's max_connections, or put PgBouncer in"
+        + f"; to fit: {advice}, raise the server's max_connections, or put PgBouncer in"
         " front (DATABASE_URL to PgBouncer in transaction mode, DATABASE_DIRECT_URL to"
-        " Postgres, DB_STATEMENT_CACHE_SIZE=0); `microshop budget` shows the plan."
+        " Postgres, DB_STATEMENT_CACHE_SIZE=0)"
     )
 
 
