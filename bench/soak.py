@@ -35,33 +35,10 @@ import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from ._common import info, scratch_database
+from ._procs import CLIENT, service_processes
 from .orders import Stack, one_order, shop, stack
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-CLIENT = "bench-client"
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def service_processes(supervisor: int) -> dict[str, int]:
-    """Service name -> pid of the `microshop serve NAME` children of `supervisor`."""
-    services: dict[str, int] = {}
-    for pid in _children(supervisor):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv:
-            services[argv[argv.index(b"serve") + 1].decode()] = pid
-    return services
 
 
 def resident_mb(pid: int) -> float:
