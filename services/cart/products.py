@@ -1,52 +1,48 @@
-"""product-service as the cart sees it: look a product up before it goes into a cart.
+"""The products a cart may take: what the cart's own catalog says now.
 
-Over the kernel's `ServiceClient`: trouble reaching product-service is its 503/504/502
-for the caller, an answer that is not a product is product-service's bug (502), and a
-product it does not know, or no longer sells, is the cart's refusal (`UnknownProduct`,
-422).
+`POST /api/cart/items` takes a product at the price the catalog asks for it at that
+moment. The cart reads it from its `cart_catalog` read model (`catalog.current_entries`:
+exact even while the read model lags, since a row behind its stream is folded from the
+log), so adding to a cart needs no call to product-service, and works while it is down.
+A product the catalog does not know, or no longer sells, is the cart's refusal
+(`UnknownProduct`, 422). Ids are product-service's UUIDs in their canonical spelling.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Protocol
 
-from microshop.client import ServiceClient, ServiceFailed
+from eventstore import PostgresEventStore
 
+from .catalog import current_entries
 from .domain import UnknownProduct
-from .schemas import Product, ProductSchema
+from .schemas import Product
 
-__all__ = ["ProductService", "Products"]
-
-_PRODUCT = ProductSchema()
-# product-service answers these for an id that names no product (404), or no valid id.
-_NO_SUCH_PRODUCT = frozenset({400, 404, 422})
+__all__ = ["CatalogProducts", "Products"]
 
 
 class Products(Protocol):
-    """Where a cart line's product comes from (a fake in tests, product-service in the app)."""
+    """Where a cart line's product comes from (a fake in tests, the catalog in the app)."""
 
     async def sold(self, product_id: str) -> Product: ...
 
 
-class ProductService:
-    """Products from product-service's public API."""
+class CatalogProducts:
+    """Products as the cart's catalog read model has them now."""
 
-    def __init__(self, client: ServiceClient) -> None:
-        self._client = client
+    def __init__(self, store: PostgresEventStore) -> None:
+        self._store = store
 
     async def sold(self, product_id: str) -> Product:
-        """The active product `product_id` (its `id` is product-service's spelling of it).
-
-        `product_id` is one safe path segment: the request schema made sure of that.
-        """
-        reply = await self._client.get(f"/api/products/{product_id}")
-        if reply.status in _NO_SUCH_PRODUCT:
+        """The active product `product_id` (its `id` is the canonical spelling of it)."""
+        try:
+            canonical = str(uuid.UUID(product_id))
+        except ValueError:
+            raise UnknownProduct(product_id) from None
+        entry = (await current_entries(self._store, [canonical])).get(canonical)
+        if entry is None or not entry.active:
             raise UnknownProduct(product_id)
-        if reply.status != 200:
-            raise ServiceFailed(
-                "product", f"product-service answered {reply.status} for {product_id}"
-            )
-        product: Product = self._client.load(reply, _PRODUCT)
-        if not product.active:
-            raise UnknownProduct(product_id)
-        return product
+        return Product(
+            entry.product_id, entry.name, entry.price, entry.currency, entry.active, entry.sku
+        )

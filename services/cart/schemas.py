@@ -23,7 +23,6 @@ __all__ = [
     "OrderPlacedSchema",
     "PlacedOrder",
     "Product",
-    "ProductSchema",
     "SetQuantity",
     "SetQuantitySchema",
 ]
@@ -73,35 +72,19 @@ class SetQuantitySchema(Schema):
         return SetQuantity(**data)
 
 
-# -- product-service's answer ------------------------------------------------------------
+# -- a product a cart takes -------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Product:
+    """A product as the catalog sells it now (`products.Products.sold`)."""
+
     id: str
     name: str
     price: Decimal
     currency: str
     active: bool
     sku: str | None = None
-
-
-class ProductSchema(Schema):
-    """`GET /api/products/{id}` of product-service; fields the cart does not use are ignored."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    id = fields.String(required=True)
-    sku = fields.String(load_default=None)
-    name = fields.String(required=True, validate=validate.Length(min=1))
-    price = fields.Decimal(required=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True, validate=CURRENCY)
-    active = fields.Boolean(required=True)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> Product:
-        return Product(**data)
 
 
 # -- OrderPlaced (published by order-service) --------------------------------------------

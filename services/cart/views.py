@@ -18,7 +18,6 @@ from eventstore import Executed, Metadata
 from microshop import context
 from microshop.appkeys import POOL, STORE
 from microshop.auth import authenticate
-from microshop.client import ServiceClient
 from microshop.http import json_response, read_json
 from microshop.openapi import documented
 from microshop.workers import read_your_writes
@@ -29,7 +28,7 @@ from .domain import Cart
 from .domain.pricing import price
 from .handlers import Decision, add_to_cart, change_cart
 from .openapi import CartSchema
-from .products import ProductService
+from .products import CatalogProducts
 from .projections import CARTS, line_json, read_cart, snapshot_of
 from .schemas import AddItem, AddItemSchema, SetQuantity, SetQuantitySchema
 
@@ -100,7 +99,7 @@ async def add_item(request: web.Request) -> web.Response:
     app = request.app
     done = await add_to_cart(
         app[STORE],
-        ProductService(ServiceClient.of(app, "product")),
+        CatalogProducts(app[STORE]),
         user_id,
         body.product_id,
         body.quantity,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from aioprometheus.collectors import Counter, Histogram
@@ -27,12 +26,12 @@ class OrderMetrics:
     outcomes: Counter
     time_to_outcome: Histogram
 
-    def settled(self, row: Any) -> None:
-        """Count the order's new status and the time since it was placed."""
-        status = {"status": row["status"]}
-        self.outcomes.inc(status)
-        elapsed = dt.datetime.now(dt.UTC) - row["created_at"]
-        self.time_to_outcome.add(status, max(elapsed.total_seconds(), 0.0))
+    def settled(self, status: str, placed_at: dt.datetime) -> None:
+        """Count the order's new `status` and the time since it was placed."""
+        labels = {"status": status}
+        self.outcomes.inc(labels)
+        elapsed = dt.datetime.now(dt.UTC) - placed_at
+        self.time_to_outcome.add(labels, max(elapsed.total_seconds(), 0.0))
 
 
 ORDER_METRICS = web.AppKey("order_metrics", OrderMetrics)

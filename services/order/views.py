@@ -223,7 +223,7 @@ async def _transition(request: web.Request, decide: Any, status: int) -> web.Res
     position = changed.position
     row = await _settled(request, order_id, position)
     if position is not None and row["status"] in domain.FINAL:
-        request.app[ORDER_METRICS].settled(row)
+        request.app[ORDER_METRICS].settled(row["status"], row["created_at"])
     return json_response(order_json(row), status=status)
 
 
@@ -270,13 +270,16 @@ async def internal_order(request: web.Request) -> web.Response:
 
 
 async def _outcome(request: web.Request, decide: Any) -> web.Response:
+    """A payment's outcome recorded on the order, answered once the read model has it
+    (read-your-writes); the answer and the metrics come from the fold, not the row."""
     order_id = _order_id(request)
     changed = await change_order(request.app[STORE], order_id, decide, _metadata(None, request))
     order, position = changed.state, changed.position
     assert order is not None  # change_order refuses a missing order
     if position is not None:
-        row = await _settled(request, order_id, position)
-        request.app[ORDER_METRICS].settled(row)
+        await read_your_writes(request.app, ORDERS.name, position)
+        placed_at = changed.before.recorded[0].recorded_at  # OrderPlaced: the stream's first
+        request.app[ORDER_METRICS].settled(order.status, placed_at)
         log.info("order %s is %s", order_id, order.status, extra={"order_id": order_id})
     return json_response(
         {"order_id": order_id, "status": order.status, "recorded": position is not None}

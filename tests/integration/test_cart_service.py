@@ -1,4 +1,5 @@
-"""cart-service on the real Postgres and RabbitMQ, against the real product-service."""
+"""cart-service on the real Postgres and RabbitMQ, with the real product-service writing
+the catalog's events."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient, AiohttpRawServer
+from pytest_aiohttp import AiohttpClient
 
 from eventstore import Metadata, PostgresEventStore, Reject, rebuild, replay
 from eventstore.pg import Pool
@@ -337,46 +338,25 @@ async def test_unknown_and_discontinued_products_are_422(
     assert (await get_cart(cart, user))["version"] == 0
 
 
-# -- product-service trouble -------------------------------------------------------------
+# -- no call to product-service ---------------------------------------------------------
 
 
-async def test_product_service_unreachable_is_503(
-    cart_app: CartFactory, user: dict[str, str]
+async def test_adding_needs_no_product_service_and_takes_the_canonical_id(
+    cart_app: CartFactory, catalog: Catalog, user: dict[str, str]
 ) -> None:
-    cart = await cart_app(f"http://127.0.0.1:{free_port()}")
+    """The cart takes products from its own catalog read model: with product-service
+    unreachable a product is still added, at its current price, under the id's canonical
+    spelling; what the catalog does not sell is still refused."""
+    mug = await catalog.product("3.20")
+    await catalog.reprice(mug["id"], "3.40")
+    cart = await cart_app(f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    body = await add(cart, user, mug["id"].upper(), 2)
+    assert body["items"] == [line({**mug, "price": "3.40"}, 2)]
     resp = await cart.post(
         "/api/cart/items", json={"product_id": str(uuid.uuid4()), "quantity": 1}, headers=user
     )
-    assert resp.status == 503
-    assert_error(await resp.json(), "product_service_unavailable")
-
-
-async def test_product_service_failing_or_slow_is_502_or_504(
-    cart_app: CartFactory, aiohttp_raw_server: AiohttpRawServer, user: dict[str, str]
-) -> None:
-    """A product-service that answers 500, answers garbage, or hangs (fault injection)."""
-    mode = "500"
-
-    async def faulty(request: web.BaseRequest) -> web.Response:
-        if mode == "500":
-            return web.json_response({"error": {"code": "internal_error"}}, status=500)
-        if mode == "garbage":
-            return web.Response(text="<html>not a product</html>", content_type="text/html")
-        await asyncio.sleep(30)
-        return web.Response()
-
-    server = await aiohttp_raw_server(faulty)
-    cart = await cart_app(str(server.make_url("")).rstrip("/"), upstream_timeout_seconds=0.3)
-    body = {"product_id": str(uuid.uuid4()), "quantity": 1}
-    for mode, status, code in [
-        ("500", 502, "product_service_error"),
-        ("garbage", 502, "product_service_error"),
-        ("hang", 504, "product_service_timeout"),
-    ]:
-        resp = await cart.post("/api/cart/items", json=body, headers=user)
-        assert resp.status == status, mode
-        assert_error(await resp.json(), code)
-    assert (await get_cart(cart, user))["version"] == 0
+    assert resp.status == 422
+    assert_error(await resp.json(), "unknown_product")
 
 
 # -- changing and removing ---------------------------------------------------------------
