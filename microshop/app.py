@@ -319,10 +319,14 @@ async def forgotten_users_context(app: web.Application) -> AsyncIterator[None]:
 
 async def http_client_context(app: web.Application) -> AsyncIterator[None]:
     """One HTTP client per app for calls to other services, with the upstream timeout."""
-    timeout = aiohttp.ClientTimeout(total=app[CONFIG].upstream_timeout_seconds)
+    config = app[CONFIG]
+    timeout = aiohttp.ClientTimeout(total=config.upstream_timeout_seconds)
     connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=60)
+    # client spans only when tracing: a trace config costs every call a dozen signals
+    # (ServiceClient passes the correlation id and trace context on either way)
+    traced = [client_trace_config(app)] if config.otel_exporter_otlp_endpoint else []
     async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trace_configs=[client_trace_config(app)]
+        timeout=timeout, connector=connector, trace_configs=traced
     ) as session:
         app[HTTP] = session
         yield

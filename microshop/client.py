@@ -266,6 +266,8 @@ class ServiceClient:
         safe (see the module's docstring)."""
         merged = CIMultiDict(headers or {})  # repeated headers stay repeated
         merged.update(self._headers)
+        for name, value in context.propagation_headers().items():
+            merged.setdefault(name, value)  # the work's correlation id and trace context
         if self._timeout is not None:
             options.setdefault("timeout", self._timeout)
         upstream = self.upstream

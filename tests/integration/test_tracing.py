@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from eventstore import HandlerContext, Metadata, RecordedEvent
 from microshop import context
 from microshop.app import HTTP, make_app
+from microshop.client import ServiceClient
 from microshop.http import json_response
 from microshop.workers import in_event_context
 from tests.conftest import StackEnv, stand_in
@@ -82,8 +83,9 @@ def back_app(config: Any, seen: dict[str, Any]) -> web.Application:
 
 def front_app(config: Any, back_url: str) -> web.Application:
     async def start(request: web.Request) -> web.Response:
-        async with request.app[HTTP].get(f"{back_url}/work") as resp:
-            return json_response({"back": resp.status})
+        back = ServiceClient(request.app[HTTP], "back", back_url)  # as services call
+        reply = await back.get("/work")
+        return json_response({"back": reply.status})
 
     return make_app(
         config, "front", routes=[web.get("/start/{n}", start)], database=False, token_keys=TEST_KEYS
