@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .events import RecordedEvent, category_of
+from .events import RecordedEvent
 
 __all__ = ["Category"]
 
@@ -42,9 +42,12 @@ class Category:
         return stream_id[len(self.name) + 1 :]
 
     def owns(self, item: str | RecordedEvent) -> bool:
-        """Whether a stream id, or the stream of a recorded event, is in this category."""
+        """Whether a stream id, or the stream of a recorded event, is in this category
+        (its name holds no dash, so the prefix `{name}-` says it; folds call this for
+        every event)."""
         stream_id = item.stream_id if isinstance(item, RecordedEvent) else item
-        return category_of(stream_id) == self.name and len(stream_id) > len(self.name) + 1
+        prefix = self.name + "-"
+        return len(stream_id) > len(prefix) and stream_id.startswith(prefix)
 
     def __str__(self) -> str:
         return self.name

@@ -81,6 +81,10 @@ class Projection(abc.ABC):
     """This version's CREATE TABLE and CREATE INDEX statements, `{table}` standing for the
     table's name (index and constraint names must start with it). Needed from version 2
     on; version 1's table comes from a migration."""
+    reads_metadata: ClassVar[bool] = True
+    """Whether `apply` or `fold_stream` look at `event.metadata`. A model that does not
+    says so (False): a stream-by-stream rebuild then reads its events without metadata
+    (they come with empty `Metadata`), about a third less for Postgres to send."""
     keyed_by_stream: ClassVar[bool] = False
     """Every row is made by the events of one stream alone, no two streams make the same
     row, and only streams of `categories` make rows (any stream's, when `categories` is

@@ -42,6 +42,7 @@ from .pg import Conn, Executor, Pool
 from .projection import Projection, Row, load_rows, write_rows
 from .store import (
     COLUMNS,
+    COLUMNS_WITHOUT_METADATA,
     GLOBAL_LOG_SQL,
     PostgresEventStore,
     head,
@@ -483,7 +484,7 @@ class _Scan:
             where.append(f"stream_id LIKE ANY(${first + len(args) - 1}::text[])")
         return where, args
 
-    def page(self) -> tuple[str, list[Any]]:
+    def page(self, columns: str = COLUMNS) -> tuple[str, list[Any]]:
         """The query for a page after `($1, $2)`, up to the fence `($3, $4)`, `$5` rows."""
         where, args = self.bounds(6)
         where[:0] = [
@@ -491,7 +492,7 @@ class _Scan:
             "(tx_id, global_position) <= ($3::xid8, $4::bigint)",
         ]
         sql = (
-            f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
             "ORDER BY stream_id, stream_version LIMIT $5"
         )
         return sql, args
@@ -520,8 +521,11 @@ async def _stream_pages(
     goes out before this one is handed over, so Postgres reads while the caller folds."""
     pending: asyncio.Future[list[asyncpg.Record]] | None = None
     try:
+        columns = COLUMNS if projection.reads_metadata else COLUMNS_WITHOUT_METADATA
+        if projection.categories == frozenset():  # no event's data is read: none is sent
+            columns = columns.replace("data::text", "NULL::text")
         for scan in await _scans(conn, _streams_of(projection)):
-            sql, extra = scan.page()
+            sql, extra = scan.page(columns)
             if after_stream is not None and after_stream >= scan.low:
                 start = (after_stream, _LAST_VERSION)  # every stream after that one
             else:

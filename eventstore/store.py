@@ -33,12 +33,15 @@ from .port import AppendResult, EventStore, Sealer
 from .session import Session
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
-__all__ = ["COLUMNS", "GLOBAL_LOG_SQL", "PostgresEventStore"]
+__all__ = ["COLUMNS", "COLUMNS_WITHOUT_METADATA", "GLOBAL_LOG_SQL", "PostgresEventStore"]
 
 COLUMNS = (
     "global_position, tx_id, stream_id, stream_version, event_id, event_type, "
     "schema_version, data::text, metadata::text, recorded_at"
 )
+
+COLUMNS_WITHOUT_METADATA = COLUMNS.replace("metadata::text", "'{}'::text")
+"""`COLUMNS` with empty metadata, for readers that never look at it."""
 
 # Everything before the fence is settled: every transaction with a smaller id has ended.
 _LOG_SQL = """

@@ -15,6 +15,7 @@ class StreamsProjection(Projection):
     table = "streams"
     key = "stream_id"
     categories = frozenset()  # envelope fields only: no event data is decoded
+    reads_metadata = False
     keyed_by_stream = True
     columns = (
         "stream_id",

@@ -68,6 +68,7 @@ class CatalogProjection(Projection):
     key = "product_id"
     categories = frozenset({PRODUCT_STREAMS.name})
     keyed_by_stream = True
+    reads_metadata = False
     columns = ("product_id", "sku", "name", "price", "currency", "active", "version")
 
     def key_of(self, event: RecordedEvent) -> str | None:

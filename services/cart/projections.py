@@ -64,6 +64,7 @@ class CartsProjection(Projection):
     key = "user_id"
     categories = frozenset({CART_STREAMS.name})
     keyed_by_stream = True
+    reads_metadata = False
     columns = ("user_id", "items", "total", "currency", "version", "updated_at")
 
     def key_of(self, event: RecordedEvent) -> str | None:

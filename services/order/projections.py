@@ -37,6 +37,7 @@ class OrdersProjection(Projection):
     key = "id"
     categories = frozenset({ORDER_STREAMS.name})
     keyed_by_stream = True
+    reads_metadata = False
     columns = (
         "id",
         "user_id",
@@ -70,7 +71,7 @@ class OrdersProjection(Projection):
         order: domain.Order | None = None
         first = created = last = None
         for event in events:
-            if isinstance(event.data, Dropped | dict) or not ORDER_STREAMS.owns(event):
+            if isinstance(event.data, (Dropped, dict)) or not ORDER_STREAMS.owns(event):
                 continue  # what `key_of` and `fold` leave out
             first = first or event
             after = domain.apply(order, event.data)

@@ -40,6 +40,7 @@ class ProductsProjection(Projection):
     key = "id"
     categories = frozenset({PRODUCT_STREAMS.name})
     keyed_by_stream = True
+    reads_metadata = False
     columns = (
         "id",
         "sku",

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from eventstore import ANY, FoldFailed, PostgresEventStore, Projection, ProjectionRunner, rebuild
+from eventstore import (
+    ANY,
+    FoldFailed,
+    Metadata,
+    PostgresEventStore,
+    Projection,
+    ProjectionRunner,
+    rebuild,
+)
 from eventstore.checkpoints import load
 from eventstore.pg import Pool
 from eventstore.rebuilding import Interrupted, interrupted
@@ -257,3 +265,32 @@ async def test_a_fold_that_raises_stops_the_rebuild_resumably(
     result = await rebuild(store, projection, resume=True)
     assert result.resumed and result.events == 301
     assert await table_rows(pool, projection) == await expected_rows(store, projection)
+
+
+@pytest.mark.parametrize("reads_metadata", [True, False])
+async def test_a_model_that_reads_no_metadata_is_rebuilt_without_it(
+    store: PostgresEventStore, notes: Projection, uid: str, reads_metadata: bool
+) -> None:
+    """A by-stream rebuild leaves out what the model says it never reads: the same rows,
+    the events folded with empty metadata (and with theirs when the model reads it)."""
+    await store.append(
+        f"note{uid}-0001",
+        [Noted("a", 1), Noted("b", 2)],
+        ANY,
+        metadata=Metadata(correlation_id="corr-rebuild", actor="someone"),
+    )
+    seen: list[Metadata] = []
+    apply = notes.apply
+
+    def watching(row: Any, event: Any) -> Any:
+        seen.append(event.metadata)
+        return apply(row, event)
+
+    notes.reads_metadata = reads_metadata  # type: ignore[misc]
+    notes.apply = watching  # type: ignore[method-assign]
+    result = await rebuild(store, notes)
+    folded, seen[:] = list(seen), []
+    assert result.events == 2
+    assert await table_rows(store.pool, notes) == await expected_rows(store, notes)
+    expected = {"corr-rebuild"} if reads_metadata else {None}
+    assert {m.correlation_id for m in folded} == expected and len(folded) == 2
