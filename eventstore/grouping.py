@@ -104,12 +104,11 @@ class GroupCommit:
         self._busy = False  # a statement is in flight
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.groups = 0  # statements sent for groups (not counting appends sent alone)
 
     async def append(self, append: Append) -> AppendResult:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a store used on a new loop: nothing old is in flight
-            self._loop, self._busy, self._queue = loop, False, collections.deque()
+            self._loop, self._busy, self._queue, self._task = loop, False, collections.deque(), None
         if not self._busy:
             self._busy = True
             try:
@@ -120,6 +119,11 @@ class GroupCommit:
         done: asyncio.Future[AppendResult] = loop.create_future()
         self._queue.append((append, done))
         return await done  # cancelled: `done` is cancelled too, and `_take` drops it
+
+    async def wait(self) -> None:
+        """Until the groups sent or queued now are answered (before the pool closes)."""
+        if self._task is not None and self._loop is asyncio.get_running_loop():
+            await asyncio.wait([self._task])
 
     def _next(self) -> None:
         """Start sending what queued while a statement was in flight."""
@@ -192,7 +196,6 @@ class GroupCommit:
                 schemas.append(schema)
                 data.append(text)
             ids.extend(append.ids)
-        self.groups += 1
         try:
             rows = await self._pool.fetch(
                 GROUP_SQL, streams, expected, metadata, of, versions, ids, types, schemas, data

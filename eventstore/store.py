@@ -463,6 +463,8 @@ class PostgresEventStore(EventStore):
             await conn.close()
 
     async def close(self) -> None:
+        if self.group is not None:
+            await self.group.wait()
         await self.notifier.close()
         if self.session is not None:
             await self.session.close()
