@@ -2,9 +2,11 @@
 
 Appends are one statement each (one round trip, one implicit transaction): the expected
 version is checked by the same INSERT that writes, and the unique `(stream_id,
-stream_version)` key turns a lost race into a `ConcurrencyError`. Writers never take a table
-lock; readers of the global log fence on the oldest running transaction instead (see
-`GLOBAL_LOG_SQL`), so an event whose transaction commits late is never skipped.
+stream_version)` key turns a lost race into a `ConcurrencyError`. Concurrent appends of one
+process share a statement and a transaction (`grouping.py`), each with its own check and
+its own result. Writers never take a table lock; readers of the global log fence on the
+oldest running transaction instead (see `GLOBAL_LOG_SQL`), so an event whose transaction
+commits late is never skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .events import (
     category_of,
 )
 from .events import registry as default_registry
+from .grouping import Append, GroupCommit
 from .pg import Conn, Executor, Pool, init_connection
 from .port import AppendResult, EventStore, Sealer
 from .session import Session
@@ -134,12 +137,15 @@ class PostgresEventStore(EventStore):
         application_name: str = "microshop",
         pooler: bool = False,
         vault: Sealer | None = None,
+        group_commit: bool = True,
     ) -> None:
         """`dsn`: where the process's session connection goes (LISTEN, leader locks,
         NOTIFY: `eventstore.session`); a direct one when the pool's goes through a
         transaction-mode pooler (`pooler`: then work that needs a session for a while,
         rebuilds and verifies, connects to `dsn` too). Without it, readers poll and nobody
-        can lead. `vault` seals personal data before it is stored."""
+        can lead. `vault` seals personal data before it is stored. `group_commit`: appends
+        outside a caller's transaction that arrive while one is in flight go together
+        (`grouping.py`); off, each is a statement of its own."""
         super().__init__(registry, vault)
         self.pool = pool
         self.dsn = dsn
@@ -149,6 +155,7 @@ class PostgresEventStore(EventStore):
             None if dsn is None else Session(dsn, application_name=f"{application_name}-session")
         )
         self.notifier = Notifier(pool, session=self.session, interval=notify_interval)
+        self.group = GroupCommit(pool, self._insert) if group_commit else None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -161,16 +168,19 @@ class PostgresEventStore(EventStore):
         event_ids: tuple[uuid.UUID, ...],
         conn: Conn | None,
     ) -> AppendResult:
-        """One INSERT; inside the caller's transaction (`conn`) the wake-up of readers is
-        sent at its commit, and a lost race leaves that transaction usable (savepoint)."""
-        meta = self.registry.encode(metadata)
+        """One INSERT (with others of this process, outside a caller's transaction);
+        inside the caller's transaction (`conn`) the wake-up of readers is sent at its
+        commit, and a lost race leaves that transaction usable (savepoint)."""
+        encode, type_of = self.registry.encode, self.registry.type_of
+        rows = [(*type_of(e), encode(e)) for e in events]  # refuses unknown types first
+        append = Append(stream_id, expected_version or 0, event_ids, rows, encode(metadata))
         if expected_version is not None:
-            result = await self._insert(stream_id, events, expected_version, event_ids, meta, conn)
+            result = await self._write(append, conn)
         else:
             for attempt in range(10):  # ANY: retry lost races for the next version
                 version = await self._current_version(stream_id, conn)
                 try:
-                    result = await self._insert(stream_id, events, version, event_ids, meta, conn)
+                    result = await self._write(append._replace(expected=version), conn)
                     break
                 except ConcurrencyError:
                     if attempt == 9:
@@ -181,16 +191,14 @@ class PostgresEventStore(EventStore):
             self.notifier.poke(category_of(stream_id))
         return result
 
-    async def _insert(
-        self,
-        stream_id: str,
-        events: Sequence[object],
-        expected: int,
-        ids: tuple[uuid.UUID, ...],
-        meta: str,
-        conn: Conn | None,
-    ) -> AppendResult:
-        encode, type_of = self.registry.encode, self.registry.type_of
+    async def _write(self, append: Append, conn: Conn | None) -> AppendResult:
+        if conn is None and self.group is not None:
+            return await self.group.append(append)
+        return await self._insert(append, conn)
+
+    async def _insert(self, append: Append, conn: Conn | None = None) -> AppendResult:
+        """`append` in a statement of its own."""
+        stream_id, expected, ids, rows, meta = append
         executor: Any = conn if conn is not None else self.pool
         # inside the caller's transaction a savepoint keeps a lost race from aborting it
         guard = (
@@ -200,28 +208,20 @@ class PostgresEventStore(EventStore):
         )
         try:
             async with guard:
-                if len(events) == 1:
-                    name, version = type_of(events[0])
-                    rows = await executor.fetch(
-                        _APPEND_ONE,
-                        stream_id,
-                        expected,
-                        ids[0],
-                        name,
-                        version,
-                        encode(events[0]),
-                        meta,
+                if len(rows) == 1:
+                    name, version, data = rows[0]
+                    found = await executor.fetch(
+                        _APPEND_ONE, stream_id, expected, ids[0], name, version, data, meta
                     )
                 else:
-                    types = [type_of(e) for e in events]
-                    rows = await executor.fetch(
+                    found = await executor.fetch(
                         _APPEND_MANY,
                         stream_id,
                         expected,
                         list(ids),
-                        [t[0] for t in types],
-                        [t[1] for t in types],
-                        [encode(e) for e in events],
+                        [r[0] for r in rows],
+                        [r[1] for r in rows],
+                        [r[2] for r in rows],
                         meta,
                     )
         except asyncpg.UniqueViolationError as exc:
@@ -229,11 +229,11 @@ class PostgresEventStore(EventStore):
                 raise DuplicateEventError([str(i) for i in ids]) from exc
             actual = await self._current_version(stream_id, conn)
             raise ConcurrencyError(stream_id, expected, actual) from exc
-        if not rows:  # the expected version does not exist: the stream is behind it
+        if not found:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
             raise ConcurrencyError(stream_id, expected, actual)
-        last = rows[0] if len(rows) == 1 else max(rows, key=lambda r: r[0])
-        return AppendResult(expected + len(events), Position(last[1], last[0]), ids)
+        last = found[0] if len(found) == 1 else max(found, key=lambda r: r[0])
+        return AppendResult(expected + len(rows), Position(last[1], last[0]), ids)
 
     async def _stored(
         self, event_ids: tuple[uuid.UUID, ...], conn: Conn | None
@@ -466,6 +466,8 @@ class PostgresEventStore(EventStore):
             await conn.close()
 
     async def close(self) -> None:
+        if self.group is not None:
+            await self.group.wait()
         await self.notifier.close()
         if self.session is not None:
             await self.session.close()

@@ -17,6 +17,7 @@ import pytest
 from eventstore import (
     ANY,
     NO_STREAM,
+    START,
     ConcurrencyError,
     Dropped,
     DuplicateEventError,
@@ -347,3 +348,123 @@ class EventStoreContract:
             store.append_observers.remove(broken)
             store.append_observers.remove(observe)
         assert heard == [(f"cart-{uid}", 2, "ok"), (f"cart-{uid}", 0, "conflict")]
+
+    # -- concurrent appends (a store may send them together: each keeps its own result) ---
+
+    async def test_concurrent_appends_to_distinct_streams_all_land(
+        self, store: EventStore, uid: str
+    ) -> None:
+        streams = [f"cart{uid}-{i}" for i in range(40)]
+        await asyncio.gather(*(store.append(s, [Noted("first")], NO_STREAM) for s in streams[::2]))
+        results = await asyncio.gather(
+            *(
+                store.append(s, [Noted(f"{s}.{k}") for k in range(1 + i % 3)], 1 - i % 2)
+                for i, s in enumerate(streams)
+            )
+        )
+        for i, (stream, result) in enumerate(zip(streams, results, strict=True)):
+            events = await store.read_stream(stream)
+            written = 1 + i % 3
+            assert result.version == (written if i % 2 else written + 1)
+            assert [e.stream_version for e in events] == list(range(1, result.version + 1))
+            assert [e.event_id for e in events[-written:]] == list(result.event_ids)
+            assert [e.data.text for e in events[-written:]] == [
+                f"{stream}.{k}" for k in range(written)
+            ]
+            assert events[-1].position == result.position
+        positions = [r.position for r in results]
+        assert len(set(positions)) == len(positions)
+        written = sum(len(r.event_ids) for r in results)
+        logged = {e.event_id for e in await visible(store, START, f"cart{uid}-", 20 + written)}
+        assert all(i in logged for r in results for i in r.event_ids)
+
+    async def test_racing_writers_of_one_stream_among_others_lose_nothing(
+        self, store: EventStore, uid: str
+    ) -> None:
+        """Same expected version from many writers at once, mixed with appends to other
+        streams: one of them wins, the others get `ConcurrencyError`, the rest all land."""
+        stream = f"cart-{uid}"
+        await store.append(stream, [Noted("start")], NO_STREAM)
+        racing = [store.append(stream, [Noted(f"w{i}")], 1) for i in range(10)]
+        others = [store.append(f"cart{uid}-{i}", [Noted("o")], NO_STREAM) for i in range(10)]
+        results = await asyncio.gather(*racing, *others, return_exceptions=True)
+
+        raced, rest = results[:10], results[10:]
+        winners = [r for r in raced if not isinstance(r, BaseException)]
+        assert len(winners) == 1
+        losers = [r for r in raced if isinstance(r, BaseException)]
+        assert all(
+            isinstance(e, ConcurrencyError) and (e.expected, e.actual) == (1, 2) for e in losers
+        )
+        assert all(not isinstance(r, BaseException) and r.version == 1 for r in rest)
+        events = await store.read_stream(stream)
+        assert [e.data.text for e in events[1:]] == [f"w{raced.index(winners[0])}"]
+        assert events[-1].event_id == winners[0].event_ids[0]
+        for i in range(10):
+            assert await store.stream_version(f"cart{uid}-{i}") == 1
+
+    async def test_a_wrong_expected_version_fails_only_its_own_append(
+        self, store: EventStore, uid: str
+    ) -> None:
+        await store.append(f"cart{uid}-behind", [Noted("a"), Noted("b")], NO_STREAM)
+        for wrong, expected, actual in (("ahead", 5, 0), ("behind", 1, 2)):
+            appends = [
+                store.append(f"cart{uid}-{wrong}{i}", [Noted(str(i))], NO_STREAM) for i in range(8)
+            ]
+            appends.insert(4, store.append(f"cart{uid}-{wrong}", [Noted("x")], expected))
+            results = await asyncio.gather(*appends, return_exceptions=True)
+
+            failed = results.pop(4)
+            assert isinstance(failed, ConcurrencyError)
+            assert (failed.stream_id, failed.expected, failed.actual) == (
+                f"cart{uid}-{wrong}",
+                expected,
+                actual,
+            )
+            assert await store.stream_version(f"cart{uid}-{wrong}") == actual
+            assert all(not isinstance(r, BaseException) and r.version == 1 for r in results)
+            for i in range(8):
+                events = await store.read_stream(f"cart{uid}-{wrong}{i}")
+                assert [e.data.text for e in events] == [str(i)]
+
+    async def test_a_duplicate_id_among_concurrent_appends_fails_only_its_own(
+        self, store: EventStore, uid: str
+    ) -> None:
+        taken = uuid.uuid4()
+        await store.append(f"cart{uid}-owner", [Noted("owner")], NO_STREAM, event_ids=[taken])
+        appends = [store.append(f"cart{uid}-{i}", [Noted(str(i))], NO_STREAM) for i in range(12)]
+        appends.insert(
+            5,
+            store.append(
+                f"cart{uid}-dup",
+                [Noted("a"), Noted("b")],
+                NO_STREAM,
+                event_ids=[uuid.uuid4(), taken],
+            ),
+        )
+        results = await asyncio.gather(*appends, return_exceptions=True)
+
+        duplicate = results.pop(5)
+        assert isinstance(duplicate, DuplicateEventError)
+        assert str(taken) in duplicate.event_ids
+        assert all(not isinstance(r, BaseException) and r.version == 1 for r in results)
+        assert await store.read_stream(f"cart{uid}-dup") == []
+        for i in range(12):
+            assert [e.data.text for e in await store.read_stream(f"cart{uid}-{i}")] == [str(i)]
+
+    async def test_a_retry_among_concurrent_appends_returns_the_original_result(
+        self, store: EventStore, uid: str
+    ) -> None:
+        stream = f"cart-{uid}"
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        first = await store.append(stream, [Noted("a"), Noted("b")], NO_STREAM, event_ids=ids)
+        others = [store.append(f"cart{uid}-{i}", [Noted(str(i))], NO_STREAM) for i in range(12)]
+        retries = [
+            store.append(stream, [Noted("a"), Noted("b")], NO_STREAM, event_ids=ids),
+            store.append(stream, [Noted("a"), Noted("b")], ANY, event_ids=ids),
+        ]
+        results = await asyncio.gather(*others[:6], *retries, *others[6:])
+
+        assert results[6:8] == [first, first]
+        assert all(r.version == 1 for r in results[:6] + results[8:])
+        assert [e.data.text for e in await store.read_stream(stream)] == ["a", "b"]
