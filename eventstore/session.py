@@ -97,6 +97,11 @@ class Session:
         # re-entrant within a session: this keeps two holders in one process apart)
         self.connections = 0  # how many times it connected (1 after the first connection)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the session connection is up: every channel listened to is heard."""
+        return self._conn is not None
+
     # -- listening ------------------------------------------------------------------------
 
     async def listen(self, channel: str, listener: Listener) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from microshop.app import make_app
-from microshop.appkeys import CONFIG, METRICS, STORE
+from microshop.appkeys import CONFIG, METRICS, READY_CHECKS, STORE
 from microshop.auth import KeySource
 from microshop.client import ServiceClient
 from microshop.config import Config
@@ -38,6 +38,12 @@ async def payment_context(app: web.Application) -> AsyncIterator[None]:
         return
     heard = shared_settings(simulator)
     await session.listen(SETTINGS_CHANNEL, heard)
+
+    async def settings_listener(_: web.Application) -> str | None:
+        """Ready once it hears the other replicas' settings changes (none is missed then)."""
+        return None if session.connected else "not yet listening for settings changes"
+
+    app[READY_CHECKS].append(settings_listener)
     try:
         yield
     finally:

@@ -608,6 +608,9 @@ async def test_settings_changed_on_one_replica_reach_the_others(
 ) -> None:
     one, two = await make_payment(), await make_payment()
     assert one.app[SIMULATOR] is not two.app[SIMULATOR]
+    async with asyncio.timeout(10):  # ready: each hears the other's changes from now on
+        while not all([(await c.get("/ready")).status == 200 for c in (one, two)]):
+            await asyncio.sleep(0.02)
     await put_settings(one, {"success_rate": 0.25, "latency_ms": 7})
     async with asyncio.timeout(10):
         while await settings_of(two) != {"success_rate": 0.25, "latency_ms": 7}:
