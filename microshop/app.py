@@ -377,6 +377,13 @@ async def running_task(
         yield task
     finally:
         task.cancel()
+        # a library may swallow a cancellation mid-call (aiormq can, while a channel
+        # opens), and the task then waits on as if never asked: ask again until it ends
+        while not task.done():
+            await asyncio.wait({task}, timeout=1.0)
+            if not task.done():
+                log.warning("%s: still running a second after it was cancelled; again", name)
+                task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
