@@ -52,6 +52,7 @@ from .logs import log_shipping_context
 from .metrics import Metrics, observe_appends, route_of
 from .openapi import openapi_route, operations_of
 from .personal import vault_for
+from .tasks import cancel_and_wait
 from .tracing import client_trace_config, tracing_context, tracing_middleware
 
 __all__ = [
@@ -376,16 +377,7 @@ async def running_task(
     try:
         yield task
     finally:
-        task.cancel()
-        # a library may swallow a cancellation mid-call (aiormq can, while a channel
-        # opens), and the task then waits on as if never asked: ask again until it ends
-        while not task.done():
-            await asyncio.wait({task}, timeout=1.0)
-            if not task.done():
-                log.warning("%s: still running a second after it was cancelled; again", name)
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 def background(

@@ -30,6 +30,7 @@ from eventstore.amqp import BROKER_ERRORS, QUORUM, Queues, connect_amqp
 from . import context
 from .appkeys import CONFIG, METRICS, SERVICE
 from .config import Config
+from .tasks import cancel_and_wait
 
 __all__ = [
     "LOG_QUEUE_ARGUMENTS",
@@ -340,9 +341,7 @@ async def _stop_shipping(shipping: _Shipping) -> None:
     if _PROCESS.get("shipping") is shipping:
         del _PROCESS["shipping"]
     logging.getLogger().removeHandler(shipping.buffer)
-    shipping.task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await shipping.task
+    await cancel_and_wait(shipping.task)
     await shipping.shipper.flush()
 
 
