@@ -13,10 +13,11 @@ records nothing writes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .category import Category
@@ -134,7 +135,59 @@ async def execute(
     `retry.attempts` tries. `event_ids` fixes the ids of the events (a write that must
     happen once: a second one is a `DuplicateEventError`). With `conn` every read and the
     append run in the caller's transaction.
+
+    Writes to one stream from one process (outside a caller's transaction) take turns, so
+    they do not lose races to each other and load, decide and append again; the version
+    check still settles races with other processes.
     """
+    if conn is not None:
+        return await _execute(
+            store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
+        )
+    async with _turn(store, stream_id):
+        return await _execute(
+            store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
+        )
+
+
+class _Turn:
+    """The writers of one stream in this process: one at a time."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+@contextlib.asynccontextmanager
+async def _turn(store: EventStore, stream_id: str) -> AsyncIterator[None]:
+    turns = store.turns
+    turn = turns.get(stream_id)
+    if turn is None:
+        turn = turns[stream_id] = _Turn()
+    turn.users += 1
+    try:
+        async with turn.lock:
+            yield
+    finally:
+        turn.users -= 1
+        if turn.users == 0:
+            del turns[stream_id]
+
+
+async def _execute(
+    store: EventStore,
+    stream_id: str,
+    decide: Decide[S],
+    fold: Fold[S],
+    initial: S,
+    metadata: Metadata | None,
+    event_ids: Sequence[uuid.UUID] | None,
+    snapshot: Snapshot[S] | None,
+    conn: Any,
+    retry: Retry,
+) -> Executed[S]:
     for attempt in range(retry.attempts):
         loaded = await load(store, stream_id, fold, initial, snapshot=snapshot, conn=conn)
         events = tuple(decide(loaded.state))

@@ -102,6 +102,7 @@ class EventStore(abc.ABC):
         self.registry = registry
         self.vault = vault
         self.append_observers: list[AppendObserver] = []
+        self.turns: dict[str, Any] = {}  # `command.execute`'s writers waiting, by stream
 
     async def append(
         self,

@@ -104,8 +104,12 @@ async def expected_rows(store: PostgresEventStore, projection: Projection) -> li
 
 class RacingStore(InMemoryEventStore):
     """The in-memory store with reads that yield to the other writers, as a database's do:
-    concurrent writers all load before any of them appends, so they really race. `lost`
-    counts the appends that lost (a `ConcurrencyError`)."""
+    concurrent writers all load before any of them appends, so they really race, as
+    writers in different processes do (no turns between them: `command.execute` has
+    writers of one process take turns). `lost` counts the appends that lost (a
+    `ConcurrencyError`)."""
+
+    turns = property(lambda self: {}, lambda self, value: None)
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ from eventstore import (
     Retry,
     execute,
 )
-from tests.samples import Noted
+from tests.samples import Noted, RacingStore
 
 COUNTERS = Category("counter")
 
@@ -90,6 +90,10 @@ async def test_a_lost_race_is_decided_again_on_the_new_state() -> None:
         return decide
 
     class Racing(InMemoryEventStore):
+        """Writers as if in two processes: they do not take turns (`execute`'s turns)."""
+
+        turns = RacingStore.turns
+
         async def read_stream(self, stream_id: str, **options: Any) -> list[RecordedEvent]:
             read = await super().read_stream(stream_id, **options)
             await gate.wait()  # both writers read before either appends
@@ -109,6 +113,34 @@ async def test_a_lost_race_is_decided_again_on_the_new_state() -> None:
 
     with pytest.raises(Refused):  # 9 + 4 > 10, whoever wins
         await COUNTER.execute(racing, "a", slow_add(4))
+
+
+async def test_writers_of_one_stream_in_one_process_take_turns() -> None:
+    """In one process they never lose a race to each other: one attempt each is enough,
+    and each decides on what the one before it wrote."""
+    gate = asyncio.Event()
+    decided_on: list[int] = []
+
+    class Slow(InMemoryEventStore):
+        async def read_stream(self, stream_id: str, **options: Any) -> list[RecordedEvent]:
+            read = await super().read_stream(stream_id, **options)
+            await gate.wait()  # every writer is under way before any appends
+            return read
+
+    def counted(state: int) -> Sequence[object]:
+        decided_on.append(state)
+        return [Noted("add", 1)]
+
+    slow = Slow()
+    once = Retry(attempts=1)
+    writes = [
+        execute(slow, "counter-a", counted, fold=total, initial=0, retry=once) for _ in range(10)
+    ]
+    opener = asyncio.get_running_loop().call_later(0.01, gate.set)
+    results = await asyncio.gather(*writes)
+    opener.cancel()
+    assert sorted(r.state for r in results) == list(range(1, 11))
+    assert decided_on == list(range(10)) and slow.turns == {}  # nothing left behind
 
 
 async def test_past_the_attempts_the_conflict_comes_out() -> None:
