@@ -140,10 +140,14 @@ async def metrics_middleware(
     finally:
         seconds, route = time.perf_counter() - start, route_of(request)
         request.app[METRICS].observe_request(request.method, route, status, seconds)
-        quiet = request.path in _QUIET_PATHS or not access_log.isEnabledFor(logging.INFO)
+        # a peer's call that succeeded is plumbing of a flow whose outcome is logged anyway
+        # (by the caller and the domain): DEBUG; every public request and every refusal: INFO
+        level = logging.DEBUG if status < 400 and route.startswith("/internal/") else logging.INFO
+        quiet = request.path in _QUIET_PATHS or not access_log.isEnabledFor(level)
         if answered and not quiet:
             duration_ms = round(seconds * 1000, 2)
-            access_log.info(
+            access_log.log(
+                level,
                 "%s %s %d %.1fms",
                 request.method,
                 route,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,16 @@ async def get_item(request: web.Request) -> web.Response:
 @routes.get("/conflict")
 async def conflict(request: web.Request) -> web.Response:
     raise ConcurrencyError("cart-1", 1, 2)
+
+
+@routes.get("/internal/ping")
+async def internal_ping(request: web.Request) -> web.Response:
+    return json_response({"pong": True})
+
+
+@routes.get("/internal/missing")
+async def internal_missing(request: web.Request) -> web.Response:
+    raise NotFound("nothing here")
 
 
 @routes.get("/bug")
@@ -215,3 +226,26 @@ async def test_demo_logs_emit_a_line_at_the_level(
     assert any(r.levelname == "ERROR" and "kernel-test" in r.getMessage() for r in caplog.records)
     resp = await client.post("/demo/logs?level=DEBUG")
     assert resp.status == 422
+
+
+async def test_access_lines_at_info_leave_out_peers_calls_that_succeeded(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every public request and every refusal has its line at INFO; a successful call of a
+    peer (`/internal/...`, the plumbing of a flow) only at DEBUG."""
+
+    async def lines(level: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(level, logger="microshop.access"):
+            await client.get("/internal/ping")
+            await client.get("/internal/missing")
+            await client.get("/items/7")
+            await client.get("/conflict")
+        return [" ".join(r.getMessage().split()[:3]) for r in caplog.records]
+
+    assert await lines(logging.INFO) == [
+        "GET /internal/missing 404",
+        "GET /items/{id} 404",
+        "GET /conflict 409",
+    ]
+    assert (await lines(logging.DEBUG))[0] == "GET /internal/ping 200"
