@@ -4,7 +4,8 @@ Everything is read from `/proc` (and Postgres's `pg_stat_activity`), so sampling
 measured processes nothing. `CpuBudget` takes a snapshot before and after a measured
 window and divides each process's CPU time by the work done in between (orders, say):
 
-- each `microshop serve NAME` child of the supervisor, replicas summed under NAME;
+- each `microshop serve NAME` child of the supervisor, replicas summed under NAME, and the
+  supervisor itself (`microshop up`, which prefixes and prints every log line);
 - Postgres, split by who the work was for: each service's backends (by application name,
   replicas and session connections included), the server's own processes (WAL writer,
   checkpointer, autovacuum...), and the backends of the benchmark itself;
@@ -116,6 +117,7 @@ class CpuBudget:
 
     async def snapshot(self) -> Snapshot:
         groups: dict[int, str] = dict(_served(self.supervisor))
+        groups[self.supervisor] = "supervisor"  # `microshop up`: it relays every log line
         groups[os.getpid()] = CLIENT
         for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
             if _comm(pid) in _RABBITMQ:
