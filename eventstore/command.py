@@ -140,11 +140,10 @@ async def execute(
     they do not lose races to each other and load, decide and append again; the version
     check still settles races with other processes.
     """
-    if conn is not None:
-        return await _execute(
-            store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
-        )
-    async with _turn(store, stream_id):
+    turn: contextlib.AbstractAsyncContextManager[None] = (
+        _turn(store, stream_id) if conn is None else contextlib.nullcontext()
+    )
+    async with turn:
         return await _execute(
             store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
         )
