@@ -134,7 +134,8 @@ async def execute(
     Raises what `decide` raises, and `ConcurrencyError` when the stream kept changing for
     `retry.attempts` tries. `event_ids` fixes the ids of the events (a write that must
     happen once: a second one is a `DuplicateEventError`). With `conn` every read and the
-    append run in the caller's transaction.
+    append run in the caller's transaction, and a lost race is not retried in it: the
+    `ConcurrencyError` comes out for the caller to try again in a new transaction.
 
     Writes to one stream from one process (outside a caller's transaction) take turns, so
     they do not lose races to each other and load, decide and append again; the version
@@ -202,7 +203,11 @@ async def _execute(
                 conn=conn,
             )
         except ConcurrencyError:
-            if attempt == retry.attempts - 1:
+            # Inside a caller's transaction a lost race is the caller's to retry, in a new
+            # transaction: this one's id was taken by the losing INSERT, before the events
+            # it lost to, and the global log orders by transaction id, so an append retried
+            # here would land in the log before events of its own stream it comes after.
+            if conn is not None or attempt == retry.attempts - 1:
                 raise
             await retry.pause(attempt)
             continue

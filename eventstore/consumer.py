@@ -260,14 +260,17 @@ class HandlerContext:
     async def transaction(self) -> AsyncIterator[Conn]:
         """A transaction that also records the event in the inbox.
 
-        Raises `AlreadyHandled` (caught by the consumer) when another delivery of the same
-        event committed first. Keep it short: an open transaction holds back every reader
-        of the global log.
+        Raises `AlreadyHandled` (caught by the consumer, the transaction rolled back) when
+        another delivery of the same event committed first. The inbox row is written last,
+        after the handler's own writes: the transaction takes its id at its first write, and
+        the global log orders events by it, so an append must be the first write to land
+        after the events it read. Keep it short: an open transaction holds back every
+        reader of the global log.
         """
         async with self.consumer.store.pool.acquire() as conn, conn.transaction():
+            yield conn
             if not await self.consumer.record(conn, self.event):
                 raise AlreadyHandled(str(self.event.event_id))
-            yield conn
         self.recorded = True
 
 
