@@ -32,7 +32,6 @@ from .appkeys import (
     SERVICE,
     STORE,
     VAULT,
-    ReadyCheck,
 )
 from .auth import VERIFIER, ForgottenUsers, KeySource, require_admin, verifier_context
 from .client import UPSTREAMS, UpstreamError
@@ -55,21 +54,7 @@ from .personal import vault_for
 from .tasks import cancel_and_wait
 from .tracing import client_trace_config, tracing_context, tracing_middleware
 
-__all__ = [
-    "CONFIG",
-    "HTTP",
-    "METRICS",
-    "POOL",
-    "READY_CHECKS",
-    "SERVICE",
-    "STORE",
-    "VAULT",
-    "CleanupContext",
-    "ReadyCheck",
-    "background",
-    "make_app",
-    "running_task",
-]
+__all__ = ["CleanupContext", "background", "make_app", "running_task"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("microshop.access")

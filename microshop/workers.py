@@ -22,7 +22,8 @@ from eventstore.verifying import sample
 from eventstore.versions import build_next, keeping, live_columns
 
 from . import context
-from .app import CONFIG, METRICS, POOL, READY_CHECKS, STORE, CleanupContext, running_task
+from .app import CleanupContext, running_task
+from .appkeys import CONFIG, METRICS, POOL, READY_CHECKS, STORE
 from .tracing import TRACING
 
 __all__ = [

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from microshop.app import CONFIG, STORE, background, make_app
+from microshop.app import background, make_app
+from microshop.appkeys import CONFIG, STORE
 from microshop.config import Config
 
 from . import events as _events  # noqa: F401  (registers UserRegistered)

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from microshop.app import CONFIG, HTTP, READY_CHECKS, background, make_app
+from microshop.app import background, make_app
+from microshop.appkeys import CONFIG, HTTP, READY_CHECKS
 from microshop.auth import KeySource
 from microshop.config import Config
 from microshop.services import available

@@ -8,15 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from microshop.app import (
-    CONFIG,
-    METRICS,
-    POOL,
-    READY_CHECKS,
-    background,
-    make_app,
-    running_task,
-)
+from microshop.app import background, make_app, running_task
+from microshop.appkeys import CONFIG, METRICS, POOL, READY_CHECKS
 from microshop.auth import KeySource
 from microshop.config import Config
 

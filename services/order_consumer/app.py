@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from eventstore import HandlerContext, RetryPolicy
-from microshop.app import CONFIG, make_app
+from microshop.app import make_app
+from microshop.appkeys import CONFIG
 from microshop.auth import KeySource
 from microshop.client import ServiceClient
 from microshop.config import Config

@@ -12,16 +12,8 @@ from aiohttp import web
 from eventstore import Relay
 from eventstore.amqp import broker_problem
 from eventstore.checkpoints import lag
-from microshop.app import (
-    CONFIG,
-    METRICS,
-    POOL,
-    READY_CHECKS,
-    STORE,
-    ReadyCheck,
-    background,
-    make_app,
-)
+from microshop.app import background, make_app
+from microshop.appkeys import CONFIG, METRICS, POOL, READY_CHECKS, STORE, ReadyCheck
 from microshop.config import Config
 
 RELAY = web.AppKey("relay", Relay)

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventstore import ConcurrencyError
-from microshop.app import METRICS, POOL, make_app
+from microshop.app import make_app
+from microshop.appkeys import METRICS, POOL
 from microshop.errors import NotFound
 from microshop.http import json_response, read_json
 from tests.conftest import StackEnv

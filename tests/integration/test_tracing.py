@@ -21,7 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from eventstore import HandlerContext, Metadata, RecordedEvent
 from microshop import context
-from microshop.app import HTTP, make_app
+from microshop.app import make_app
+from microshop.appkeys import HTTP
 from microshop.client import ServiceClient
 from microshop.http import json_response
 from microshop.workers import in_event_context

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from microshop.app import POOL, make_app
+from microshop.app import make_app
+from microshop.appkeys import POOL
 from microshop.http import read_json
 from services.auth.app import create_app as create_auth
 from services.log.app import create_app as create_log

@@ -24,7 +24,8 @@ from eventstore.versions import (
     next_version,
     promote,
 )
-from microshop.app import STORE, make_app
+from microshop.app import make_app
+from microshop.appkeys import STORE
 from microshop.workers import RUNNERS, projection_context
 from tests.conftest import StackEnv
 from tests.integration.test_cli import microshop

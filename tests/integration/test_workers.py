@@ -12,7 +12,8 @@ from pamqp.commands import Basic
 
 from eventstore import ANY, HandlerContext, RetryPolicy
 from eventstore.pg import Pool
-from microshop.app import STORE, make_app
+from microshop.app import make_app
+from microshop.appkeys import STORE
 from microshop.workers import CONSUMERS, RUNNERS, consumer_context, projection_context
 from services.relay.app import create_app as create_relay
 from tests.conftest import StackEnv
