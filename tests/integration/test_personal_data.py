@@ -94,6 +94,7 @@ async def test_rotation_rewraps_every_data_key_under_the_new_kek(fresh_pool: Poo
     for n in range(3):
         await store.append(f"signup-{n}", [Signed(f"m{n}", f"person {n}")], NO_STREAM)
     events = [e.data for n in range(3) for e in await store.read_stream(f"signup-{n}")]
+    await store.close()  # its wake-up notifier must not hold a connection as the pool closes
 
     with pytest.raises(KeyUnavailable, match="not configured"):  # OLD not listed: no change
         await PersonalDataVault(fresh_pool, KeyEncryptionKeys.parse(new)).rewrap()
@@ -194,6 +195,7 @@ async def test_an_app_role_reads_and_appends_to_the_log_and_nothing_else(
         assert result.rows == 1
         owner = await pool.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'streams'")
         assert owner == role
+        await store.close()
     finally:
         await pool.close()
 
