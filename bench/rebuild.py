@@ -9,9 +9,11 @@ most orders paid at once, some after a failed round, some cancelled, a few still
 encoded by the service's registry, and COPYed into a scratch database with the streams
 interleaved at random, as a live shop writes them.
 
-Each round rebuilds `orders` in a child process (`eventstore.projection.rebuild`, what
-`microshop projections rebuild orders` runs) that reports its own time and peak resident
-memory (`VmHWM`), so the figure is the rebuilding process's, not the benchmark's. The
+Each round rebuilds `orders` in a child process (`eventstore.rebuild` with the workers
+`microshop projections rebuild orders` uses by default: one process per CPU, at most 4)
+that reports its own time and peak resident memory (`VmHWM`) plus its forked workers'
+peaks, summed (an overcount: a forked worker shares most of its pages with its parent),
+so the figure is the rebuilding processes', not the benchmark's. The
 baseline, in the same round: COPY of the very rows the rebuild produced into a copy of the
 table (`LIKE orders INCLUDING ALL`: the same indexes), from a connection of this process.
 The rebuilt table is checked against the statuses the generator chose.
@@ -21,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -43,6 +42,8 @@ import uvloop
 
 from bench._common import LOG_COLUMNS, BenchError, Results, info, scratch_database
 from eventstore import PostgresEventStore, create_pool, rebuild, registry
+from eventstore.forking import peak_memory_kb
+from eventstore.rebuilding import default_workers
 from services.order import domain
 from services.order.projections import ORDERS
 
@@ -164,10 +165,10 @@ async def populate(dsn: str, sizes: Sizes) -> tuple[int, collections.Counter[str
 # -- the rounds --------------------------------------------------------------------------
 
 
-def rebuild_in_child(dsn: str) -> dict[str, Any]:
+def rebuild_in_child(dsn: str, workers: int) -> dict[str, Any]:
     """One rebuild in a fresh process (`--child`): its own time and peak memory."""
     child = subprocess.run(
-        [sys.executable, "-m", "bench.rebuild", "--child", dsn],
+        [sys.executable, "-m", "bench.rebuild", "--child", dsn, "--workers", str(workers)],
         capture_output=True,
         text=True,
         check=False,
@@ -195,7 +196,7 @@ async def check_table(conn: asyncpg.Connection, statuses: collections.Counter[st
         raise BenchError(f"the rebuilt orders hold {found}, the log says {dict(statuses)}")
 
 
-async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
+async def run(sizes: Sizes, quick: bool, workers: int) -> dict[str, Any]:
     started = time.perf_counter()
     results = Results()
     child_runs: list[dict[str, Any]] = []
@@ -206,7 +207,7 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         try:
             for n in range(sizes.rounds):
-                run_ = rebuild_in_child(dsn)
+                run_ = rebuild_in_child(dsn, workers)
                 if run_["events"] != events:
                     raise BenchError(f"rebuilt from {run_['events']} of {events} events")
                 await check_table(conn, statuses)
@@ -218,7 +219,8 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
                 results.add("copy_seconds", copy)
                 info(
                     f"  round {n + 1}: rebuild {events / run_['seconds']:>9,.0f} events/s "
-                    f"({run_['seconds']:.2f} s, max RSS {run_['max_rss_mb']} MB); "
+                    f"({run_['seconds']:.2f} s, max RSS {run_['max_rss_mb']} MB over "
+                    f"{run_['processes']} processes); "
                     f"COPY of its {len(rows):,} rows {copy:.2f} s"
                 )
         finally:
@@ -247,6 +249,7 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     out["context"] = {
         "quick": quick,
         "orders": sizes.orders,
+        "workers": workers,
         "statuses": dict(statuses),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -261,36 +264,27 @@ _ROWS = "SELECT " + ", ".join(ORDERS.columns) + " FROM orders"
 # -- the child ---------------------------------------------------------------------------
 
 
-async def child(dsn: str) -> dict[str, Any]:
+async def child(dsn: str, workers: int) -> dict[str, Any]:
     pool = await create_pool(dsn, min_size=1, max_size=2, application_name="bench-rebuild")
     try:
         store = PostgresEventStore(pool, dsn=dsn)
         started = time.perf_counter()
-        result = await rebuild(store, ORDERS)
+        result = await rebuild(store, ORDERS, workers=workers)
         seconds = time.perf_counter() - started
         await store.close()
     finally:
         await pool.close()
-    peak_kb = _own_peak_kb()
+    # `VmHWM` of this address space, not `RUSAGE_SELF`'s `ru_maxrss`: Linux carries that
+    # over a fork and exec, so a child of the benchmark would report the benchmark's own
+    # peak (the rows it holds grow with every round) whenever that is larger
+    peak_kb = peak_memory_kb() + sum(result.worker_peaks_kb)
     return {
         "events": result.events,
         "rows": result.rows,
         "seconds": seconds,
         "max_rss_mb": round(peak_kb / 1024, 1),
+        "processes": 1 + len(result.worker_peaks_kb),
     }
-
-
-def _own_peak_kb() -> int:
-    """This process's peak resident memory in kB: `VmHWM` of its own address space.
-
-    Not `RUSAGE_SELF`'s `ru_maxrss`: Linux carries that over a fork and exec, so a child
-    of the benchmark would report the benchmark's own peak (the rows it holds grow with
-    every round) whenever that is larger than the rebuild's."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -302,17 +296,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="45,000 orders, 2 rounds (<2 min)")
     parser.add_argument("--orders", type=int, help="orders in the log (default 175,000)")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes folding the log (default: as `microshop projections rebuild`, "
+        "one per CPU, at most 4)",
+    )
     parser.add_argument("--child", metavar="DSN", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.child:
-        print(json.dumps(uvloop.run(child(args.child))))
+        print(json.dumps(uvloop.run(child(args.child, args.workers))))
         return
     sizes = QUICK if args.quick else FULL
     if args.orders:
         sizes = dataclasses.replace(sizes, orders=args.orders)
     if args.rounds:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
-    print(json.dumps(uvloop.run(run(sizes, args.quick)), indent=2))
+    print(json.dumps(uvloop.run(run(sizes, args.quick, args.workers)), indent=2))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ class FoldFailed(EventStoreError):
         self.name, self.where, self.error = name, where, error
         super().__init__(f"{name} cannot fold {where}: {type(error).__name__}: {error}")
 
+    def __reduce__(self) -> tuple[type[FoldFailed], tuple[str, str, Exception]]:
+        return FoldFailed, (self.name, self.where, self.error)  # from a forked rebuild worker
+
 
 class UpcastError(EventStoreError):
     """A stored event cannot be brought to the current schema version of its type."""

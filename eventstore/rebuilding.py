@@ -7,18 +7,21 @@ A rebuild never holds the read model in memory. It writes the shadow table
    (`Projection.keyed_by_stream`): the log up to a fence (the head when the rebuild
    started) is read in pages of the `(stream_id, stream_version)` index, each stream is
    folded whole (`Projection.fold_stream`), and the rows are COPYed in, chunk by chunk,
-   into a table without indexes. Then the live table's indexes and key constraints are
-   built on it, under temporary names.
+   into a table without indexes. The streams are cut into parts (ranges of stream ids
+   of about as many events) which several processes fold side by side (`workers`: this
+   one and forked ones, see `forking`). Then the live table's indexes and key
+   constraints are built on it, under temporary names.
 2. *In log order*: the events after the fence (for any other projection: the whole log)
    are applied a batch at a time, loading the rows they touch from the shadow and
    upserting them, as a runner does.
 
 Each COPY chunk and each batch commits with the rebuild's progress row
-(`projection_rebuilds`), so a killed rebuild continues where it stopped (`resume=True`),
-and a new one without it discards what an interrupted one left. At the end: `ANALYZE`,
-then under the checkpoint lock (a live runner pauses only now) the last events, the swap,
-the indexes and constraints renamed to the live table's names (so migrations that name
-them keep working), and the checkpoint moved to the rebuilt position.
+(`projection_rebuilds`, and the part's in `projection_rebuild_parts`), so a killed
+rebuild continues where it stopped (`resume=True`), and a new one without it discards
+what an interrupted one left. At the end: `ANALYZE`, then under the checkpoint lock (a
+live runner pauses only now) the last events, the swap, the indexes and constraints
+renamed to the live table's names (so migrations that name them keep working), and the
+checkpoint moved to the rebuilt position.
 """
 
 from __future__ import annotations
@@ -28,17 +31,18 @@ import contextlib
 import dataclasses
 import gc
 import operator
+import os
 import re
-from collections.abc import AsyncGenerator, Callable, Collection, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from . import checkpoints
+from . import checkpoints, forking
 from .errors import FoldFailed, RebuildInProgress
 from .events import Dropped, Position, RecordedEvent, Undecodable
-from .pg import Conn, Executor, Pool
+from .pg import Conn, Executor, Pool, init_connection
 from .projection import Projection, Row, load_rows, write_rows
 from .store import (
     COLUMNS,
@@ -51,12 +55,23 @@ from .store import (
     sorts_bytewise,
 )
 
-__all__ = ["Interrupted", "RebuildResult", "interrupted", "rebuild"]
+__all__ = ["Interrupted", "Part", "RebuildResult", "default_workers", "interrupted", "rebuild"]
 
 COPY_ROWS = 10_000
 """Rows the by-stream phase COPYs (and commits with its progress) at a time."""
 PAGE_SIZE = 5_000
 """Events the by-stream phase reads at a time."""
+PARALLEL_FROM = 50_000
+"""Events from which the by-stream phase is worth sharing with forked workers."""
+PARTS_PER_WORKER = 4
+"""Parts the streams are cut into per process folding them (small enough to even out
+processes that fold at different speeds, large enough to read in long runs)."""
+
+
+def default_workers() -> int:
+    """Processes a rebuild folds in by default: one per CPU, at most 4 (Postgres needs
+    its share of the machine too)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +81,20 @@ class RebuildResult:
     position: Position  # where the checkpoint now is
     resumed: bool = False  # continued an interrupted rebuild
     discarded: bool = False  # threw away what an interrupted one left
+    worker_peaks_kb: tuple[int, ...] = ()  # peak memory of each forked worker
+
+
+@dataclasses.dataclass(slots=True)
+class Part:
+    """A range of the projection's streams the by-stream phase folds as one piece of work:
+    stream ids from `low` (None: the first) below `high` (None: to the last), done up to
+    `after_stream` (`events` events so far)."""
+
+    part: int
+    low: str | None
+    high: str | None
+    after_stream: str | None = None
+    events: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,6 +139,7 @@ async def rebuild(
     batch_size: int = 5000,
     unreadable: Callable[[RecordedEvent], None] | None = None,
     resume: bool = False,
+    workers: int = 1,
 ) -> RebuildResult:
     """Rebuild `projection` from the log into a shadow table, then swap it in.
 
@@ -120,7 +150,9 @@ async def rebuild(
     meanwhile). An event of the projection this code cannot read is left out and told to
     `unreadable`, which may raise to stop the rebuild: then nothing is swapped in and the
     shadow is dropped. `resume`: continue an interrupted rebuild (start one if none was).
-    Any other stop (a kill, a lost connection) leaves the rebuild resumable.
+    Any other stop (a kill, a lost connection) leaves the rebuild resumable. `workers`:
+    processes folding the by-stream phase (this one and forked ones with their own two
+    connections each; `default_workers()` is what the CLI uses; one needs `store.dsn`).
     """
     async with store.dedicated() as conn, store.dedicated() as reader:
         live = await checkpoints.stored_version(conn, projection.name)
@@ -130,6 +162,7 @@ async def rebuild(
             raise RebuildInProgress(projection.name)
         try:
             job = Fold(store, projection, conn, reader, progress, batch_size, unreadable)
+            job.workers = workers if store.dsn is not None else 1
             with _fewer_collections():
                 return await job.run(resume, expect)
         finally:
@@ -176,7 +209,9 @@ class Fold:
     shadow: str = ""  # the table written (default: `<table>__rebuild`)
     persist: bool = True  # commit each chunk with the progress row (a verify does not)
     until: Position | None = None  # read the log in log order only up to here
+    workers: int = 1  # processes folding the by-stream phase (forked: only with `persist`)
     events: int = 0
+    peaks: list[int] = dataclasses.field(default_factory=list)  # the workers' peaks, kB
 
     def __post_init__(self) -> None:
         self.shadow = self.shadow or shadow_of(self.projection)
@@ -198,7 +233,7 @@ class Fold:
         try:
             if state["phase"] == "streams":
                 fence = Position(state["fence_tx"], state["fence_position"])
-                await self.by_stream(fence, state["after_stream"])
+                await self.by_parts(fence)
                 async with self.conn.transaction():
                     await _create_indexes(self.conn, self.projection.table, self.shadow)
                     await self._save_progress(fence)
@@ -211,7 +246,7 @@ class Fold:
             await self._discard()
             raise exc.error from None
         rows: int = await self.conn.fetchval(f"SELECT count(*) FROM {self.projection.table}")
-        return RebuildResult(self.events, rows, position, resumed, discarded)
+        return RebuildResult(self.events, rows, position, resumed, discarded, tuple(self.peaks))
 
     async def _start(self) -> asyncpg.Record:
         """A fresh shadow table and progress row (what an earlier rebuild left: gone)."""
@@ -234,7 +269,7 @@ class Fold:
                    ON CONFLICT (projection) DO UPDATE SET
                        shadow = excluded.shadow, fence_tx = excluded.fence_tx,
                        fence_position = excluded.fence_position, phase = excluded.phase,
-                       after_stream = NULL, after_tx = '0', after_position = 0, events = 0,
+                       after_tx = '0', after_position = 0, events = 0,
                        total = excluded.total, started_at = now(), updated_at = now()
                    RETURNING *""",
                 projection.name,
@@ -244,22 +279,99 @@ class Fold:
                 "streams" if by_stream else "log",
                 expected,
             )
+            await conn.execute(
+                "DELETE FROM projection_rebuild_parts WHERE projection = $1", projection.name
+            )
+            if by_stream:
+                parts = 1
+                if self.workers > 1 and self.persist and expected >= PARALLEL_FROM:
+                    parts = self.workers * PARTS_PER_WORKER
+                cuts = await _cuts(self.reader, projection, parts)
+                await conn.executemany(
+                    """INSERT INTO projection_rebuild_parts (projection, part, low, high)
+                       VALUES ($1, $2, $3, $4)""",
+                    [
+                        (projection.name, n, low, high)
+                        for n, (low, high) in enumerate(
+                            zip([None, *cuts], [*cuts, None], strict=True)
+                        )
+                    ],
+                )
         assert state is not None
         return state
 
     # -- by stream -----------------------------------------------------------------------
 
-    async def by_stream(self, fence: Position, after_stream: str | None) -> None:
-        """Fold every stream (after `after_stream`) up to `fence` whole; COPY the rows in.
+    async def by_parts(self, fence: Position) -> None:
+        """The by-stream phase: every part not done yet, in `workers` processes."""
+        parts = [
+            Part(**dict(r))
+            for r in await self.conn.fetch(
+                """SELECT part, low, high, after_stream, events FROM projection_rebuild_parts
+                   WHERE projection = $1 AND NOT done ORDER BY part""",
+                self.projection.name,
+            )
+        ]
+        if self.workers <= 1 or len(parts) <= 1 or not self.persist:
+            for part in parts:
+                await self.by_stream(fence, part)
+            return
+        self.peaks = await forking.share(
+            parts,
+            lambda part: self.by_stream(fence, part),
+            lambda report: self._forked(fence, report),
+            workers=self.workers - 1,
+            on_report=self._reported,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _forked(
+        self, fence: Position, report: forking.Report
+    ) -> AsyncIterator[Callable[[Part], Awaitable[None]]]:
+        """In a forked worker: this fold with connections of its own, telling the parent
+        its progress and what it cannot read."""
+        assert self.store.dsn is not None
+        conn = await _connect(self.store.dsn, self.store.application_name)
+        try:
+            reader = await _connect(self.store.dsn, self.store.application_name)
+            try:
+                fold = dataclasses.replace(
+                    self,
+                    conn=conn,
+                    reader=reader,
+                    progress=report,
+                    unreadable=report if self.unreadable else None,
+                    workers=1,
+                )
+                with _fewer_collections():
+                    yield lambda part: fold.by_stream(fence, part)
+            finally:
+                await reader.close()
+        finally:
+            await conn.close()
+
+    def _reported(self, value: int | RecordedEvent) -> None:
+        """What a forked worker told: events folded, or one it could not read."""
+        if isinstance(value, int):
+            self._advance(value)
+        elif self.unreadable is not None:
+            try:
+                self.unreadable(value)
+            except Exception as exc:
+                raise Abandon(exc) from exc
+
+    async def by_stream(self, fence: Position, part: Part) -> None:
+        """Fold every stream of `part` (after its `after_stream`) up to `fence` whole;
+        COPY the rows in.
 
         A chunk's COPY runs while the next chunk is folded (one COPY at a time)."""
         record = _record_of(self.projection.columns)
         records: list[tuple[Any, ...]] = []
         stream: list[RecordedEvent] = []  # the events so far of the stream being read
-        done = after_stream  # the last stream folded (its rows in `records` or copied)
-        complete = self.events  # events of the streams up to `done`
+        done = part.after_stream  # the last stream folded (its rows in `records` or copied)
+        complete = part.events  # events of the part's streams up to `done`
         copying: asyncio.Task[None] | None = None
-        pages = _stream_pages(self.store, self.reader, self.projection, fence, after_stream)
+        pages = _stream_pages(self.store, self.reader, self.projection, fence, part)
         try:
             async for page in pages:
                 fold = self._folder(page, record)
@@ -271,7 +383,7 @@ class Fold:
                 if len(records) >= COPY_ROWS:
                     if copying is not None:
                         await copying
-                    copying = asyncio.ensure_future(self._copy(records, done, complete))
+                    copying = asyncio.ensure_future(self._copy(records, part, done, complete))
                     records = []
                 self._advance(len(page))
             if stream:
@@ -279,7 +391,7 @@ class Fold:
                 done, complete = stream[0].stream_id, complete + len(stream)
             if copying is not None:
                 await copying
-            await self._copy(records, done, complete)
+            await self._copy(records, part, done, complete, finished=True)
         finally:
             await pages.aclose()
             if copying is not None and not copying.done():
@@ -307,8 +419,17 @@ class Fold:
 
         return fold
 
-    async def _copy(self, records: list[tuple[Any, ...]], done: str | None, events: int) -> None:
-        """COPY `records` in, recording that every stream up to `done` is in the shadow."""
+    async def _copy(
+        self,
+        records: list[tuple[Any, ...]],
+        part: Part,
+        done: str | None,
+        events: int,
+        *,
+        finished: bool = False,
+    ) -> None:
+        """COPY `records` in, recording that every stream of `part` up to `done` (`events`
+        events in all) is in the shadow, and whether that is the whole part."""
         async with self.conn.transaction():
             if records:
                 await self.conn.copy_records_to_table(
@@ -316,13 +437,23 @@ class Fold:
                 )
             if not self.persist:
                 return
+            name = self.projection.name
             await self.conn.execute(
-                """UPDATE projection_rebuilds SET after_stream = $2, events = $3,
-                       updated_at = now() WHERE projection = $1""",
-                self.projection.name,
+                """UPDATE projection_rebuild_parts SET after_stream = $3, events = $4, done = $5
+                   WHERE projection = $1 AND part = $2""",
+                name,
+                part.part,
                 done,
                 events,
+                finished,
             )
+            await self.conn.execute(  # last: other parts' workers update it too
+                """UPDATE projection_rebuilds SET events = events + $2, updated_at = now()
+                   WHERE projection = $1""",
+                name,
+                events - part.events,
+            )
+        part.after_stream, part.events = done, events
 
     # -- in log order --------------------------------------------------------------------
 
@@ -381,7 +512,7 @@ class Fold:
     async def _swap(self, position: Position) -> Position:
         """ANALYZE, then under the checkpoint lock: the last events, the swap, the names."""
         projection, conn, table = self.projection, self.conn, self.projection.table
-        await conn.execute(f"ANALYZE {self.shadow}")
+        await analyze(conn, self.shadow)
         async with conn.transaction():
             await checkpoints.lock(conn, projection.name)
             while batch := await self._read_after(position):
@@ -509,22 +640,90 @@ async def _scans(conn: Conn, categories: Collection[str] | None) -> list[_Scan]:
     return [_Scan("", None, [like_prefix(f"{c}-") for c in sorted(categories)])]
 
 
+def _within(scans: list[_Scan], low: str | None, high: str | None) -> list[_Scan]:
+    """`scans` narrowed to the stream ids from `low` below `high` (None: unbounded).
+
+    Bounds are compared here only for the scans of a bytewise-sorting database (the only
+    ones with bounds of their own): Python orders strings as such a database does."""
+    narrowed = []
+    for scan in scans:
+        if scan.low == "" and scan.high is None:  # the whole index
+            narrowed.append(dataclasses.replace(scan, low=low or "", high=high))
+            continue
+        start = scan.low if low is None else max(scan.low, low)
+        ends = [end for end in (scan.high, high) if end is not None]
+        end = min(ends) if ends else None
+        if end is None or start < end:
+            narrowed.append(dataclasses.replace(scan, low=start, high=end))
+    return narrowed
+
+
+async def _cuts(conn: Conn, projection: Projection, parts: int) -> list[str]:
+    """Stream ids cutting the projection's streams into `parts` ranges of about as many
+    events each (fewer when there are few streams): each range starts at a cut."""
+    if parts <= 1:
+        return []
+    scans = await _scans(conn, _streams_of(projection))
+    counts = []
+    for scan in scans:
+        where, args = scan.bounds(2)
+        counts.append(
+            await conn.fetchval(
+                f"SELECT count(*) FROM events WHERE {' AND '.join(['stream_id >= $1', *where])}",
+                scan.low,
+                *args,
+            )
+        )
+    total = sum(counts)
+    targets = [total * k // parts for k in range(1, parts)]
+    cuts: list[str] = []
+    before = 0  # events of the scans before this one
+    for scan, count in zip(scans, counts, strict=True):
+        start, skipped = (scan.low, 0), 0  # each search goes on from the last cut
+        where, args = scan.bounds(4)
+        sql = (
+            "SELECT stream_id, stream_version FROM events WHERE "
+            + " AND ".join(["(stream_id, stream_version) >= ($1, $2::int)", *where])
+            + " ORDER BY stream_id, stream_version OFFSET $3 LIMIT 1"
+        )
+        for target in (t for t in targets if before <= t < before + count):
+            found = await conn.fetchrow(sql, *start, target - before - skipped, *args)
+            if found is None:  # the log changed meanwhile
+                break
+            if not cuts or found["stream_id"] != cuts[-1]:
+                cuts.append(found["stream_id"])
+            start, skipped = (found["stream_id"], found["stream_version"]), target - before
+        before += count
+    return cuts
+
+
+async def _connect(dsn: str, application_name: str) -> Conn:
+    """A connection of a forked rebuild worker."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+        dsn, server_settings={"application_name": f"{application_name}-rebuild"}
+    )
+    await init_connection(conn)
+    return conn
+
+
 async def _stream_pages(
     store: PostgresEventStore,
     conn: Conn,
     projection: Projection,
     fence: Position,
-    after_stream: str | None,
+    part: Part,
 ) -> AsyncGenerator[list[RecordedEvent], None]:
-    """The events up to `fence` of the projection's streams after `after_stream`, in
+    """The events up to `fence` of the streams of `part` after its `after_stream`, in
     `(stream_id, stream_version)` order, a page at a time; the query for the next page
     goes out before this one is handed over, so Postgres reads while the caller folds."""
     pending: asyncio.Future[list[asyncpg.Record]] | None = None
+    after_stream = part.after_stream
     try:
         columns = COLUMNS if projection.reads_metadata else COLUMNS_WITHOUT_METADATA
         if projection.categories == frozenset():  # no event's data is read: none is sent
             columns = columns.replace("data::text", "NULL::text")
-        for scan in await _scans(conn, _streams_of(projection)):
+        scans = _within(await _scans(conn, _streams_of(projection)), part.low, part.high)
+        for scan in scans:
             sql, extra = scan.page(columns)
             if after_stream is not None and after_stream >= scan.low:
                 start = (after_stream, _LAST_VERSION)  # every stream after that one
@@ -599,6 +798,21 @@ async def _create_indexes(conn: Conn, table: str, shadow: str) -> None:
             await conn.execute(
                 f"ALTER TABLE {shadow} ADD CONSTRAINT {temporary} {kind} USING INDEX {temporary}"
             )
+
+
+async def analyze(conn: Conn, table: str) -> None:
+    """Statistics of the columns `table`'s indexes cover, what the planner needs before
+    the first query (autovacuum gathers the rest later). ANALYZE of a read model's
+    JSON columns costs more than the rest of the table together, for statistics no
+    query uses."""
+    columns = await conn.fetchval(
+        """SELECT string_agg(DISTINCT quote_ident(a.attname), ', ')
+           FROM pg_index x
+           JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY(x.indkey::int2[])
+           WHERE x.indrelid = $1::regclass AND a.attnum > 0""",
+        table,
+    )
+    await conn.execute(f"ANALYZE {table}" + (f" ({columns})" if columns else ""))
 
 
 async def _renames(conn: Conn, table: str) -> list[str]:

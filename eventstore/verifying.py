@@ -25,7 +25,7 @@ from . import checkpoints
 from .events import START, Position, RecordedEvent, Undecodable
 from .pg import Conn
 from .projection import Projection, Row
-from .rebuilding import COPY_ROWS, Abandon, Fold, count_events
+from .rebuilding import COPY_ROWS, Abandon, Fold, Part, count_events
 from .store import COLUMNS, PostgresEventStore, like_prefix
 
 __all__ = ["Difference", "Sample", "Verification", "sample", "verify"]
@@ -93,7 +93,7 @@ async def verify(
                 if expect is not None:
                     expect(await count_events(snapshot, projection))
                 if projection.keyed_by_stream:
-                    await fold.by_stream(position, None)
+                    await fold.by_stream(position, Part(0, None, None))
                 else:
                     fold.until = position
                     await fold.in_log_order(START)

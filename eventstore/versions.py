@@ -27,7 +27,7 @@ from .errors import RebuildInProgress
 from .events import Position
 from .pg import Conn, Executor
 from .projection import Projection
-from .rebuilding import Fold, indexes_of, rebuild
+from .rebuilding import Fold, analyze, indexes_of, rebuild
 from .store import PostgresEventStore
 
 __all__ = [
@@ -138,7 +138,7 @@ async def promote(store: PostgresEventStore, projection: Projection) -> Promotio
                 f"the service with this code, or `microshop projections rebuild "
                 f"{projection.name}`"
             )
-        await conn.execute(f"ANALYZE {following.table}")
+        await analyze(conn, following.table)
         fold = Fold(store, following, conn, reader, None, 5000, None, shadow=following.table)
         fold.persist = False
         async with conn.transaction():

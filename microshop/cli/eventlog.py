@@ -44,7 +44,7 @@ from eventstore.projection import (
     retry_parked,
     streams_starting,
 )
-from eventstore.rebuilding import interrupted
+from eventstore.rebuilding import RebuildResult, default_workers, interrupted
 from eventstore.verifying import Difference, Verification, verify
 from eventstore.versions import NotBuilt, Promotion, is_built, next_version, promote
 
@@ -603,7 +603,14 @@ def retry_command(name: str, event_id: uuid.UUID | None) -> None:
 @click.option(
     "--resume", is_flag=True, help="Continue a rebuild that was interrupted (else start afresh)."
 )
-def rebuild_command(name: str, strict: bool, resume: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=default_workers(),
+    show_default="one per CPU, at most 4",
+    help="Processes folding the log side by side (forked, two connections each).",
+)
+def rebuild_command(name: str, strict: bool, resume: bool, workers: int) -> None:
     """Rebuild projection NAME from the whole log into a shadow table, then swap it in.
 
     Reads of the current table keep working until the swap; a running service continues
@@ -612,7 +619,8 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
     progress, so a rebuild that was killed continues with --resume (without it, what the
     killed one left is thrown away and the rebuild starts again). An event this code
     cannot read is left out with one line saying so (with --strict the rebuild stops
-    there and nothing is swapped in).
+    there and nothing is swapped in). A model whose rows each come from one stream is
+    folded by several processes, each taking ranges of streams in turn.
     """
     projection = _projection(name)
     skipped: list[RecordedEvent] = []
@@ -639,6 +647,7 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
                         expect=lambda n: progress.update(task, total=n),
                         unreadable=unreadable,
                         resume=resume,
+                        workers=workers,
                     )
                 except RebuildInProgress as exc:
                     raise click.ClickException(f"{exc}; try again when it has finished") from None
@@ -655,12 +664,17 @@ def rebuild_command(name: str, strict: bool, resume: bool) -> None:
                 click.echo(f"threw away what an interrupted rebuild of {name} left")
             click.echo(
                 f"rebuilt {target.name}: {result.rows} rows from {result.events} events in "
-                f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s), "
-                f"position {result.position}"
+                f"{seconds:.1f}s ({result.events / max(seconds, 1e-9):,.0f} events/s"
+                f"{_processes(result)}), position {result.position}"
                 + (f"; {len(skipped)} unreadable events left out" if skipped else "")
             )
 
     run_async(run())
+
+
+def _processes(result: RebuildResult) -> str:
+    processes = 1 + len(result.worker_peaks_kb)
+    return f" in {processes} processes" if processes > 1 else ""
 
 
 def _progress(*, transient: bool = False, disable: bool = False) -> Progress:

@@ -23,6 +23,7 @@ from eventstore import (
     Projection,
     ProjectionRunner,
     rebuild,
+    rebuilding,
 )
 from eventstore.checkpoints import load
 from eventstore.pg import Pool
@@ -44,6 +45,7 @@ CHILD = textwrap.dedent(
     from tests.samples import notes_projection
 
     rebuilding.COPY_ROWS, rebuilding.PAGE_SIZE = 20, 50
+    rebuilding.PARALLEL_FROM = 0  # with "parallel": forked workers for 1,500 events
     dsn, uid, mode = sys.argv[1:4]
 
     async def main():
@@ -53,9 +55,13 @@ CHILD = textwrap.dedent(
             from eventstore.streams import StreamsProjection
             projection = StreamsProjection()
         else:
-            projection = notes_projection(uid, by_stream=mode == "streams")
+            projection = notes_projection(uid, by_stream=mode != "log")
         await rebuilding.rebuild(
-            store, projection, batch_size=50, progress=lambda n: time.sleep(0.05)
+            store,
+            projection,
+            batch_size=50,
+            progress=lambda n: time.sleep(0.05),  # workers wait for it too, in turn
+            workers=2 if mode == "parallel" else 1,
         )
 
     asyncio.run(main())
@@ -127,6 +133,12 @@ def start_child(test_env: StackEnv, uid: str, mode: str) -> subprocess.Popen[str
     )
 
 
+def processes_of(uid: str) -> list[int]:
+    """The processes whose command line holds `uid` (a rebuild child and its workers)."""
+    found = subprocess.run(["pgrep", "-f", uid], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
 async def kill_midway(pool: Pool, child: subprocess.Popen[str], projection: str, phase: str) -> int:
     """SIGKILL `child` once its rebuild has committed some progress in `phase`."""
     try:
@@ -160,7 +172,7 @@ async def left_behind(pool: Pool, projection: str) -> Interrupted:
     return left
 
 
-@pytest.mark.parametrize("mode", ["streams", "log"])
+@pytest.mark.parametrize("mode", ["streams", "log", "parallel"])
 async def test_a_killed_rebuild_resumes_to_what_an_uninterrupted_one_makes(
     store: PostgresEventStore,
     pool: Pool,
@@ -169,16 +181,26 @@ async def test_a_killed_rebuild_resumes_to_what_an_uninterrupted_one_makes(
     test_env: StackEnv,
     mode: str,
 ) -> None:
-    projection = notes_projection(uid, by_stream=mode == "streams")
+    projection = notes_projection(uid, by_stream=mode != "log")
+    phase = "log" if mode == "log" else "streams"
     await write_notes(store, uid, 1500, streams=150)
     await ProjectionRunner(store, projection).catch_up()
     await pool.execute(f"UPDATE {projection.table} SET total = -1")  # to be repaired
 
     child = start_child(test_env, uid, mode)
-    done = await kill_midway(pool, child, projection.name, mode)
+    done = await kill_midway(pool, child, projection.name, phase)
 
     left = await left_behind(pool, projection.name)
-    assert (left.shadow, left.phase, left.events) == (f"{projection.table}__rebuild", mode, done)
+    assert (left.shadow, left.phase, left.events) == (f"{projection.table}__rebuild", phase, done)
+    parts = await pool.fetch(
+        "SELECT done, events FROM projection_rebuild_parts WHERE projection = $1", left.projection
+    )
+    assert sum(p["events"] for p in parts) == (done if phase == "streams" else 0)
+    if mode == "parallel":  # cut in parts, whose workers died with the killed rebuild
+        assert len(parts) == 2 * rebuilding.PARTS_PER_WORKER and not all(p["done"] for p in parts)
+        async with asyncio.timeout(10):
+            while processes_of(uid):
+                await asyncio.sleep(0.05)
     assert left.total == 1500
     assert 0 < done < left.total
     assert await pool.fetchval("SELECT to_regclass($1)", left.shadow) is not None
@@ -186,7 +208,9 @@ async def test_a_killed_rebuild_resumes_to_what_an_uninterrupted_one_makes(
     await write_notes(store, uid, 200, streams=170)  # more arrives after the kill
 
     progress: list[int] = []
-    result = await rebuild(store, projection, resume=True, progress=progress.append)
+    result = await rebuild(
+        store, projection, resume=True, progress=progress.append, workers=2 if parts else 1
+    )
 
     assert result.resumed and not result.discarded
     assert progress[0] == done  # carried on from the killed run's last commit...
@@ -246,24 +270,44 @@ async def test_status_tells_of_an_interrupted_rebuild_and_resume_finishes_it(
     assert "Interrupted rebuilds" not in text_of(await page(admin, "/admin/projections"))
 
 
-@pytest.mark.parametrize("by_stream", [True, False])
+def in_parallel(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Workers for a rebuild of a small log: two processes, ranges of a few streams."""
+    monkeypatch.setattr(rebuilding, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(rebuilding, "COPY_ROWS", 7)
+    monkeypatch.setattr(rebuilding, "PAGE_SIZE", 40)
+    return 2
+
+
+@pytest.fixture
+def parallel(monkeypatch: pytest.MonkeyPatch) -> int:
+    return in_parallel(monkeypatch)
+
+
+@pytest.mark.parametrize("mode", ["streams", "log", "parallel"])
 async def test_a_fold_that_raises_stops_the_rebuild_resumably(
-    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, by_stream: bool
+    store: PostgresEventStore,
+    pool: Pool,
+    notes: Projection,
+    uid: str,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    projection: Any = notes_projection(uid, by_stream=by_stream)
+    projection: Any = notes_projection(uid, by_stream=mode != "log")
+    workers = in_parallel(monkeypatch) if mode == "parallel" else 1
     await write_notes(store, uid, 300, streams=30)
-    await store.append(f"note{uid}-bad", [Noted("explode now")], ANY)
-    await ProjectionRunner(store, projection).catch_up()  # parks it, goes on
+    for stream in ("bad", "0004x", "0017x"):  # in any part, a worker's or this process's
+        await store.append(f"note{uid}-{stream}", [Noted(f"explode {stream}")], ANY)
+    await ProjectionRunner(store, projection).catch_up()  # parks them, goes on
     before = await table_rows(pool, projection)
 
     with pytest.raises(FoldFailed, match=r"cannot fold .*ValueError: the fold cannot take"):
-        await rebuild(store, projection)
+        await rebuild(store, projection, workers=workers)
     assert await table_rows(pool, projection) == before  # nothing swapped in
     assert [i.projection for i in await interrupted(pool)].count(projection.name) == 1
 
     projection.explosive = False  # the fix is deployed
-    result = await rebuild(store, projection, resume=True)
-    assert result.resumed and result.events == 301
+    result = await rebuild(store, projection, resume=True, workers=workers)
+    assert result.resumed and result.events == 303
     assert await table_rows(pool, projection) == await expected_rows(store, projection)
 
 
@@ -294,3 +338,80 @@ async def test_a_model_that_reads_no_metadata_is_rebuilt_without_it(
     assert await table_rows(store.pool, notes) == await expected_rows(store, notes)
     expected = {"corr-rebuild"} if reads_metadata else {None}
     assert {m.correlation_id for m in folded} == expected and len(folded) == 2
+
+
+async def test_a_rebuild_in_several_processes_makes_what_one_makes(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, parallel: int
+) -> None:
+    await write_notes(store, uid, 1200, streams=90)
+    progress: list[int] = []
+
+    result = await rebuild(store, notes, workers=parallel, progress=progress.append)
+
+    assert len(result.worker_peaks_kb) == 1 and result.worker_peaks_kb[0] > 0  # one forked
+    assert result.events == sum(progress) == 1200
+    assert await table_rows(pool, notes) == await expected_rows(store, notes)
+    single = await rebuild(store, notes, workers=1)
+    assert single.worker_peaks_kb == () and single.rows == result.rows
+
+
+async def test_the_parts_cover_every_stream_once(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
+) -> None:
+    """Cut points fall between streams, about as many events apart, however uneven the
+    streams (one holds a third of the log)."""
+    await write_notes(store, uid, 600, streams=60)
+    await store.append(f"note{uid}-0030", [Noted(str(n), n) for n in range(300)], ANY)
+    async with pool.acquire() as conn:
+        cuts = await rebuilding._cuts(conn, notes, 6)
+        scans = await rebuilding._scans(conn, rebuilding._streams_of(notes))
+    streams = [
+        r["stream_id"]
+        for r in await pool.fetch(
+            "SELECT stream_id, count(*) FROM events WHERE stream_id LIKE $1 GROUP BY 1 ORDER BY 1",
+            f"note{uid}-%",
+        )
+    ]
+    assert cuts == sorted(set(cuts)) and set(cuts) <= set(streams)
+    assert 3 <= len(cuts) <= 5  # the big stream swallows a cut or two
+    bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
+    assert [len(rebuilding._within(scans, low, high)) for low, high in bounds] == [1] * len(bounds)
+    parts = [
+        [s for s in streams if (low is None or s >= low) and (high is None or s < high)]
+        for low, high in bounds
+    ]
+    assert sorted(s for part in parts for s in part) == streams  # each stream in one part
+
+
+async def test_events_a_worker_cannot_read_are_told_here(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str, parallel: int
+) -> None:
+    await write_notes(store, uid, 400, streams=40)
+    unreadable = []
+    for n in (3, 17, 33):  # a newer schema than this code knows, in several parts
+        await pool.execute(
+            """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                   schema_version, data)
+               VALUES ($1, 100, gen_random_uuid(), 'TestNoted', 99, '{}')""",
+            f"note{uid}-{n:04d}",
+        )
+        unreadable.append(f"note{uid}-{n:04d}")
+    told: list[Any] = []
+    await rebuild(store, notes, workers=1, unreadable=told.append)
+    in_one = await table_rows(pool, notes)
+    told.clear()
+
+    result = await rebuild(store, notes, workers=parallel, unreadable=told.append)
+
+    assert sorted(e.stream_id for e in told) == unreadable  # each once, whoever read it
+    assert all(e.schema_version == 99 for e in told)
+    assert result.events == 403 and len(result.worker_peaks_kb) == 1
+    assert await table_rows(pool, notes) == in_one  # left out alike
+
+    def strict(event: Any) -> None:
+        raise RuntimeError(f"cannot read {event.stream_id}")
+
+    with pytest.raises(RuntimeError, match="cannot read"):
+        await rebuild(store, notes, workers=parallel, unreadable=strict)
+    assert await pool.fetchval("SELECT to_regclass($1)", f"{notes.table}__rebuild") is None
+    assert [i for i in await interrupted(pool) if i.projection == notes.name] == []
