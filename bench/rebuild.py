@@ -17,6 +17,15 @@ so the figure is the rebuilding processes', not the benchmark's. The
 baseline, in the same round: COPY of the very rows the rebuild produced into a copy of the
 table (`LIKE orders INCLUDING ALL`: the same indexes), from a connection of this process.
 The rebuilt table is checked against the statuses the generator chose.
+
+Where the time goes: each rebuild's CPU is measured, the rebuilding processes' (the child
+and its forked workers, from the kernel's accounting of the processes this one waited
+for) and Postgres's (its processes that ended meanwhile: the rebuild's backends), and
+`cpu_bound_events_per_second` says how fast this machine could rebuild if that CPU were
+spread over every core without a gap. Before the rounds, the same rebuild runs twice
+with parts of it stubbed out, once with the fold and COPY left out (`read_decode`:
+reading and decoding the log) and once with the COPY left out (`read_decode_fold`), so
+the cost of each stage is the difference.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -35,6 +45,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -42,8 +53,9 @@ import uvloop
 
 from bench._common import LOG_COLUMNS, BenchError, Results, info, scratch_database
 from eventstore import PostgresEventStore, create_pool, rebuild, registry
+from eventstore import rebuilding as rebuilding_module
 from eventstore.forking import peak_memory_kb
-from eventstore.rebuilding import default_workers
+from eventstore.rebuilding import Fold, default_workers
 from services.order import domain
 from services.order.projections import ORDERS
 
@@ -165,10 +177,19 @@ async def populate(dsn: str, sizes: Sizes) -> tuple[int, collections.Counter[str
 # -- the rounds --------------------------------------------------------------------------
 
 
-def rebuild_in_child(dsn: str, workers: int) -> dict[str, Any]:
-    """One rebuild in a fresh process (`--child`): its own time and peak memory."""
+STAGES = ("read_decode", "read_decode_fold", "full")
+
+
+def rebuild_in_child(
+    dsn: str, workers: int, postmaster: int | None, stage: str = "full"
+) -> dict[str, Any]:
+    """One rebuild in a fresh process (`--child`): its own time and peak memory, and the
+    CPU it and Postgres spent."""
+    python_before = _children_cpu_seconds()  # the child's own figure leaves its start out
+    postgres_before = _ended_children_cpu_seconds(postmaster)
+    argv = ["--child", dsn, "--workers", str(workers), "--stage", stage]
     child = subprocess.run(
-        [sys.executable, "-m", "bench.rebuild", "--child", dsn, "--workers", str(workers)],
+        [sys.executable, "-m", "bench.rebuild", *argv],
         capture_output=True,
         text=True,
         check=False,
@@ -176,7 +197,65 @@ def rebuild_in_child(dsn: str, workers: int) -> dict[str, Any]:
     if child.returncode != 0:
         raise BenchError(f"the rebuild failed:\n{child.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(child.stdout)
+    result["process_cpu_seconds"] = _children_cpu_seconds() - python_before  # with imports
+    if postgres_before is not None:
+        time.sleep(0.2)  # the server reaps the rebuild's backends
+        after = _ended_children_cpu_seconds(postmaster)
+        result["postgres_cpu_seconds"] = None if after is None else after - postgres_before
     return result
+
+
+def _cpu_seconds() -> float:
+    """CPU of this process and of the ones it waited for (a rebuild's forked workers)."""
+    return time.process_time() + _children_cpu_seconds()
+
+
+def _children_cpu_seconds() -> float:
+    """CPU of the processes this one waited for (and of those they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ended_children_cpu_seconds(pid: int | None) -> float | None:
+    """CPU of the ended children of `pid` (a local Postgres server: its ended backends)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime + cstime
+
+
+async def _postmaster(conn: asyncpg.Connection) -> int | None:
+    """The pid of the Postgres server when it runs on this machine (else None)."""
+    return _parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
+def _parent_of(backend: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _per_100k(figures: dict[str, Any]) -> str:
+    postgres = figures["postgres_cpu_seconds_per_100k"]
+    return (
+        f"{figures['seconds_per_100k']:.2f} s, CPU {figures['python_cpu_seconds_per_100k']:.2f}"
+        f" s Python + {'?' if postgres is None else f'{postgres:.2f}'} s Postgres per 100k events"
+    )
+
+
+def cpu_of(run_: dict[str, Any], events: int) -> dict[str, Any]:
+    """A rebuild's seconds and CPU seconds per 100,000 events."""
+    per = 100_000 / events
+    postgres = run_.get("postgres_cpu_seconds")
+    return {
+        "seconds_per_100k": round(run_["seconds"] * per, 3),
+        "python_cpu_seconds_per_100k": round(run_["python_cpu_seconds"] * per, 3),
+        "postgres_cpu_seconds_per_100k": None if postgres is None else round(postgres * per, 3),
+    }
 
 
 async def copy_baseline(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> float:
@@ -200,20 +279,29 @@ async def run(sizes: Sizes, quick: bool, workers: int) -> dict[str, Any]:
     started = time.perf_counter()
     results = Results()
     child_runs: list[dict[str, Any]] = []
+    stages: dict[str, dict[str, Any]] = {}
     async with scratch_database("microshop_bench_rebuild") as dsn:
         info(f"populating the log: {sizes.orders:,} orders")
         events, statuses = await populate(dsn, sizes)
         info(f"  {events:,} events, orders {dict(statuses)}")
         conn = await asyncpg.connect(dsn)
         try:
+            postmaster = await _postmaster(conn)
+            for stage in STAGES[:-1]:
+                stubbed = rebuild_in_child(dsn, workers, postmaster, stage)
+                stages[stage] = cpu_of(stubbed, events)
+                info(f"  {stage:>16} only: {_per_100k(stages[stage])}")
             for n in range(sizes.rounds):
-                run_ = rebuild_in_child(dsn, workers)
+                run_ = rebuild_in_child(dsn, workers, postmaster)
                 if run_["events"] != events:
                     raise BenchError(f"rebuilt from {run_['events']} of {events} events")
                 await check_table(conn, statuses)
                 rows = [tuple(r) for r in await conn.fetch(_ROWS)]
                 copy = await copy_baseline(conn, rows)
                 child_runs.append(run_)
+                results.add("python_cpu_seconds", run_["python_cpu_seconds"])
+                if run_.get("postgres_cpu_seconds") is not None:
+                    results.add("postgres_cpu_seconds", run_["postgres_cpu_seconds"])
                 results.add("events_per_second", events / run_["seconds"])
                 results.add("max_rss_mb", run_["max_rss_mb"])
                 results.add("copy_seconds", copy)
@@ -221,7 +309,8 @@ async def run(sizes: Sizes, quick: bool, workers: int) -> dict[str, Any]:
                     f"  round {n + 1}: rebuild {events / run_['seconds']:>9,.0f} events/s "
                     f"({run_['seconds']:.2f} s, max RSS {run_['max_rss_mb']} MB over "
                     f"{run_['processes']} processes); "
-                    f"COPY of its {len(rows):,} rows {copy:.2f} s"
+                    f"COPY of its {len(rows):,} rows {copy:.2f} s; "
+                    + _per_100k(cpu_of(run_, events))
                 )
         finally:
             await conn.close()
@@ -241,6 +330,12 @@ async def run(sizes: Sizes, quick: bool, workers: int) -> dict[str, Any]:
         "copy_share_of_rebuild": round(results.median("copy_share"), 3),
         "targets": TARGETS,
     }
+    median = sorted(child_runs, key=lambda r: r["seconds"])[len(child_runs) // 2]
+    stages["full"] = cpu_of(median, events)
+    out["stages"] = stages
+    if median.get("postgres_cpu_seconds") is not None:
+        cpu = median["python_cpu_seconds"] + median["postgres_cpu_seconds"]
+        out["cpu_bound_events_per_second"] = round(events / (cpu / (os.cpu_count() or 1)), 1)
     out["meets_targets"] = {
         "events_per_second": out["events_per_second"] >= TARGETS["events_per_second"],
         "max_rss_mb": out["max_rss_mb"] <= TARGETS["max_rss_mb"],
@@ -264,13 +359,32 @@ _ROWS = "SELECT " + ", ".join(ORDERS.columns) + " FROM orders"
 # -- the child ---------------------------------------------------------------------------
 
 
-async def child(dsn: str, workers: int) -> dict[str, Any]:
+def stub_out(stage: str) -> None:
+    """Leave the COPY (and, for `read_decode`, the fold) out of this process's rebuilds:
+    the stages measured on their own. The swapped-in table is then empty."""
+    copy = Fold._copy
+
+    async def no_copy(self: Fold, records: Any, *args: Any, **kwargs: Any) -> None:
+        await copy(self, [], *args, **kwargs)
+
+    def no_fold(self: Fold, page: Any, record: Any) -> Any:
+        return lambda events: []
+
+    Fold._copy = no_copy  # type: ignore[method-assign]
+    if stage == "read_decode":
+        Fold._folder = no_fold  # type: ignore[method-assign]
+    assert rebuilding_module.Fold is Fold
+
+
+async def child(dsn: str, workers: int, stage: str) -> dict[str, Any]:
+    if stage != "full":
+        stub_out(stage)
     pool = await create_pool(dsn, min_size=1, max_size=2, application_name="bench-rebuild")
     try:
         store = PostgresEventStore(pool, dsn=dsn)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         result = await rebuild(store, ORDERS, workers=workers)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
         await store.close()
     finally:
         await pool.close()
@@ -282,6 +396,7 @@ async def child(dsn: str, workers: int) -> dict[str, Any]:
         "events": result.events,
         "rows": result.rows,
         "seconds": seconds,
+        "python_cpu_seconds": cpu,
         "max_rss_mb": round(peak_kb / 1024, 1),
         "processes": 1 + len(result.worker_peaks_kb),
     }
@@ -304,11 +419,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "one per CPU, at most 4)",
     )
     parser.add_argument("--child", metavar="DSN", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", choices=STAGES, default="full", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.child:
-        print(json.dumps(uvloop.run(child(args.child, args.workers))))
+        print(json.dumps(uvloop.run(child(args.child, args.workers, args.stage))))
         return
     sizes = QUICK if args.quick else FULL
     if args.orders:
