@@ -11,7 +11,7 @@ WEB_DEPS := $(WEB)/node_modules/.package-lock.json
 UP_WEB := $(if $(and $(wildcard $(WEB)/package.json),$(shell command -v $(NPM) 2>/dev/null)),frontend)
 
 .PHONY: help install up migrate test lint typecheck pytest frontend frontend-test screenshots \
-        bench bench-eventstore bench-orders bench-rebuild bench-soak compose-test clean
+        bench bench-eventstore bench-orders bench-rebuild bench-floor bench-soak compose-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench-orders: install  ## orders/s from POST to PAID through the gateway, with p
 
 bench-rebuild: install  ## rebuild the real orders projection from a 400k-event log: events/s, peak memory (ARGS=--quick)
 	$(BIN)/python -m bench.rebuild $(ARGS)
+
+bench-floor: install  ## the plumbing an order needs, priced piece by piece, against its measured CPU (ARGS=--quick)
+	$(BIN)/python -m bench.floor $(ARGS)
 
 bench-soak: install  ## steady order load for 10 min, every process's memory sampled (ARGS=--minutes N)
 	$(BIN)/python -m bench.soak $(ARGS)

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import asyncpg
 
-__all__ = ["CLIENT", "CpuBudget", "Snapshot", "children", "service_processes"]
+__all__ = [
+    "CLIENT",
+    "CpuBudget",
+    "Snapshot",
+    "children",
+    "machine_busy_seconds",
+    "service_processes",
+]
 
 CLIENT = "bench-client"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,7 +94,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     """Non-idle CPU time of the whole machine, all cores summed."""
     with open("/proc/stat") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
@@ -142,7 +149,7 @@ class CpuBudget:
             seconds = _cpu_seconds(pid)
             if seconds is not None:
                 per_pid[(group, pid)] = seconds
-        return Snapshot(per_pid, _machine_busy_seconds())
+        return Snapshot(per_pid, machine_busy_seconds())
 
     @staticmethod
     def per_unit(before: Snapshot, after: Snapshot, units: int) -> dict[str, float]:

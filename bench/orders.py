@@ -17,6 +17,12 @@ the orders completed in it (`bench._procs.CpuBudget`): `machine` is all busy tim
 each service process, the Postgres backends working for each service, the Postgres server's
 own processes, RabbitMQ, the benchmark client and `other` (anything else on the machine).
 It is printed as a table on stderr too, so that a change shows where it moved the cost.
+
+`work_per_order` is what one order made the shop do, from every service's `/metrics`
+before and after the window: HTTP requests served (each hop counted once, by the service
+that answered it, the gateway's included), appends and events appended, events the relay
+published, and messages consumers handled. `python -m bench.floor` prices each of those
+on its own.
 """
 
 from __future__ import annotations
@@ -196,6 +202,32 @@ async def one_order(session: aiohttp.ClientSession, me: dict[str, str], product:
             raise RuntimeError(f"order ended {seen['status']}")
 
 
+WORK = {
+    "http_requests": "http_requests_total",
+    "appends": "eventstore_appends_total",
+    "events_appended": "eventstore_appended_events_total",
+    "events_relayed": "relay_published_events_total",
+    "messages_consumed": "consumer_handled_total",
+}
+"""What `work_per_order` counts, from which metric (summed over services and labels)."""
+
+
+async def work_done(session: aiohttp.ClientSession, ports: dict[str, int]) -> dict[str, float]:
+    """The `WORK` counters summed over every service of the stack, now."""
+    wanted = {metric: name for name, metric in WORK.items()}
+    totals = dict.fromkeys(WORK, 0.0)
+    for port in ports.values():
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            metric = line.split("{", 1)[0].split(" ", 1)[0]
+            if metric in wanted:
+                totals[wanted[metric]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 async def client_loop(
     session: aiohttp.ClientSession,
     me: dict[str, str],
@@ -222,6 +254,7 @@ async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
             await asyncio.gather(*(one_order(session, me, product["id"]) for me in customers))
             times: list[float] = []
             budget = CpuBudget(running.process.pid, dsn)
+            work_before = await work_done(session, running.ports)
             before = await budget.snapshot()
             until = time.perf_counter() + seconds
             t0 = time.perf_counter()
@@ -230,10 +263,17 @@ async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
             )
             elapsed = time.perf_counter() - t0
             cpu = CpuBudget.per_unit(before, await budget.snapshot(), len(times))
+            work_after = await work_done(session, running.ports)
+    # the scrapes of /metrics themselves are requests too: one per service, after the window
+    work_after["http_requests"] -= len(running.ports)
+    work = {
+        name: round((work_after[name] - work_before[name]) / max(len(times), 1), 2) for name in WORK
+    }
     rate = len(times) / elapsed
     info("CPU ms per order:")
     for group, ms in cpu.items():
         info(f"  {group:<28} {ms:6.2f}")
+    info("work per order: " + ", ".join(f"{n} {v}" for n, v in work.items()))
     result: dict[str, Any] = {
         "orders_per_second": round(rate, 1),
         "p50_ms": round(percentile(times, 0.50) * 1000, 1),
@@ -241,6 +281,7 @@ async def run(clients: int, seconds: float, quick: bool) -> dict[str, Any]:
         "p99_ms": round(percentile(times, 0.99) * 1000, 1),
         "mean_ms": round(statistics.fmean(times) * 1000, 1),
         "cpu_ms_per_order": cpu,
+        "work_per_order": work,
         "orders": len(times),
         "clients": clients,
         "seconds": round(elapsed, 1),
