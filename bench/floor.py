@@ -87,14 +87,24 @@ REGISTRY = EventRegistry()
 REGISTRY.register(Noted, name="FloorNoted")
 
 
-async def cpu_per_unit(units: int, work: Callable[[], Awaitable[Any]]) -> float:
-    """Milliseconds of the machine's CPU per unit while `work` does `units` of them."""
-    before = machine_busy_seconds()
+@dataclasses.dataclass(frozen=True, slots=True)
+class Price:
+    machine_ms: float  # every process's CPU per unit
+    here_ms: float  # of which this process's (the client, relay, consumer or runner side)
+
+
+async def cpu_per_unit(units: int, work: Callable[[], Awaitable[Any]]) -> Price:
+    """The machine's CPU per unit while `work` does `units` of them, and this process's."""
+    before, here = machine_busy_seconds(), time.process_time()
     started = time.perf_counter()
     await work()
-    busy = machine_busy_seconds() - before
-    info(f"    {units:,} in {time.perf_counter() - started:.2f} s")
-    return busy * 1000 / units
+    busy, here = machine_busy_seconds() - before, time.process_time() - here
+    price = Price(busy * 1000 / units, here * 1000 / units)
+    info(
+        f"    {units:,} in {time.perf_counter() - started:.2f} s: {price.machine_ms:.3f} ms "
+        f"each ({price.here_ms:.3f} ms in this process)"
+    )
+    return price
 
 
 async def eight_at_a_time(units: int, one: Callable[[int], Awaitable[Any]]) -> None:
@@ -176,7 +186,7 @@ def _body(i: int) -> dict[str, Any]:
     return {"id": str(uuid.UUID(int=i)), "items": [line | {"quantity": 1}]}
 
 
-async def price_http(kind: str, units: int, namespace: str) -> float:
+async def price_http(kind: str, units: int, namespace: str) -> Price:
     info(f"  http_hop_{kind}")
     async with http_server(kind, namespace) as url:
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -217,8 +227,8 @@ class FloorRows(FloorProjection):
     name = "floor_rows"  # fills the table for `read_row`, untimed
 
 
-async def price_store(dsn: str, units: int, namespace: str) -> dict[str, float]:
-    prices: dict[str, float] = {}
+async def price_store(dsn: str, units: int, namespace: str) -> dict[str, Price]:
+    prices: dict[str, Price] = {}
     pool = await create_pool(dsn, min_size=2, max_size=10, application_name="bench-floor")
     store = PostgresEventStore(pool, registry=REGISTRY, dsn=dsn)
     try:
@@ -258,9 +268,9 @@ async def price_store(dsn: str, units: int, namespace: str) -> dict[str, float]:
     return prices
 
 
-async def price_broker(store: PostgresEventStore, units: int, namespace: str) -> dict[str, float]:
+async def price_broker(store: PostgresEventStore, units: int, namespace: str) -> dict[str, Price]:
     """The relay publishing the appended events, then a consumer taking them."""
-    prices: dict[str, float] = {}
+    prices: dict[str, Price] = {}
     handled = 0
     done = asyncio.Event()
 
@@ -341,7 +351,7 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     info(f"the real flow: bench.orders for {sizes.orders_seconds:.0f} s at 8 clients")
     measured = await orders.run(8, sizes.orders_seconds, quick)
     work: dict[str, float] = measured["work_per_order"]
-    prices: dict[str, float] = {}
+    prices: dict[str, Price] = {}
     namespace = unique_name("bench_floor")
     info(f"pricing each piece, {sizes.units:,} of each, {CONCURRENCY} at a time")
     try:
@@ -355,11 +365,12 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     # row, are the services' own work: priced, not counted)
     counted = {piece: work[count] for count, piece in PIECES.items()}
     counted["project"] = work["events_appended"]
-    floor = {piece: round(n * prices[piece], 2) for piece, n in counted.items()}
+    floor = {piece: round(n * prices[piece].machine_ms, 2) for piece, n in counted.items()}
     floor_ms = sum(floor.values())
     machine = measured["cpu_ms_per_order"]["machine"]
     return {
-        "prices_ms": {k: round(v, 3) for k, v in prices.items()},
+        "prices_ms": {k: round(v.machine_ms, 3) for k, v in prices.items()},
+        "of_which_this_process_ms": {k: round(v.here_ms, 3) for k, v in prices.items()},
         "work_per_order": work,
         "floor_ms_per_order_by_piece": floor,
         "floor_ms_per_order": round(floor_ms, 2),
@@ -384,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="5,000 of each piece, 8 s of orders (<1 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="5,000 of each piece, 8 s of orders (<1 min)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     print(json.dumps(uvloop.run(run(sizes, args.quick)), indent=2))

@@ -67,24 +67,29 @@ class OrdersProjection(Projection):
 
     def fold_stream(self, events: list[RecordedEvent]) -> dict[Any, Row | None]:
         """The domain's fold over the whole stream, made a row once (not after every
-        event): what `fold` gives, without a row-to-order round trip per event."""
+        event): what `fold` gives, without a row-to-order round trip per event. The
+        events are one stream's, so whether it is an order's is asked once."""
+        if not events or not ORDER_STREAMS.owns(events[0].stream_id):
+            return {}
         order: domain.Order | None = None
-        first = created = last = None
+        created = last = None
+        apply = domain.apply
         for event in events:
-            if isinstance(event.data, (Dropped, dict)) or not ORDER_STREAMS.owns(event):
+            data = event.data
+            if isinstance(data, (Dropped, dict)):
                 continue  # what `key_of` and `fold` leave out
-            first = first or event
-            after = domain.apply(order, event.data)
+            after = apply(order, data)
             if after is not None:
                 if order is None:
                     created = event.recorded_at
                 order, last = after, event
-        if first is None:
-            return {}
-        key = self.key_of(first)
+        if last is None and all(isinstance(e.data, (Dropped, dict)) for e in events):
+            return {}  # nothing of it is read: no key either
+        order_id = ORDER_STREAMS.id_of(events[0].stream_id)
+        key = uuid.UUID(order_id)
         if order is None or last is None or created is None:
             return {key: None}
-        return {key: _row(order, created, last, key if str(key) == order.id else None)}
+        return {key: _row(order, created, last, key if order_id == order.id else None)}
 
 
 def _row(
