@@ -429,7 +429,9 @@ class Consumer:
                 # The handler's effects are outside this database transaction, so the
                 # record only spares a redelivery the work: no waiting for the disk.
                 async with self.store.pool.acquire() as conn:
-                    await self.record(conn, event, synchronous_commit=False)
+                    if not await self.record(conn, event, synchronous_commit=False):
+                        # a concurrent delivery was handled, and recorded, first
+                        raise AlreadyHandled(str(event.event_id))
         except AlreadyHandled:
             self.stats.duplicates += 1
             return

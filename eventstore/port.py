@@ -88,7 +88,9 @@ class EventStore(abc.ABC):
     - A wrong `expected_version` raises `ConcurrencyError(stream, expected, actual)`.
     - Appending events whose ids are already stored, in this stream at the very versions
       this append would give them, is a retry of a write that landed: it succeeds and
-      returns the original result, writing nothing. Any other clash of ids raises
+      returns the original result, writing nothing; but inside a caller's transaction
+      that the clash aborted (Postgres), it raises `DuplicateEventError`, for that
+      transaction can commit nothing more. Any other clash of ids raises
       `DuplicateEventError`.
     - `read_stream` gives a stream's events in version order; `read_all` gives the global
       log in commit order, never skipping an event that commits late.
@@ -139,6 +141,8 @@ class EventStore(abc.ABC):
         except (ConcurrencyError, DuplicateEventError) as clash:
             found = {} if event_ids is None else await self._stored(ids, conn)
             landed = _landed(stream_id, ids, found)
+            if self._clash_aborts(conn):
+                landed = None  # the caller's transaction can commit nothing more
             if landed is not None and expected_version in (None, landed.version - len(ids)):
                 self._observe(stream_id, 0, time.perf_counter() - started, "ok")
                 return landed  # a retry of an append that went through: its result again
@@ -153,6 +157,10 @@ class EventStore(abc.ABC):
         if self.vault is None:
             raise PersonalDataError("this event store has no vault to seal personal data with")
         return [await self.vault.seal(event, conn=conn) for event in events]
+
+    def _clash_aborts(self, conn: Any) -> bool:
+        """Whether a clash of an append on `conn` ended the caller's transaction."""
+        return False
 
     @abc.abstractmethod
     async def _stored(

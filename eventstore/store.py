@@ -101,6 +101,19 @@ FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[])
 WHERE $2::int = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_version = $2::int)
 RETURNING global_position, tx_id"""
 
+
+def _notifying(append: str) -> str:
+    """`append` that also wakes readers (`pg_notify($8, $9)`, sent at the commit of the
+    caller's transaction, and only when it appended): one statement, not two."""
+    return (
+        f"WITH appended AS ({append.strip()})\n"
+        "SELECT global_position, tx_id, (SELECT pg_notify($8, $9)) FROM appended"
+    )
+
+
+_APPEND_ONE_NOTIFYING = _notifying(_APPEND_ONE)
+_APPEND_MANY_NOTIFYING = _notifying(_APPEND_MANY)
+
 # Committed events after a position, whether or not the fence lets readers see them yet.
 # (Not `EXISTS (...)`: its generic plan is a sequential scan from the oldest event.)
 _BEHIND_FENCE = """
@@ -169,11 +182,14 @@ class PostgresEventStore(EventStore):
         conn: Conn | None,
     ) -> AppendResult:
         """One INSERT (with others of this process, outside a caller's transaction);
-        inside the caller's transaction (`conn`) the wake-up of readers is sent at its
-        commit, and a lost race leaves that transaction usable (savepoint)."""
+        inside the caller's transaction (`conn`) the same statement wakes readers at its
+        commit, and a lost race (`ConcurrencyError`, whatever `expected_version`) aborts
+        that transaction like any failed statement: the caller retries in a new one (its
+        id was taken before the events it lost to, and the log orders by it)."""
         encode, type_of = self.registry.encode, self.registry.type_of
         rows = [(*type_of(e), encode(e)) for e in events]  # refuses unknown types first
         append = Append(stream_id, expected_version or 0, event_ids, rows, encode(metadata))
+        in_transaction = conn is not None and conn.is_in_transaction()
         if expected_version is not None:
             result = await self._write(append, conn)
         else:
@@ -183,11 +199,9 @@ class PostgresEventStore(EventStore):
                     result = await self._write(append._replace(expected=version), conn)
                     break
                 except ConcurrencyError:
-                    if attempt == 9:
+                    if attempt == 9 or in_transaction:
                         raise
-        if conn is not None and conn.is_in_transaction():
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, category_of(stream_id))
-        else:
+        if not in_transaction:
             self.notifier.poke(category_of(stream_id))
         return result
 
@@ -197,37 +211,36 @@ class PostgresEventStore(EventStore):
         return await self._insert(append, conn)
 
     async def _insert(self, append: Append, conn: Conn | None = None) -> AppendResult:
-        """`append` in a statement of its own."""
+        """`append` in a statement of its own (inside the caller's transaction, one that
+        also wakes readers at its commit)."""
         stream_id, expected, ids, rows, meta = append
         executor: Any = conn if conn is not None else self.pool
-        # inside the caller's transaction a savepoint keeps a lost race from aborting it
-        guard = (
-            conn.transaction()
-            if conn is not None and conn.is_in_transaction()
-            else contextlib.nullcontext()
-        )
+        in_transaction = conn is not None and conn.is_in_transaction()
+        wake = (CHANNEL, category_of(stream_id)) if in_transaction else ()
         try:
-            async with guard:
-                if len(rows) == 1:
-                    name, version, data = rows[0]
-                    found = await executor.fetch(
-                        _APPEND_ONE, stream_id, expected, ids[0], name, version, data, meta
-                    )
-                else:
-                    found = await executor.fetch(
-                        _APPEND_MANY,
-                        stream_id,
-                        expected,
-                        list(ids),
-                        [r[0] for r in rows],
-                        [r[1] for r in rows],
-                        [r[2] for r in rows],
-                        meta,
-                    )
+            if len(rows) == 1:
+                name, version, data = rows[0]
+                sql = _APPEND_ONE_NOTIFYING if in_transaction else _APPEND_ONE
+                found = await executor.fetch(
+                    sql, stream_id, expected, ids[0], name, version, data, meta, *wake
+                )
+            else:
+                found = await executor.fetch(
+                    _APPEND_MANY_NOTIFYING if in_transaction else _APPEND_MANY,
+                    stream_id,
+                    expected,
+                    list(ids),
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    [r[2] for r in rows],
+                    meta,
+                    *wake,
+                )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_event_id_key":
                 raise DuplicateEventError([str(i) for i in ids]) from exc
-            actual = await self._current_version(stream_id, conn)
+            # the caller's transaction is aborted now: the version others committed
+            actual = await self._current_version(stream_id, None if in_transaction else conn)
             raise ConcurrencyError(stream_id, expected, actual) from exc
         if not found:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
@@ -235,10 +248,14 @@ class PostgresEventStore(EventStore):
         last = found[0] if len(found) == 1 else max(found, key=lambda r: r[0])
         return AppendResult(expected + len(rows), Position(last[1], last[0]), ids)
 
+    def _clash_aborts(self, conn: Conn | None) -> bool:
+        return conn is not None and conn.is_in_transaction()  # its INSERT failed
+
     async def _stored(
         self, event_ids: tuple[uuid.UUID, ...], conn: Conn | None
     ) -> dict[uuid.UUID, tuple[str, int, Position]]:
-        executor: Any = conn if conn is not None else self.pool
+        # asked after a clash, which aborted a caller's transaction: what others committed
+        executor: Any = self.pool if conn is None or self._clash_aborts(conn) else conn
         rows = await executor.fetch(_STORED, list(event_ids))
         return {r[0]: (r[1], r[2], Position(r[3], r[4])) for r in rows}
 

@@ -23,7 +23,7 @@ import dataclasses
 import uuid
 from datetime import datetime
 
-from eventstore import ANY, Metadata, PostgresEventStore
+from eventstore import ANY, ConcurrencyError, Metadata, PostgresEventStore
 from eventstore.maintenance import plain_events
 from eventstore.vault import PersonalDataVault
 from microshop.domain import ConflictError, NotFoundError
@@ -92,11 +92,30 @@ async def forget(
 ) -> Forgotten:
     """Forget the person behind account `user_id` (UserNotFound, AlreadyForgotten,
     PlainPersonalData, and with `spare_admins` AdminAccount, refuse it and change
-    nothing)."""
+    nothing). An append to the person's stream racing with it makes it start again."""
     try:
         key = uuid.UUID(user_id)
     except ValueError:
         raise UserNotFound(user_id) from None
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await _forget(store, vault, key, metadata, spare_admins)
+        except ConcurrencyError:
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+_ATTEMPTS = 5
+
+
+async def _forget(
+    store: PostgresEventStore,
+    vault: PersonalDataVault,
+    key: uuid.UUID,
+    metadata: Metadata,
+    spare_admins: bool,
+) -> Forgotten:
     user_id = str(key)
     async with store.pool.acquire() as conn, conn.transaction():
         account = await conn.fetchrow(

@@ -142,6 +142,26 @@ async def test_each_event_is_handled_once_even_when_delivered_twice(
     assert inbox == 3
 
 
+async def test_a_delivery_another_one_recorded_meanwhile_counts_as_a_duplicate(
+    harness: Harness, pool: Pool
+) -> None:
+    """Both deliveries passed the inbox check before either was recorded: the one whose
+    record finds the other's is a duplicate, not a second handling."""
+
+    async def handler(ctx: HandlerContext) -> None:  # as a concurrent delivery would
+        await pool.execute(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)",
+            ctx.consumer.name,
+            ctx.event.event_id,
+        )
+
+    consumer = harness.consumer(handler)
+    async with consuming(harness, consumer):
+        await harness.publish(await harness.append("raced"))
+        await until(lambda: consumer.stats.handled + consumer.stats.duplicates == 1)
+    assert (consumer.stats.handled, consumer.stats.duplicates) == (0, 1)
+
+
 async def test_failures_are_retried_later_without_blocking_the_queue(harness: Harness) -> None:
     async def handler(ctx: HandlerContext) -> None:
         if ctx.event.data.text == "flaky" and ctx.attempt < 3:

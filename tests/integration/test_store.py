@@ -8,6 +8,7 @@ import random
 import uuid
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from eventstore import (
@@ -15,6 +16,7 @@ from eventstore import (
     NO_STREAM,
     START,
     ConcurrencyError,
+    DuplicateEventError,
     EventRegistry,
     Position,
     PostgresEventStore,
@@ -22,6 +24,8 @@ from eventstore import (
 )
 from eventstore.errors import UpcastError
 from eventstore.pg import Pool
+from eventstore.wakeup import CHANNEL
+from tests.conftest import StackEnv
 from tests.contract.eventstore import EventStoreContract
 from tests.samples import Noted, Priced
 
@@ -48,13 +52,72 @@ async def test_append_inside_a_caller_transaction(
         assert (await store.read_stream(stream, conn=conn))[-1].stream_version == 2
     assert [e.data for e in await store.read_stream(stream)] == [Noted("kept"), Noted("then")]
 
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
         with pytest.raises(ConcurrencyError) as caught:
             await store.append(stream, [Noted("stale")], 1, conn=conn)
-        assert caught.value.actual == 2
-        # the lost race did not abort the transaction: decide again and go on in it
+        with pytest.raises(asyncpg.InFailedSQLTransactionError):
+            await conn.execute("SELECT 1")  # a lost race aborts the caller's transaction
+        await tx.rollback()
+    assert caught.value.actual == 2  # the version others committed
+    # decided again in a new transaction: one retried in the old one would have its older
+    # transaction id, and land in the log before the events it comes after
+    async with pool.acquire() as conn, conn.transaction():
         await store.append(stream, [Noted("retried")], caught.value.actual, conn=conn)
     assert [e.data.text for e in await store.read_stream(stream)] == ["kept", "then", "retried"]
+
+
+async def test_an_append_racing_the_same_ids_in_a_transaction_is_a_duplicate(
+    store: PostgresEventStore, pool: Pool, uid: str
+) -> None:
+    """The clash aborted the racing transaction: its append cannot count as the retry of
+    the one that landed (which it is outside a transaction)."""
+    stream, ids = f"dup{uid}-1", [uuid.uuid4()]
+    async with pool.acquire() as first, pool.acquire() as second:
+        winner = first.transaction()
+        await winner.start()
+        await store.append(stream, [Noted("a")], NO_STREAM, event_ids=ids, conn=first)
+        loser = second.transaction()
+        await loser.start()
+        racing = asyncio.ensure_future(
+            store.append(stream, [Noted("a")], NO_STREAM, event_ids=ids, conn=second)
+        )
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waits for the first transaction
+        await winner.commit()
+        with pytest.raises(DuplicateEventError):
+            await racing
+        await loser.rollback()
+    again = await store.append(stream, [Noted("a")], NO_STREAM, event_ids=ids)
+    assert again.version == 1 and await store.stream_version(stream) == 1
+
+
+async def test_an_append_in_a_transaction_wakes_readers_at_its_commit(
+    store: PostgresEventStore, pool: Pool, uid: str, test_env: StackEnv
+) -> None:
+    """In the append's own statement (one round trip), delivered only once it commits,
+    and not at all when it rolls back."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(test_env.database_url)
+    try:
+        await listener.add_listener(CHANNEL, lambda *args: heard.put_nowait(args[3]))
+        category = f"wake{uid}"
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await store.append(f"{category}-1", [Noted("a")], NO_STREAM, conn=conn)
+                await asyncio.sleep(0.2)
+                assert heard.empty()  # not before the commit
+            async with asyncio.timeout(5):
+                assert await heard.get() == category
+            tx = conn.transaction()
+            await tx.start()
+            await store.append(f"{category}-2", [Noted("b"), Noted("c")], NO_STREAM, conn=conn)
+            await tx.rollback()
+        await asyncio.sleep(0.3)
+        assert heard.empty()  # nothing committed, nobody woken
+    finally:
+        await listener.close()
 
 
 async def test_late_commits_are_never_skipped(
