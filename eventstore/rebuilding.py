@@ -33,7 +33,15 @@ import gc
 import operator
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +49,7 @@ import asyncpg
 
 from . import checkpoints, forking
 from .errors import FoldFailed, RebuildInProgress
-from .events import Dropped, Position, RecordedEvent, Undecodable
+from .events import Dropped, Position, RecordedEvent, Undecodable, category_of
 from .pg import Conn, Executor, Pool, init_connection
 from .projection import Projection, Row, load_rows, write_rows
 from .store import (
@@ -234,8 +242,10 @@ class Fold:
             if state["phase"] == "streams":
                 fence = Position(state["fence_tx"], state["fence_position"])
                 await self.by_parts(fence)
+                table, shadow = self.projection.table, self.shadow
+                await _build_indexes([self.conn, self.reader], table, shadow)
                 async with self.conn.transaction():
-                    await _create_indexes(self.conn, self.projection.table, self.shadow)
+                    await _add_key_constraints(self.conn, table, shadow)
                     await self._save_progress(fence)
                 position = fence
             else:
@@ -253,7 +263,13 @@ class Fold:
         projection, conn = self.projection, self.conn
         fence = await head(conn)
         by_stream = projection.keyed_by_stream
-        expected = await count_events(self.reader, projection)
+        parallel = by_stream and self.workers > 1 and self.persist
+        expected, cuts = await asyncio.gather(  # side by side: on a large log, both take a while
+            count_events(self.reader, projection),
+            _cuts(conn, projection, self.workers * PARTS_PER_WORKER if parallel else 1),
+        )
+        if expected < PARALLEL_FROM:
+            cuts = []
         async with conn.transaction():
             await conn.execute(
                 f"DROP TABLE IF EXISTS {self.shadow}; "
@@ -261,7 +277,8 @@ class Fold:
                 "INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"
             )
             if not by_stream:  # upserted into from the start
-                await _create_indexes(conn, projection.table, self.shadow)
+                await _build_indexes([conn], projection.table, self.shadow)
+                await _add_key_constraints(conn, projection.table, self.shadow)
             state = await conn.fetchrow(
                 """INSERT INTO projection_rebuilds
                        (projection, shadow, fence_tx, fence_position, phase, total)
@@ -283,10 +300,6 @@ class Fold:
                 "DELETE FROM projection_rebuild_parts WHERE projection = $1", projection.name
             )
             if by_stream:
-                parts = 1
-                if self.workers > 1 and self.persist and expected >= PARALLEL_FROM:
-                    parts = self.workers * PARTS_PER_WORKER
-                cuts = await _cuts(self.reader, projection, parts)
                 await conn.executemany(
                     """INSERT INTO projection_rebuild_parts (projection, part, low, high)
                        VALUES ($1, $2, $3, $4)""",
@@ -660,9 +673,16 @@ def _within(scans: list[_Scan], low: str | None, high: str | None) -> list[_Scan
 
 async def _cuts(conn: Conn, projection: Projection, parts: int) -> list[str]:
     """Stream ids cutting the projection's streams into `parts` ranges of about as many
-    events each (fewer when there are few streams): each range starts at a cut."""
+    events each (fewer when there are few streams): each range starts at a cut.
+
+    From the planner's statistics of `events.stream_id` when they hold enough bounds
+    among the projection's streams (equal-frequency bounds: a cut costs nothing, and
+    ranges of about as many events are all that is needed); else by counting."""
     if parts <= 1:
         return []
+    estimated = await _estimated_cuts(conn, _streams_of(projection), parts)
+    if estimated is not None:
+        return estimated
     scans = await _scans(conn, _streams_of(projection))
     counts = []
     for scan in scans:
@@ -694,6 +714,41 @@ async def _cuts(conn: Conn, projection: Projection, parts: int) -> list[str]:
                 cuts.append(found["stream_id"])
             start, skipped = (found["stream_id"], found["stream_version"]), target - before
         before += count
+    return cuts
+
+
+async def _estimated_cuts(
+    conn: Conn, categories: Collection[str] | None, parts: int
+) -> list[str] | None:
+    """Cuts among the histogram bounds of `events.stream_id` in `categories` (None when
+    there are too few: no statistics yet, or these streams too few among the log's; or
+    when some of them are among the most common values, which the histogram leaves out:
+    long streams would make its ranges uneven)."""
+    stats = await conn.fetchrow(
+        """SELECT histogram_bounds::text::text[] AS bounds, null_frac,
+                  most_common_vals::text::text[] AS common, most_common_freqs AS freqs
+           FROM pg_stats
+           WHERE schemaname = current_schema() AND tablename = 'events'
+             AND attname = 'stream_id'"""
+    )
+    if stats is None or not stats["bounds"]:
+        return None
+
+    def ours(stream_id: str) -> bool:
+        return categories is None or category_of(stream_id) in categories
+
+    bounds = stats["bounds"]
+    common = list(zip(stats["common"] or (), stats["freqs"] or (), strict=True))
+    inside = [b for b in bounds if ours(b)]
+    in_histogram = (1 - stats["null_frac"] - sum(f for _, f in common)) * len(inside) / len(bounds)
+    in_common = sum(f for v, f in common if ours(v))
+    if len(inside) < 2 * parts or in_common > 0.1 * (in_common + in_histogram):
+        return None  # the statistics say too little about these streams
+    cuts: list[str] = []
+    for k in range(1, parts):
+        cut = inside[len(inside) * k // parts]
+        if not cuts or cut != cuts[-1]:
+            cuts.append(cut)
     return cuts
 
 
@@ -784,17 +839,43 @@ async def indexes_of(conn: Executor, table: str) -> list[asyncpg.Record]:
     )
 
 
-async def _create_indexes(conn: Conn, table: str, shadow: str) -> None:
-    """`table`'s indexes and key constraints on `shadow`, under temporary names."""
+async def _build_indexes(conns: Sequence[Conn], table: str, shadow: str) -> None:
+    """`table`'s indexes on `shadow`, under temporary names: those it has not got yet (a
+    resumed rebuild may have built some), side by side on `conns` (an index of a large
+    table takes a while, and a build uses one core)."""
+    built = {index["name"] for index in await indexes_of(conns[0], shadow)}
+    pending = [i for i in await indexes_of(conns[0], table) if _temporary(i["name"]) not in built]
+
+    async def build(conn: Conn) -> None:
+        while pending:
+            index = pending.pop(0)
+            unique = "UNIQUE " if index["definition"].startswith("CREATE UNIQUE") else ""
+            await conn.execute(
+                _INDEX_DEF.sub(
+                    f"CREATE {unique}INDEX {_temporary(index['name'])} ON {shadow} ",
+                    index["definition"],
+                    count=1,
+                )
+            )
+
+    for failed in await asyncio.gather(*map(build, conns), return_exceptions=True):
+        if isinstance(failed, BaseException):
+            raise failed
+
+
+async def _add_key_constraints(conn: Conn, table: str, shadow: str) -> None:
+    """`table`'s primary key and unique constraints on `shadow`, on its indexes built by
+    `_build_indexes` (those it has not got yet)."""
+    have = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass", shadow
+        )
+    }
     for index in await indexes_of(conn, table):
         temporary = _temporary(index["name"])
-        unique = "UNIQUE " if index["definition"].startswith("CREATE UNIQUE") else ""
-        definition = _INDEX_DEF.sub(
-            f"CREATE {unique}INDEX {temporary} ON {shadow} ", index["definition"], count=1
-        )
-        await conn.execute(definition)
         kind = {"p": "PRIMARY KEY", "u": "UNIQUE"}.get(index["constraint_type"] or "")
-        if kind is not None:
+        if kind is not None and temporary not in have:
             await conn.execute(
                 f"ALTER TABLE {shadow} ADD CONSTRAINT {temporary} {kind} USING INDEX {temporary}"
             )

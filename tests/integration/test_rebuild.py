@@ -4,6 +4,7 @@ fresh, nothing left behind."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -415,3 +416,48 @@ async def test_events_a_worker_cannot_read_are_told_here(
         await rebuild(store, notes, workers=parallel, unreadable=strict)
     assert await pool.fetchval("SELECT to_regclass($1)", f"{notes.table}__rebuild") is None
     assert [i for i in await interrupted(pool) if i.projection == notes.name] == []
+
+
+async def test_cuts_come_from_the_planners_statistics_when_they_have_enough(
+    pool: Pool, uid: str
+) -> None:
+    """Equal-frequency histogram bounds of `stream_id` make ranges of about as many events
+    at no cost; no statistics, too few bounds among the streams, or long streams among
+    them (the histogram leaves the most common values out) mean counting."""
+    schema = f"cuts_{uid}"
+    async with pool.acquire() as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            await conn.execute(f"SET search_path = {schema}")
+            await conn.execute("CREATE TABLE events (LIKE public.events INCLUDING DEFAULTS)")
+            await conn.execute(
+                """INSERT INTO events (global_position, tx_id, stream_id, stream_version,
+                       event_id, event_type, data)
+                   SELECT n, '1'::xid8, 'note-' || lpad(n::text, 6, '0'), 1,
+                          gen_random_uuid(), 'Noted', '{}'::jsonb
+                   FROM generate_series(1, 60000) AS n
+                   UNION ALL
+                   SELECT n, '1'::xid8, 'long-' || n % 5, n, gen_random_uuid(), 'Other',
+                          '{}'::jsonb
+                   FROM generate_series(60001, 63000) AS n"""
+            )
+            assert await rebuilding._estimated_cuts(conn, {"note"}, 4) is None  # no statistics
+            await conn.execute("ANALYZE events")
+            cuts = await rebuilding._estimated_cuts(conn, {"note"}, 4)
+            assert cuts is not None and len(cuts) == 3 and cuts == sorted(cuts)
+            assert all(c.startswith("note-") for c in cuts)
+            sizes = [
+                await conn.fetchval(
+                    "SELECT count(*) FROM events WHERE stream_id LIKE 'note-%'"
+                    " AND ($1::text IS NULL OR stream_id >= $1)"
+                    " AND ($2::text IS NULL OR stream_id < $2)",
+                    low,
+                    high,
+                )
+                for low, high in itertools.pairwise([None, *cuts, None])
+            ]
+            assert sum(sizes) == 60000 and all(12000 < n < 18000 for n in sizes), sizes
+            assert await rebuilding._estimated_cuts(conn, {"note"}, 1000) is None  # too few
+            assert await rebuilding._estimated_cuts(conn, {"long"}, 2) is None  # most common
+        finally:
+            await conn.execute(f"RESET search_path; DROP SCHEMA {schema} CASCADE")
