@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import itertools
 import operator
 import os
 import re
@@ -388,11 +389,13 @@ class Fold:
         try:
             async for page in pages:
                 fold = self._folder(page, record)
-                for event in page:
-                    if stream and event.stream_id != stream[0].stream_id:
+                for stream_id, events in itertools.groupby(page, _STREAM_ID):
+                    if stream and stream_id != stream[0].stream_id:
                         records.extend(fold(stream))
-                        done, complete, stream = stream[0].stream_id, complete + len(stream), []
-                    stream.append(event)
+                        done, complete = stream[0].stream_id, complete + len(stream)
+                        stream = list(events)
+                    else:  # the stream the last page ended with goes on
+                        stream.extend(events)
                 if len(records) >= COPY_ROWS:
                     if copying is not None:
                         await copying
@@ -573,6 +576,9 @@ class Fold:
         self.events += n
         if self.progress is not None and n:
             self.progress(n)
+
+
+_STREAM_ID = operator.attrgetter("stream_id")
 
 
 def _record_of(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
@@ -778,6 +784,11 @@ async def _stream_pages(
         if projection.categories == frozenset():  # no event's data is read: none is sent
             columns = columns.replace("data::text", "NULL::text")
         scans = _within(await _scans(conn, _streams_of(projection)), part.low, part.high)
+        # every event read is of the model's categories: none to tell apart, unless the
+        # model decodes no event's data at all (`categories` empty)
+        decoded: frozenset[str] | None = (
+            frozenset() if projection.categories == frozenset() else None
+        )
         for scan in scans:
             sql, extra = scan.page(columns)
             if after_stream is not None and after_stream >= scan.low:
@@ -791,7 +802,7 @@ async def _stream_pages(
                     last = rows[-1]
                     pending = asyncio.ensure_future(conn.fetch(sql, last[2], last[3], *args))
                     await asyncio.sleep(0)  # let the query go out
-                yield store.decode_rows(rows, projection.categories, lenient=True)
+                yield store.decode_rows(rows, decoded, lenient=True)
                 if pending is None:
                     break
                 rows, pending = await pending, None
