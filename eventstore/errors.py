@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 __all__ = [
     "AppendOnly",
     "ConcurrencyError",
@@ -10,10 +12,13 @@ __all__ = [
     "KeyUnavailable",
     "PersonalDataError",
     "RebuildInProgress",
+    "RemoteError",
     "SealBroken",
     "SubjectForgotten",
     "UnknownEventType",
     "UpcastError",
+    "kind_of",
+    "portable",
 ]
 
 
@@ -27,13 +32,17 @@ class ConcurrencyError(EventStoreError):
     The writer should reload the stream, decide again and retry (HTTP 409 at the edge).
     """
 
-    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+    def __init__(self, stream_id: str, expected: int | None, actual: int | None) -> None:
+        """`actual`: the stream's version, None where it could not be asked (the lost race
+        aborted the caller's transaction)."""
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"stream {stream_id!r} is at version {actual}, the writer expected {expected}"
-        )
+        at = "past that" if actual is None else f"at version {actual}"
+        super().__init__(f"stream {stream_id!r} is {at}, the writer expected {expected}")
+
+    def __reduce__(self) -> tuple[type[ConcurrencyError], tuple[str, int | None, int | None]]:
+        return ConcurrencyError, (self.stream_id, self.expected, self.actual)
 
 
 class DuplicateEventError(EventStoreError):
@@ -60,12 +69,39 @@ class FoldFailed(EventStoreError):
     """A projection's own code raised on events of the log (a rebuild or verify stops:
     what was done stays resumable, nothing is swapped in)."""
 
-    def __init__(self, name: str, where: str, error: Exception) -> None:
+    def __init__(self, name: str, where: str, error: BaseException) -> None:
         self.name, self.where, self.error = name, where, error
-        super().__init__(f"{name} cannot fold {where}: {type(error).__name__}: {error}")
+        super().__init__(f"{name} cannot fold {where}: {kind_of(error)}: {error}")
 
-    def __reduce__(self) -> tuple[type[FoldFailed], tuple[str, str, Exception]]:
-        return FoldFailed, (self.name, self.where, self.error)  # from a forked rebuild worker
+    def __reduce__(self) -> tuple[type[FoldFailed], tuple[str, str, BaseException]]:
+        return FoldFailed, (self.name, self.where, portable(self.error))  # from a worker
+
+
+class RemoteError(Exception):
+    """An error raised in another process that could not travel as itself (its class
+    cannot be rebuilt from its pickle): its type's name and its text."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        self.type_name, self.text = type_name, text
+        super().__init__(type_name, text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def kind_of(error: BaseException) -> str:
+    """The name of `error`'s type (the original one for a `RemoteError`)."""
+    return error.type_name if isinstance(error, RemoteError) else type(error).__name__
+
+
+def portable(error: BaseException) -> BaseException:
+    """`error` if it survives a pickle round trip (as it must, to cross to another
+    process), else a `RemoteError` with its type's name and text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RemoteError(type(error).__name__, str(error))
+    return error
 
 
 class UpcastError(EventStoreError):

@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from .errors import RemoteError, portable
+
 __all__ = ["Report", "WorkerDied", "peak_memory_kb", "share"]
 
 T = TypeVar("T")
@@ -69,7 +71,14 @@ async def share(
     becomes a RuntimeError with its text).
     """
     queue = list(items)
-    children = [_Child.fork(opener) for _ in range(min(workers, len(queue) - 1))]
+    children: list[_Child[T]] = []
+    try:
+        for _ in range(min(workers, len(queue) - 1)):
+            children.append(_Child.fork(opener, [c.pipe for c in children]))
+    except BaseException:
+        for child in children:
+            child.kill()
+        raise
     peaks: list[int] = []
 
     async def here() -> None:
@@ -88,11 +97,11 @@ async def share(
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
+        for child in children:  # first: a worker stops writing at once
+            child.kill()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for child in children:
-            child.kill()
     return peaks
 
 
@@ -106,20 +115,27 @@ class _Child(Generic[T]):
         loop.add_reader(pipe.fileno(), self._receive)
 
     @classmethod
-    def fork(cls, opener: Opener[T]) -> _Child[T]:
+    def fork(cls, opener: Opener[T], siblings: list[Any]) -> _Child[T]:
+        """A worker; `siblings`: this process's ends of the earlier workers' pipes (the
+        new one closes its copies, so that each pipe has one reader and one writer)."""
         here, there = multiprocessing.Pipe()
         context = multiprocessing.get_context("fork")
-        process = context.Process(target=_work, args=(there, opener, os.getpid()), daemon=True)
+        process = context.Process(
+            target=_work, args=(there, opener, os.getpid(), [here, *siblings]), daemon=True
+        )
         process.start()
         there.close()
         return cls(process, here)
 
     def _receive(self) -> None:
         try:
-            self.messages.put_nowait(self.pipe.recv())
+            message = self.pipe.recv()
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(self.pipe.fileno())
-            self.messages.put_nowait(("died", None))
+            message = ("died", None)
+        except Exception as exc:  # a message that cannot be rebuilt here
+            message = ("error", RemoteError(type(exc).__name__, f"a worker's message: {exc}"))
+        self.messages.put_nowait(message)
 
     async def _next(self) -> tuple[str, Any]:
         kind, value = await self.messages.get()
@@ -131,7 +147,7 @@ class _Child(Generic[T]):
         return kind, value
 
     async def handle(self, item: T, on_report: Report) -> None:
-        self.pipe.send(item)
+        self._send(item)
         while True:
             kind, value = await self._next()
             if kind == "done":
@@ -140,11 +156,16 @@ class _Child(Generic[T]):
 
     async def finish(self) -> int:
         """Tell the worker there is nothing more; its peak memory in kB."""
-        self.pipe.send(None)
+        self._send(None)
         kind, value = await self._next()
         assert kind == "exit", kind
         peak: int = value
         return peak
+
+    def _send(self, item: Any) -> None:
+        """Send `item`; a worker that is gone says why in its last message (read next)."""
+        with contextlib.suppress(OSError):
+            self.pipe.send(item)
 
     def kill(self) -> None:
         with contextlib.suppress(ValueError, OSError):
@@ -158,11 +179,14 @@ class _Child(Generic[T]):
 # -- in the forked process -------------------------------------------------------------
 
 
-def _work(pipe: Any, opener: Opener[Any], parent: int) -> None:
-    """The worker: a fresh event loop handling the items the parent sends, until None."""
-    _detach(parent)
-    loop = asyncio.new_event_loop()
+def _work(pipe: Any, opener: Opener[Any], parent: int, inherited: list[Any]) -> None:
+    """The worker: a fresh event loop handling the items the parent sends, until None.
+    Nothing it raises is printed here (the parent may hold the terminal's locks)."""
     try:
+        for end in inherited:  # the parent's ends of the pipes: not this process's
+            end.close()
+        _detach(parent)
+        loop = asyncio.new_event_loop()
         loop.run_until_complete(_serve(pipe, opener))
     except BaseException as exc:  # everything goes to the parent
         _send_error(pipe, exc)
@@ -180,11 +204,8 @@ async def _serve(pipe: Any, opener: Opener[Any]) -> None:
 
 
 def _send_error(pipe: Any, exc: BaseException) -> None:
-    try:
-        pipe.send(("error", exc))
-    except Exception:  # not picklable: its text
-        with contextlib.suppress(OSError):
-            pipe.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    with contextlib.suppress(Exception):
+        pipe.send(("error", portable(exc)))
 
 
 def _detach(parent: int) -> None:

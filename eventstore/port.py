@@ -88,10 +88,10 @@ class EventStore(abc.ABC):
     - A wrong `expected_version` raises `ConcurrencyError(stream, expected, actual)`.
     - Appending events whose ids are already stored, in this stream at the very versions
       this append would give them, is a retry of a write that landed: it succeeds and
-      returns the original result, writing nothing; but inside a caller's transaction
-      that the clash aborted (Postgres), it raises `DuplicateEventError`, for that
-      transaction can commit nothing more. Any other clash of ids raises
-      `DuplicateEventError`.
+      returns the original result, writing nothing. Any other clash of ids raises
+      `DuplicateEventError`. Inside a caller's transaction that the clash aborted
+      (Postgres), the clash comes out as it is (`ConcurrencyError` with the version
+      unknown, or `DuplicateEventError`): that transaction can do nothing more.
     - `read_stream` gives a stream's events in version order; `read_all` gives the global
       log in commit order, never skipping an event that commits late.
     - Personal data is never stored in plain text: an event with personal fields is sealed
@@ -139,10 +139,11 @@ class EventStore(abc.ABC):
                 stream_id, events, expected_version, metadata or EMPTY_METADATA, ids, conn
             )
         except (ConcurrencyError, DuplicateEventError) as clash:
+            if self._clash_aborts(conn):  # the caller's transaction can do nothing more
+                self._observe(stream_id, 0, time.perf_counter() - started, "conflict")
+                raise
             found = {} if event_ids is None else await self._stored(ids, conn)
             landed = _landed(stream_id, ids, found)
-            if self._clash_aborts(conn):
-                landed = None  # the caller's transaction can commit nothing more
             if landed is not None and expected_version in (None, landed.version - len(ids)):
                 self._observe(stream_id, 0, time.perf_counter() - started, "ok")
                 return landed  # a retry of an append that went through: its result again

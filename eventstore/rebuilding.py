@@ -34,6 +34,7 @@ import itertools
 import operator
 import os
 import re
+import typing
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -265,10 +266,15 @@ class Fold:
         fence = await head(conn)
         by_stream = projection.keyed_by_stream
         parallel = by_stream and self.workers > 1 and self.persist
-        expected, cuts = await asyncio.gather(  # side by side: on a large log, both take a while
+        counted, cut = await asyncio.gather(  # side by side: on a large log, both take a while
             count_events(self.reader, projection),
             _cuts(conn, projection, self.workers * PARTS_PER_WORKER if parallel else 1),
+            return_exceptions=True,
         )
+        for outcome in (counted, cut):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        expected, cuts = typing.cast(int, counted), typing.cast(list[str], cut)
         if expected < PARALLEL_FROM:
             cuts = []
         async with conn.transaction():
@@ -389,9 +395,11 @@ class Fold:
         try:
             async for page in pages:
                 fold = self._folder(page, record)
+                carried = bool(stream)  # a stream the last page began: read it whole
                 for stream_id, events in itertools.groupby(page, _STREAM_ID):
                     if stream and stream_id != stream[0].stream_id:
-                        records.extend(fold(stream))
+                        records.extend((self._folder(stream, record) if carried else fold)(stream))
+                        carried = False
                         done, complete = stream[0].stream_id, complete + len(stream)
                         stream = list(events)
                     else:  # the stream the last page ended with goes on
@@ -616,11 +624,14 @@ _LAST_VERSION = 2**31 - 1
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Scan:
     """A range of the `(stream_id, stream_version)` index to read: from `low`, below
-    `high` (None: to the end), only streams matching one of `patterns` (None: all)."""
+    `high` (None: to the end), only streams matching one of `patterns` (None: all).
+    `ordered`: one of several ranges of a database that sorts text bytewise, whose bounds
+    Python compares as the database does (else the only scan: nothing to compare)."""
 
     low: str
     high: str | None
     patterns: list[str] | None
+    ordered: bool = False
 
     def bounds(self, first: int) -> tuple[list[str], list[Any]]:
         """SQL conditions on `stream_id` beyond `low`, numbering parameters from `first`."""
@@ -655,7 +666,7 @@ async def _scans(conn: Conn, categories: Collection[str] | None) -> list[_Scan]:
     if categories is None:
         return [_Scan("", None, None)]
     if await sorts_bytewise(conn):
-        return [_Scan(*prefix_range(f"{c}-"), None) for c in sorted(categories)]
+        return [_Scan(*prefix_range(f"{c}-"), None, ordered=True) for c in sorted(categories)]
     return [_Scan("", None, [like_prefix(f"{c}-") for c in sorted(categories)])]
 
 
@@ -666,7 +677,7 @@ def _within(scans: list[_Scan], low: str | None, high: str | None) -> list[_Scan
     ones with bounds of their own): Python orders strings as such a database does."""
     narrowed = []
     for scan in scans:
-        if scan.low == "" and scan.high is None:  # the whole index
+        if not scan.ordered:  # the only scan: the part's bounds are all there is
             narrowed.append(dataclasses.replace(scan, low=low or "", high=high))
             continue
         start = scan.low if low is None else max(scan.low, low)
@@ -791,7 +802,7 @@ async def _stream_pages(
         )
         for scan in scans:
             sql, extra = scan.page(columns)
-            if after_stream is not None and after_stream >= scan.low:
+            if after_stream is not None and (not scan.ordered or after_stream >= scan.low):
                 start = (after_stream, _LAST_VERSION)  # every stream after that one
             else:
                 start = (scan.low, 0)
@@ -894,16 +905,19 @@ async def _add_key_constraints(conn: Conn, table: str, shadow: str) -> None:
 
 async def analyze(conn: Conn, table: str) -> None:
     """Statistics of the columns `table`'s indexes cover, what the planner needs before
-    the first query (autovacuum gathers the rest later). ANALYZE of a read model's
+    the first query (autovacuum gathers the rest later; all of them when an index is on
+    an expression or partial). ANALYZE of a read model's
     JSON columns costs more than the rest of the table together, for statistics no
     query uses."""
     columns = await conn.fetchval(
         """SELECT string_agg(DISTINCT quote_ident(a.attname), ', ')
            FROM pg_index x
            JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY(x.indkey::int2[])
-           WHERE x.indrelid = $1::regclass AND a.attnum > 0""",
+           WHERE x.indrelid = $1::regclass AND a.attnum > 0
+             AND NOT EXISTS (SELECT FROM pg_index e WHERE e.indrelid = x.indrelid
+                             AND (e.indexprs IS NOT NULL OR e.indpred IS NOT NULL))""",
         table,
-    )
+    )  # an index on an expression or with a predicate: all of it (its statistics too)
     await conn.execute(f"ANALYZE {table}" + (f" ({columns})" if columns else ""))
 
 

@@ -59,10 +59,17 @@ GLOBAL_LOG_SQL = _LOG_SQL.format(columns=COLUMNS)
 async def sorts_bytewise(conn: Executor) -> bool:
     """Whether the database compares text byte by byte (C collation), so that a range
     of the `stream_id` index holds exactly the ids with a given prefix."""
-    collation = await conn.fetchval(
-        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    row = await conn.fetchrow(  # the libc setting, and how text really compares: a
+        # database may take its collation from ICU whatever `datcollate` says
+        "SELECT datcollate, 'B' < 'a' AS bytewise FROM pg_database"
+        " WHERE datname = current_database()"
     )
-    return collation in ("C", "POSIX") or str(collation).startswith("C.")
+    collation = "" if row is None else str(row["datcollate"])
+    return (
+        row is not None
+        and row["bytewise"]
+        and (collation in ("C", "POSIX") or collation.startswith("C."))
+    )
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
@@ -239,8 +246,9 @@ class PostgresEventStore(EventStore):
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_event_id_key":
                 raise DuplicateEventError([str(i) for i in ids]) from exc
-            # the caller's transaction is aborted now: the version others committed
-            actual = await self._current_version(stream_id, None if in_transaction else conn)
+            # a caller's transaction is aborted now: nothing more can be asked on it, and
+            # another connection of the pool it holds one of might never come
+            actual = None if in_transaction else await self._current_version(stream_id, conn)
             raise ConcurrencyError(stream_id, expected, actual) from exc
         if not found:  # the expected version does not exist: the stream is behind it
             actual = await self._current_version(stream_id, conn)
@@ -254,8 +262,7 @@ class PostgresEventStore(EventStore):
     async def _stored(
         self, event_ids: tuple[uuid.UUID, ...], conn: Conn | None
     ) -> dict[uuid.UUID, tuple[str, int, Position]]:
-        # asked after a clash, which aborted a caller's transaction: what others committed
-        executor: Any = self.pool if conn is None or self._clash_aborts(conn) else conn
+        executor: Any = conn if conn is not None else self.pool
         rows = await executor.fetch(_STORED, list(event_ids))
         return {r[0]: (r[1], r[2], Position(r[3], r[4])) for r in rows}
 

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from eventstore import (
@@ -27,8 +29,10 @@ from eventstore import (
     rebuilding,
 )
 from eventstore.checkpoints import load
-from eventstore.pg import Pool
+from eventstore.pg import Pool, create_pool
 from eventstore.rebuilding import Interrupted, interrupted
+from eventstore.store import sorts_bytewise
+from microshop.migrate import migrate
 from tests.conftest import StackEnv
 from tests.integration.test_cli import microshop
 from tests.integration.test_web_admin import MakeClient, admin_client, admin_config, page
@@ -461,3 +465,67 @@ async def test_cuts_come_from_the_planners_statistics_when_they_have_enough(
             assert await rebuilding._estimated_cuts(conn, {"long"}, 2) is None  # most common
         finally:
             await conn.execute(f"RESET search_path; DROP SCHEMA {schema} CASCADE")
+
+
+async def test_a_resumed_parallel_rebuild_under_a_linguistic_collation_folds_each_stream_once(
+    test_env: StackEnv, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ICU's collation `note-a010` sorts before `note-A011`, under Python's order
+    after: the resumed parts must go on from where the database says they stopped."""
+    workers = in_parallel(monkeypatch)
+    name = f"rebuild_icu_{uid}"
+    admin = await asyncpg.connect(test_env.database_url, database="postgres")
+    await admin.execute(
+        f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'"
+        " LOCALE 'C.UTF-8'"
+    )
+    dsn = urllib.parse.urlsplit(test_env.database_url)._replace(path=f"/{name}").geturl()
+    try:
+        await migrate(dsn, create=False)
+        pool = await create_pool(dsn, max_size=4)
+        store = PostgresEventStore(pool, dsn=dsn)
+        try:
+            assert not await sorts_bytewise(pool)
+            projection = notes_projection(uid)
+            await pool.execute(NOTES_DDL.format(table=projection.table))
+            for i in range(240):  # a010, A011, b012, B013...: cases interleaved
+                letter = "aAbBcC"[i % 6]
+                await store.append(f"note{uid}-{letter}{i:03d}", [Noted(str(i), i)], ANY)
+            stopped: list[int] = []
+
+            def stop_midway(n: int) -> None:
+                stopped.append(n)
+                if sum(stopped) > 100:
+                    raise InterruptedError("stopped midway")  # as a kill would
+
+            with pytest.raises(InterruptedError):
+                await rebuild(store, projection, workers=workers, progress=stop_midway)
+            left = await pool.fetch(
+                "SELECT after_stream, done FROM projection_rebuild_parts WHERE projection = $1",
+                projection.name,
+            )
+            assert any(r["after_stream"] for r in left) and not all(r["done"] for r in left)
+
+            result = await rebuild(store, projection, workers=workers, resume=True)
+
+            assert result.resumed and result.events == 240
+
+            def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return sorted(rows, key=lambda row: str(row["stream_id"]))  # Python's order
+
+            rows = by_id(await table_rows(pool, projection))
+            assert len(rows) == 240 and rows == by_id(await expected_rows(store, projection))
+
+            # a part from a000 that got as far as A001 goes on at a006, next in ICU's order
+            part = rebuilding.Part(0, f"note{uid}-a000", None, after_stream=f"note{uid}-A001")
+            async with pool.acquire() as conn:
+                pages = rebuilding._stream_pages(store, conn, projection, await store.head(), part)
+                first = (await anext(pages))[0]
+                await pages.aclose()
+            assert first.stream_id == f"note{uid}-a006"
+        finally:
+            await store.close()
+            await pool.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

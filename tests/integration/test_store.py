@@ -23,7 +23,7 @@ from eventstore import (
     RecordedEvent,
 )
 from eventstore.errors import UpcastError
-from eventstore.pg import Pool
+from eventstore.pg import Pool, create_pool
 from eventstore.wakeup import CHANNEL
 from tests.conftest import StackEnv
 from tests.contract.eventstore import EventStoreContract
@@ -60,11 +60,12 @@ async def test_append_inside_a_caller_transaction(
         with pytest.raises(asyncpg.InFailedSQLTransactionError):
             await conn.execute("SELECT 1")  # a lost race aborts the caller's transaction
         await tx.rollback()
-    assert caught.value.actual == 2  # the version others committed
+    assert caught.value.actual is None  # nothing can be asked on the aborted transaction
     # decided again in a new transaction: one retried in the old one would have its older
     # transaction id, and land in the log before the events it comes after
     async with pool.acquire() as conn, conn.transaction():
-        await store.append(stream, [Noted("retried")], caught.value.actual, conn=conn)
+        version = await store.stream_version(stream)
+        await store.append(stream, [Noted("retried")], version, conn=conn)
     assert [e.data.text for e in await store.read_stream(stream)] == ["kept", "then", "retried"]
 
 
@@ -72,7 +73,8 @@ async def test_an_append_racing_the_same_ids_in_a_transaction_is_a_duplicate(
     store: PostgresEventStore, pool: Pool, uid: str
 ) -> None:
     """The clash aborted the racing transaction: its append cannot count as the retry of
-    the one that landed (which it is outside a transaction)."""
+    the one that landed (which it is outside a transaction), and it waits for no other
+    connection of the pool (all of them could be held by such transactions)."""
     stream, ids = f"dup{uid}-1", [uuid.uuid4()]
     async with pool.acquire() as first, pool.acquire() as second:
         winner = first.transaction()
@@ -86,11 +88,35 @@ async def test_an_append_racing_the_same_ids_in_a_transaction_is_a_duplicate(
         await asyncio.sleep(0.3)
         assert not racing.done()  # waits for the first transaction
         await winner.commit()
-        with pytest.raises(DuplicateEventError):
+        with pytest.raises((ConcurrencyError, DuplicateEventError)):  # whichever key clashed
             await racing
         await loser.rollback()
     again = await store.append(stream, [Noted("a")], NO_STREAM, event_ids=ids)
     assert again.version == 1 and await store.stream_version(stream) == 1
+
+
+async def test_a_lost_race_in_a_transaction_needs_no_other_connection(
+    test_env: StackEnv, uid: str
+) -> None:
+    """With every connection of the pool held by transactions like this one, asking the
+    stream's version on another would wait for good."""
+    pool = await create_pool(test_env.database_url, max_size=1)
+    store = PostgresEventStore(pool, dsn=test_env.database_url)
+    stream = f"lone{uid}-1"
+    try:
+        await store.append(stream, [Noted("first")], NO_STREAM)
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            async with asyncio.timeout(10):
+                with pytest.raises(ConcurrencyError):
+                    await store.append(
+                        stream, [Noted("late")], NO_STREAM, conn=conn, event_ids=[uuid.uuid4()]
+                    )
+            await tx.rollback()
+    finally:
+        await store.close()
+        await pool.close()
 
 
 async def test_an_append_in_a_transaction_wakes_readers_at_its_commit(

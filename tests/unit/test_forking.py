@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from eventstore.errors import FoldFailed
+from eventstore.errors import FoldFailed, RemoteError
 from eventstore.forking import Report, WorkerDied, share
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,8 +90,45 @@ async def test_an_error_that_cannot_be_pickled_arrives_as_its_text() -> None:
     async def there(item: int, report: Report) -> None:
         raise Local("the worker's own error")
 
-    with pytest.raises(RuntimeError, match="Local: the worker's own error"):
+    with pytest.raises(RemoteError, match="the worker's own error") as caught:
         await share([1, 2], here, opener_of(there), workers=1, on_report=print)
+    assert caught.value.type_name == "Local"
+
+
+class Odd(Exception):
+    """Pickles (its class is found by name) but cannot be rebuilt from its pickle."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what} because {why}")
+
+
+async def test_an_error_that_cannot_be_rebuilt_here_arrives_as_its_text() -> None:
+    async def here(item: int) -> None:
+        await asyncio.sleep(3600)
+
+    async def there(item: int, report: Report) -> None:
+        raise FoldFailed("orders", f"stream order-{item}", Odd("no row", "no order"))
+
+    with pytest.raises(FoldFailed) as caught:  # the fold's failure itself, as the CLI says
+        await share([1, 2], here, opener_of(there), workers=1, on_report=print)
+    assert str(caught.value) == "orders cannot fold stream order-2: Odd: no row because no order"
+    assert isinstance(caught.value.error, RemoteError)
+
+
+async def test_a_worker_that_cannot_start_says_why() -> None:
+    refusals = ["no database at 127.0.0.1:1"]  # what the worker's connecting meets
+
+    @contextlib.asynccontextmanager
+    async def unreachable(report: Report) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+        if refusals:
+            raise ConnectionRefusedError(refusals[0])
+        yield lambda item: asyncio.sleep(0)
+
+    async def here(item: int) -> None:
+        await asyncio.sleep(0.3)
+
+    with pytest.raises(ConnectionRefusedError, match="no database"):
+        await share([1, 2, 3], here, unreachable, workers=1, on_report=print)
 
 
 async def test_a_report_the_parent_refuses_stops_the_workers() -> None:
