@@ -66,9 +66,9 @@ async def share(
     """Handle every item of `items`, here (`local`) and in up to `workers` forked
     processes (`opener`'s handler); return the workers' peak memory in kB.
 
-    The first error, here, in a worker or raised by `on_report`, cancels the rest, kills
-    the workers and is raised (a worker's exception is pickled over; one that cannot be
-    becomes a RuntimeError with its text).
+    The first error, here, in a worker or raised by `on_report`, kills the workers,
+    cancels the rest and is raised (a worker's exception is pickled over; one that
+    cannot be rebuilt here arrives as a `RemoteError` with its type's name and text).
     """
     queue = list(items)
     children: list[_Child[T]] = []

@@ -160,7 +160,8 @@ class EventStore(abc.ABC):
         return [await self.vault.seal(event, conn=conn) for event in events]
 
     def _clash_aborts(self, conn: Any) -> bool:
-        """Whether a clash of an append on `conn` ended the caller's transaction."""
+        """Whether a clash of an append on `conn` may have ended the caller's transaction
+        (then nothing more is asked on it: the clash comes out as it is)."""
         return False
 
     @abc.abstractmethod
