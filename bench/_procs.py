@@ -31,7 +31,9 @@ __all__ = [
     "CpuBudget",
     "Snapshot",
     "children",
+    "ended_children_cpu_seconds",
     "machine_busy_seconds",
+    "parent_of",
     "service_processes",
 ]
 
@@ -77,14 +79,33 @@ def _served(supervisor: int) -> list[tuple[int, str]]:
     return served
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of `pid` (all its threads) so far; None when it is gone."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of `/proc/{pid}/stat` after "pid (comm) " (from `state`); None when the
+    process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of `pid` (all its threads) so far; None when it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def ended_children_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of the children of `pid` that ended and were waited for (for a
+    Postgres server: its backends that ended); None when it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[13]) + int(fields[14])) / _TICKS
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent of `pid`; None when it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
 
 
 def _comm(pid: int) -> str:

@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
 import sys
 import textwrap
 import time
@@ -144,15 +143,9 @@ SERVER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def http_server(kind: str, namespace: str) -> AsyncIterator[str]:
-    port = _free_port()
+    [port] = orders.free_ports(1)
     env = dict(
         os.environ,
         AMQP_URL=amqp_url(),

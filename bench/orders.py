@@ -59,7 +59,7 @@ LONG_POLL = {"wait": "10"}
 TARGETS: dict[str, float] = {"orders_per_second": 250, "p99_ms": 250, "cpu_ms_per_order": 8}
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -100,7 +100,7 @@ class Stack:
 
 def start_stack(dsn: str, namespace: str) -> Stack:
     """`microshop up` on free ports over `dsn`, in its own broker `namespace`."""
-    ports = dict(zip(SERVICE_PORTS, _free_ports(len(SERVICE_PORTS)), strict=True))
+    ports = dict(zip(SERVICE_PORTS, free_ports(len(SERVICE_PORTS)), strict=True))
     admin = {"email": "bench-admin@microshop.test", "password": secrets.token_urlsafe(12)}
     env = dict(os.environ)
     env.update(

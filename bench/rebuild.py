@@ -45,15 +45,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import uvloop
 
 from bench._common import LOG_COLUMNS, BenchError, Results, info, scratch_database
+from bench._procs import ended_children_cpu_seconds, parent_of
 from eventstore import PostgresEventStore, create_pool, rebuild, registry
-from eventstore import rebuilding as rebuilding_module
 from eventstore.forking import peak_memory_kb
 from eventstore.rebuilding import Fold, default_workers
 from services.order import domain
@@ -185,8 +184,7 @@ def rebuild_in_child(
 ) -> dict[str, Any]:
     """One rebuild in a fresh process (`--child`): its own time and peak memory, and the
     CPU it and Postgres spent."""
-    python_before = _children_cpu_seconds()  # the child's own figure leaves its start out
-    postgres_before = _ended_children_cpu_seconds(postmaster)
+    postgres_before = None if postmaster is None else ended_children_cpu_seconds(postmaster)
     argv = ["--child", dsn, "--workers", str(workers), "--stage", stage]
     child = subprocess.run(
         [sys.executable, "-m", "bench.rebuild", *argv],
@@ -197,46 +195,22 @@ def rebuild_in_child(
     if child.returncode != 0:
         raise BenchError(f"the rebuild failed:\n{child.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(child.stdout)
-    result["process_cpu_seconds"] = _children_cpu_seconds() - python_before  # with imports
-    if postgres_before is not None:
+    if postmaster is not None and postgres_before is not None:
         time.sleep(0.2)  # the server reaps the rebuild's backends
-        after = _ended_children_cpu_seconds(postmaster)
+        after = ended_children_cpu_seconds(postmaster)
         result["postgres_cpu_seconds"] = None if after is None else after - postgres_before
     return result
 
 
 def _cpu_seconds() -> float:
     """CPU of this process and of the ones it waited for (a rebuild's forked workers)."""
-    return time.process_time() + _children_cpu_seconds()
-
-
-def _children_cpu_seconds() -> float:
-    """CPU of the processes this one waited for (and of those they waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _ended_children_cpu_seconds(pid: int | None) -> float | None:
-    """CPU of the ended children of `pid` (a local Postgres server: its ended backends)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime + cstime
+    return time.process_time() + usage.ru_utime + usage.ru_stime
 
 
 async def _postmaster(conn: asyncpg.Connection) -> int | None:
     """The pid of the Postgres server when it runs on this machine (else None)."""
-    return _parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
-
-
-def _parent_of(backend: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+    return parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
 
 
 def _per_100k(figures: dict[str, Any]) -> str:
@@ -373,7 +347,6 @@ def stub_out(stage: str) -> None:
     Fold._copy = no_copy  # type: ignore[method-assign]
     if stage == "read_decode":
         Fold._folder = no_fold  # type: ignore[method-assign]
-    assert rebuilding_module.Fold is Fold
 
 
 async def child(dsn: str, workers: int, stage: str) -> dict[str, Any]:

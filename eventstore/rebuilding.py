@@ -34,7 +34,6 @@ import itertools
 import operator
 import os
 import re
-import typing
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -171,8 +170,16 @@ async def rebuild(
         if not await conn.fetchval(_LOCK, projection.name):
             raise RebuildInProgress(projection.name)
         try:
-            job = Fold(store, projection, conn, reader, progress, batch_size, unreadable)
-            job.workers = workers if store.dsn is not None else 1
+            job = Fold(
+                store,
+                projection,
+                conn,
+                reader,
+                progress,
+                batch_size,
+                unreadable,
+                workers=workers if store.dsn is not None else 1,
+            )
             with _fewer_collections():
                 return await job.run(resume, expect)
         finally:
@@ -266,15 +273,10 @@ class Fold:
         fence = await head(conn)
         by_stream = projection.keyed_by_stream
         parallel = by_stream and self.workers > 1 and self.persist
-        counted, cut = await asyncio.gather(  # side by side: on a large log, both take a while
+        expected, cuts = await _side_by_side(  # on a large log, both take a while
             count_events(self.reader, projection),
             _cuts(conn, projection, self.workers * PARTS_PER_WORKER if parallel else 1),
-            return_exceptions=True,
         )
-        for outcome in (counted, cut):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        expected, cuts = typing.cast(int, counted), typing.cast(list[str], cut)
         if expected < PARALLEL_FROM:
             cuts = []
         async with conn.transaction():
@@ -589,6 +591,16 @@ class Fold:
 _STREAM_ID = operator.attrgetter("stream_id")
 
 
+async def _side_by_side(*work: Awaitable[Any]) -> list[Any]:
+    """The results of `work`, run side by side (each on its own connection); the first
+    error comes out once every piece has ended, so none is left using a connection."""
+    outcomes = await asyncio.gather(*work, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
+
+
 def _record_of(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
     """A row's values in `columns` order, as COPY takes them."""
     if len(columns) == 1:
@@ -697,10 +709,11 @@ async def _cuts(conn: Conn, projection: Projection, parts: int) -> list[str]:
     ranges of about as many events are all that is needed); else by counting."""
     if parts <= 1:
         return []
-    estimated = await _estimated_cuts(conn, _streams_of(projection), parts)
+    categories = _streams_of(projection)
+    estimated = await _estimated_cuts(conn, categories, parts)
     if estimated is not None:
         return estimated
-    scans = await _scans(conn, _streams_of(projection))
+    scans = await _scans(conn, categories)
     counts = []
     for scan in scans:
         where, args = scan.bounds(2)
@@ -792,14 +805,12 @@ async def _stream_pages(
     after_stream = part.after_stream
     try:
         columns = COLUMNS if projection.reads_metadata else COLUMNS_WITHOUT_METADATA
-        if projection.categories == frozenset():  # no event's data is read: none is sent
-            columns = columns.replace("data::text", "NULL::text")
-        scans = _within(await _scans(conn, _streams_of(projection)), part.low, part.high)
         # every event read is of the model's categories: none to tell apart, unless the
-        # model decodes no event's data at all (`categories` empty)
-        decoded: frozenset[str] | None = (
-            frozenset() if projection.categories == frozenset() else None
-        )
+        # model decodes no event's data at all (`categories` empty: none is even sent)
+        decoded: frozenset[str] | None = None
+        if projection.categories == frozenset():
+            columns, decoded = columns.replace("data::text", "NULL::text"), frozenset()
+        scans = _within(await _scans(conn, _streams_of(projection)), part.low, part.high)
         for scan in scans:
             sql, extra = scan.page(columns)
             if after_stream is not None and (not scan.ordered or after_stream >= scan.low):
@@ -880,9 +891,7 @@ async def _build_indexes(conns: Sequence[Conn], table: str, shadow: str) -> None
                 )
             )
 
-    for failed in await asyncio.gather(*map(build, conns), return_exceptions=True):
-        if isinstance(failed, BaseException):
-            raise failed
+    await _side_by_side(*map(build, conns))
 
 
 async def _add_key_constraints(conn: Conn, table: str, shadow: str) -> None:
@@ -906,9 +915,8 @@ async def _add_key_constraints(conn: Conn, table: str, shadow: str) -> None:
 async def analyze(conn: Conn, table: str) -> None:
     """Statistics of the columns `table`'s indexes cover, what the planner needs before
     the first query (autovacuum gathers the rest later; all of them when an index is on
-    an expression or partial). ANALYZE of a read model's
-    JSON columns costs more than the rest of the table together, for statistics no
-    query uses."""
+    an expression or partial). ANALYZE of a read model's JSON columns costs more than
+    the rest of the table together, for statistics no query uses."""
     columns = await conn.fetchval(
         """SELECT string_agg(DISTINCT quote_ident(a.attname), ', ')
            FROM pg_index x

@@ -80,18 +80,20 @@ class OrdersProjection(Projection):
             return {}
         order: domain.Order | None = None
         created = last = None
+        read = False  # an event of it is read at all (else no key either)
         apply = domain.apply
         for event in events:
             data = event.data
             if isinstance(data, (Dropped, dict)):
                 continue  # what `key_of` and `fold` leave out
+            read = True
             after = apply(order, data)
             if after is not None:
                 if order is None:
                     created = event.recorded_at
                 order, last = after, event
-        if last is None and all(isinstance(e.data, (Dropped, dict)) for e in events):
-            return {}  # nothing of it is read: no key either
+        if not read:
+            return {}
         order_id = ORDER_STREAMS.id_of(events[0].stream_id)
         key = uuid.UUID(order_id)
         if order is None or last is None or created is None:
