@@ -121,7 +121,9 @@ class _Child(Generic[T]):
         here, there = multiprocessing.Pipe()
         context = multiprocessing.get_context("fork")
         process = context.Process(
-            target=_work, args=(there, opener, os.getpid(), [here, *siblings]), daemon=True
+            target=_work,
+            args=(there, opener, os.getpid(), [here, *siblings], type(asyncio.get_running_loop())),
+            daemon=True,
         )
         process.start()
         there.close()
@@ -179,14 +181,21 @@ class _Child(Generic[T]):
 # -- in the forked process -------------------------------------------------------------
 
 
-def _work(pipe: Any, opener: Opener[Any], parent: int, inherited: list[Any]) -> None:
-    """The worker: a fresh event loop handling the items the parent sends, until None.
-    Nothing it raises is printed here (the parent may hold the terminal's locks)."""
+def _work(
+    pipe: Any,
+    opener: Opener[Any],
+    parent: int,
+    inherited: list[Any],
+    loop_type: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """The worker: a fresh event loop (of the parent's kind: uvloop's reads the results
+    of queries with less CPU) handling the items the parent sends, until None. Nothing it
+    raises is printed here (the parent may hold the terminal's locks)."""
     try:
         for end in inherited:  # the parent's ends of the pipes: not this process's
             end.close()
         _detach(parent)
-        loop = asyncio.new_event_loop()
+        loop = loop_type()
         loop.run_until_complete(_serve(pipe, opener))
     except BaseException as exc:  # everything goes to the parent
         _send_error(pipe, exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from eventstore.errors import FoldFailed, RemoteError
 from eventstore.forking import Report, WorkerDied, share
@@ -62,6 +63,26 @@ async def test_every_item_is_handled_once_here_or_in_a_worker_and_reports_arrive
     assert handled_here and remote  # both sides took some
     assert {r[2] for r in reports} - {os.getpid()}  # in other processes
     assert len(peaks) == 2 and all(p > 0 for p in peaks)
+
+
+@pytest.mark.parametrize("kind", ["uvloop", "asyncio"])
+def test_a_worker_runs_on_a_loop_of_the_parents_kind(kind: str) -> None:
+    async def here(item: int) -> None:
+        await asyncio.sleep(0.01)
+
+    async def there(item: int, report: Report) -> None:
+        report(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        await asyncio.sleep(0.01)
+
+    async def main() -> list[Any]:
+        reports: list[Any] = []
+        await share(list(range(8)), here, opener_of(there), workers=1, on_report=reports.append)
+        return reports
+
+    factory = uvloop.new_event_loop if kind == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        reports = runner.run(main())
+    assert reports and set(reports) == {kind}
 
 
 async def test_a_workers_error_stops_everything_and_is_raised_here() -> None:
