@@ -23,10 +23,12 @@ class Category:
     """The streams of one kind of thing: `Category("order").stream(42) == "order-42"`."""
 
     name: str
+    _prefix: str = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"a category is lowercase letters, digits and _, not {self.name!r}")
+        object.__setattr__(self, "_prefix", self.name + "-")
 
     def stream(self, id_: object) -> str:
         """The id of the stream of `id_` in this category."""
@@ -37,16 +39,17 @@ class Category:
 
     def id_of(self, stream_id: str) -> str:
         """The id part of one of this category's stream ids (ValueError for another's)."""
-        if not self.owns(stream_id):
+        prefix = self._prefix
+        if len(stream_id) <= len(prefix) or not stream_id.startswith(prefix):
             raise ValueError(f"{stream_id!r} is not a {self.name} stream")
-        return stream_id[len(self.name) + 1 :]
+        return stream_id[len(prefix) :]
 
     def owns(self, item: str | RecordedEvent) -> bool:
         """Whether a stream id, or the stream of a recorded event, is in this category
         (its name holds no dash, so the prefix `{name}-` says it; folds call this for
         every event)."""
         stream_id = item.stream_id if isinstance(item, RecordedEvent) else item
-        prefix = self.name + "-"
+        prefix = self._prefix
         return len(stream_id) > len(prefix) and stream_id.startswith(prefix)
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from eventstore import Dropped, EventStore, Projection, RecordedEvent, Row, register_projection
+from eventstore.pg import parse_uuid
 
 from . import domain
 from .events import ORDER_STREAMS
@@ -31,9 +32,10 @@ def _lines(items: tuple[domain.OrderLine, ...]) -> list[dict[str, Any]]:
 
 def _money(amount: Decimal) -> str:
     """`amount` with two decimals (as it mostly is already: then its text is cheaper
-    than formatting it, which a rebuild does for every line of every order)."""
+    than formatting it, which a rebuild does for every line of every order; a text with
+    an exponent ends in it, never in a point and two digits)."""
     text = str(amount)
-    return text if text[-3:-2] == "." and "E" not in text else f"{amount:.2f}"
+    return text if len(text) > 3 and text[-3] == "." else f"{amount:.2f}"
 
 
 class OrdersProjection(Projection):
@@ -63,7 +65,7 @@ class OrdersProjection(Projection):
     def key_of(self, event: RecordedEvent) -> Any | None:
         if not ORDER_STREAMS.owns(event) or isinstance(event.data, dict):
             return None
-        return uuid.UUID(ORDER_STREAMS.id_of(event.stream_id))
+        return parse_uuid(ORDER_STREAMS.id_of(event.stream_id))
 
     def apply(self, row: Row | None, event: RecordedEvent) -> Row | None:
         order = domain.apply(None if row is None else _order(row), event.data)
@@ -95,7 +97,7 @@ class OrdersProjection(Projection):
         if not read:
             return {}
         order_id = ORDER_STREAMS.id_of(events[0].stream_id)
-        key = uuid.UUID(order_id)
+        key = parse_uuid(order_id)
         if order is None or last is None or created is None:
             return {key: None}
         return {key: _row(order, created, last, key if order_id == order.id else None)}
@@ -107,7 +109,7 @@ def _row(
     """The row of `order` as `event` left it (first made at `created`); `id_`: the
     order's id, when the caller has it parsed already."""
     return {
-        "id": uuid.UUID(order.id) if id_ is None else id_,
+        "id": parse_uuid(order.id) if id_ is None else id_,
         "user_id": order.user_id,
         "status": order.status,
         "items": _lines(order.items),
@@ -115,7 +117,7 @@ def _row(
         "currency": order.currency,
         "payment_round": order.round,
         "payment_attempts": order.attempts,
-        "payment_id": uuid.UUID(order.payment_id) if order.payment_id else None,
+        "payment_id": parse_uuid(order.payment_id) if order.payment_id else None,
         "created_at": created,
         "updated_at": event.recorded_at,
         "version": event.stream_version,

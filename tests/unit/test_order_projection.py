@@ -94,3 +94,16 @@ def test_a_whole_stream_makes_the_row_of_its_last_event() -> None:
 
 def test_events_of_another_category_make_no_row() -> None:
     assert ORDERS.fold_stream(recorded(story(), stream="cart-x")) == {}
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["25.80", "5", "0.5", "12.345", "-0.00", "1E+2", "1.5E-7", "1.00E+3", "0E-8", "1.2E+10"],
+)
+def test_money_in_the_rows_has_two_decimals_whatever_the_event_held(amount: str) -> None:
+    line = domain.OrderLine("p1", "Mug", Decimal(amount), 1, Decimal(amount))
+    placed = domain.OrderPlaced(ORDER_ID, "u1", (line,), Decimal(amount), "EUR", 1)
+    [row] = ORDERS.fold_stream(recorded([placed])).values()
+    assert row is not None
+    [item] = row["items"]
+    assert item["unit_price"] == item["line_total"] == f"{Decimal(amount):.2f}"
