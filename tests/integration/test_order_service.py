@@ -294,6 +294,12 @@ async def test_orders_projection_rebuild_reproduces_the_rows(
 
     after = [dict(r) for r in await pool.fetch("SELECT * FROM orders ORDER BY id")]
     assert after == before
+    collations = await pool.fetch(  # the swapped-in table compares keys as the old one did
+        """SELECT a.attname, c.collname FROM pg_attribute a
+           JOIN pg_collation c ON c.oid = a.attcollation
+           WHERE a.attrelid = 'orders'::regclass AND a.attname IN ('user_id', 'status')"""
+    )
+    assert {r["attname"]: r["collname"] for r in collations} == {"user_id": "C", "status": "C"}
     statuses = {str(r["id"]): r["status"] for r in after}
     assert [statuses[i] for i in (paid, failed, cancelled)] == [
         "PAID",
