@@ -67,8 +67,8 @@ class Sizes:
     rounds: int
 
 
-FULL = Sizes(orders=175_000, rounds=3)
-QUICK = Sizes(orders=45_000, rounds=2)
+FULL = Sizes(orders=175_000, rounds=5)
+QUICK = Sizes(orders=45_000, rounds=3)
 
 
 # -- the log -----------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="45,000 orders, 2 rounds (<2 min)")
+    parser.add_argument("--quick", action="store_true", help="45,000 orders, 3 rounds (<2 min)")
     parser.add_argument("--orders", type=int, help="orders in the log (default 175,000)")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument(
