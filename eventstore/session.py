@@ -105,19 +105,23 @@ class Session:
     # -- listening ------------------------------------------------------------------------
 
     async def listen(self, channel: str, listener: Listener) -> None:
-        """Call `listener` with every notification on `channel` (and None after every
-        reconnection, and once now if connected: the caller may have missed something)."""
+        """Call `listener` with every notification on `channel`, and with None once the
+        channel is listened to (now if the session is connected, else when it connects)
+        and after every reconnection: the caller may have missed something meanwhile.
+        None means that from then on no notification is missed."""
         self._ensure_running()
-        first = channel not in self._listeners
         self._listeners.setdefault(channel, set()).add(listener)
         conn = self._conn
-        if first and conn is not None:
-            try:
-                async with self._busy:
-                    await conn.add_listener(channel, self._dispatch)
-            except _CONNECTION_ERRORS as exc:
-                self._drop(conn, exc)
-        listener(None)
+        if conn is None:
+            return  # `_keep` listens to every channel once connected, then says None
+        try:
+            async with self._busy:
+                await conn.add_listener(channel, self._dispatch)  # once per channel
+        except _CONNECTION_ERRORS as exc:
+            self._drop(conn, exc)
+            return
+        if self._conn is conn:
+            listener(None)
 
     def unlisten(self, channel: str, listener: Listener) -> None:
         """Stop calling `listener` (the channel stays listened to while the session lives)."""
@@ -226,8 +230,12 @@ class Session:
                     self.dsn, server_settings=self._settings, timeout=self.max_delay * 2
                 )
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                for channel in list(self._listeners):
-                    await conn.add_listener(channel, self._dispatch)
+                listened: set[str] = set()
+                # `listen` may add a channel while this waits: it is not connected yet
+                while missing := [c for c in list(self._listeners) if c not in listened]:
+                    for channel in missing:
+                        await conn.add_listener(channel, self._dispatch)
+                        listened.add(channel)
                 self._conn, self._lost = conn, lost
                 self.connections += 1
                 self._up.set()

@@ -39,6 +39,31 @@ async def test_a_listener_hears_notifications_and_is_told_of_every_connection(
             await asyncio.sleep(0.01)
 
 
+async def test_channels_listened_to_while_connecting_are_heard_once_said_so(
+    sessions: list[Session], uid: str
+) -> None:
+    """None tells a listener its channel is listened to: whatever it is told after that
+    arrives, also for channels added while the session was still connecting."""
+    one, other = sessions
+    channels = [f"chan_{uid}_{n}" for n in range(20)]
+    heard: dict[str, list[str | None]] = {c: [] for c in channels}
+
+    async def listen_late(n: int, channel: str) -> None:
+        for _ in range(n):  # spread over the time the session takes to connect
+            await asyncio.sleep(0)
+        await one.listen(channel, heard[channel].append)
+
+    await asyncio.gather(*(listen_late(n, c) for n, c in enumerate(channels)))
+    async with asyncio.timeout(10):
+        for channel in channels:
+            while None not in heard[channel]:
+                await asyncio.sleep(0.01)
+            await other.notify(channel, "hello")
+        for channel in channels:
+            while "hello" not in heard[channel]:
+                await asyncio.sleep(0.01)
+
+
 async def test_a_lock_is_held_once_across_sessions_and_within_one(
     sessions: list[Session], uid: str
 ) -> None:
