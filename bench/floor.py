@@ -44,7 +44,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
-import aiormq
 import uvloop
 
 from bench import orders
@@ -323,15 +322,6 @@ async def price_broker(store: PostgresEventStore, units: int, namespace: str) ->
     return prices
 
 
-async def delete_broker_objects(namespace: str) -> None:
-    async with aiormq.connect(amqp_url()) as connection:
-        channel = await connection.channel()
-        for queue in (f"{namespace}.floor", f"{namespace}.floor.parking", f"{namespace}.logs"):
-            await channel.queue_delete(queue)
-        for exchange in (f"{namespace}.events", f"{namespace}.logs"):
-            await channel.exchange_delete(exchange)
-
-
 # -- the whole --------------------------------------------------------------------------
 
 PIECES = {  # the price that stands for each count of work per order
@@ -356,7 +346,7 @@ async def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
         async with scratch_database("microshop_bench_floor") as dsn:
             prices |= await price_store(dsn, sizes.units, namespace)
     finally:
-        await delete_broker_objects(namespace)
+        await orders.remove_broker_objects(namespace, consumers=["floor"])
     # every event appended is folded by the read model of its stream (reads, like a GET's
     # row, are the services' own work: priced, not counted)
     counted = {piece: work[count] for count, piece in PIECES.items()}

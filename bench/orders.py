@@ -48,6 +48,7 @@ from typing import Any
 import aiohttp
 import aiormq
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
 from microshop.config import SERVICE_PORTS
 from microshop.topology import CONSUMER_QUEUES
@@ -70,10 +71,13 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-async def remove_broker_objects(namespace: str) -> None:
-    """The exchanges and queues a stack declared in `namespace` (so runs leave none behind)."""
+async def remove_broker_objects(
+    namespace: str, consumers: Sequence[str] = tuple(CONSUMER_QUEUES)
+) -> None:
+    """The exchanges and queues a stack (whose consumers are `consumers`) declared in
+    `namespace`, so runs leave none behind."""
     queues = [f"{namespace}.logs"]
-    for name in CONSUMER_QUEUES:
+    for name in consumers:
         queues += [f"{namespace}.{name}", f"{namespace}.{name}.parking"]
     async with aiormq.connect(amqp_url()) as connection:
         channel = await connection.channel()
@@ -219,12 +223,10 @@ async def work_done(session: aiohttp.ClientSession, ports: dict[str, int]) -> di
     for port in ports.values():
         async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
             text = await resp.text()
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            metric = line.split("{", 1)[0].split(" ", 1)[0]
-            if metric in wanted:
-                totals[wanted[metric]] += float(line.rsplit(" ", 1)[1])
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in wanted:
+                    totals[wanted[sample.name]] += sample.value
     return totals
 
 

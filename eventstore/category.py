@@ -39,10 +39,9 @@ class Category:
 
     def id_of(self, stream_id: str) -> str:
         """The id part of one of this category's stream ids (ValueError for another's)."""
-        prefix = self._prefix
-        if len(stream_id) <= len(prefix) or not stream_id.startswith(prefix):
+        if not self.owns(stream_id):
             raise ValueError(f"{stream_id!r} is not a {self.name} stream")
-        return stream_id[len(prefix) :]
+        return stream_id[len(self._prefix) :]
 
     def owns(self, item: str | RecordedEvent) -> bool:
         """Whether a stream id, or the stream of a recorded event, is in this category

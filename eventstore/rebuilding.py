@@ -51,7 +51,7 @@ import asyncpg
 from . import checkpoints, forking
 from .errors import FoldFailed, RebuildInProgress
 from .events import Dropped, Position, RecordedEvent, Undecodable, category_of
-from .pg import Conn, Executor, Pool, init_connection
+from .pg import Conn, Executor, Pool
 from .projection import Projection, Row, load_rows, write_rows
 from .store import (
     COLUMNS,
@@ -355,25 +355,17 @@ class Fold:
     ) -> AsyncIterator[Callable[[Part], Awaitable[None]]]:
         """In a forked worker: this fold with connections of its own, telling the parent
         its progress and what it cannot read."""
-        assert self.store.dsn is not None
-        conn = await _connect(self.store.dsn, self.store.application_name)
-        try:
-            reader = await _connect(self.store.dsn, self.store.application_name)
-            try:
-                fold = dataclasses.replace(
-                    self,
-                    conn=conn,
-                    reader=reader,
-                    progress=report,
-                    unreadable=report if self.unreadable else None,
-                    workers=1,
-                )
-                with _fewer_collections():
-                    yield lambda part: fold.by_stream(fence, part)
-            finally:
-                await reader.close()
-        finally:
-            await conn.close()
+        async with self.store.direct("rebuild") as conn, self.store.direct("rebuild") as reader:
+            fold = dataclasses.replace(
+                self,
+                conn=conn,
+                reader=reader,
+                progress=report,
+                unreadable=report if self.unreadable else None,
+                workers=1,
+            )
+            with _fewer_collections():
+                yield lambda part: fold.by_stream(fence, part)
 
     def _reported(self, value: int | RecordedEvent) -> None:
         """What a forked worker told: events folded, or one it could not read."""
@@ -783,15 +775,6 @@ async def _estimated_cuts(
         if not cuts or cut != cuts[-1]:
             cuts.append(cut)
     return cuts
-
-
-async def _connect(dsn: str, application_name: str) -> Conn:
-    """A connection of a forked rebuild worker."""
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
-        dsn, server_settings={"application_name": f"{application_name}-rebuild"}
-    )
-    await init_connection(conn)
-    return conn
 
 
 async def _stream_pages(

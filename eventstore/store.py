@@ -479,9 +479,16 @@ class PostgresEventStore(EventStore):
             async with self.pool.acquire() as pooled:
                 yield pooled
             return
+        async with self.direct("work") as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def direct(self, purpose: str) -> AsyncIterator[Conn]:
+        """A connection of its own to `dsn`, outside the pool (named
+        `{application_name}-{purpose}` in `pg_stat_activity`)."""
         assert self.dsn is not None
         conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
-            self.dsn, server_settings={"application_name": f"{self.application_name}-work"}
+            self.dsn, server_settings={"application_name": f"{self.application_name}-{purpose}"}
         )
         try:
             await init_connection(conn)

@@ -23,7 +23,7 @@ import dataclasses
 import uuid
 from datetime import datetime
 
-from eventstore import ANY, ConcurrencyError, Metadata, PostgresEventStore
+from eventstore import ANY, ConcurrencyError, Metadata, PostgresEventStore, Retry
 from eventstore.maintenance import plain_events
 from eventstore.vault import PersonalDataVault
 from microshop.domain import ConflictError, NotFoundError
@@ -97,16 +97,17 @@ async def forget(
         key = uuid.UUID(user_id)
     except ValueError:
         raise UserNotFound(user_id) from None
-    for attempt in range(_ATTEMPTS):
+    for attempt in range(_RACES.attempts):
         try:
             return await _forget(store, vault, key, metadata, spare_admins)
         except ConcurrencyError:
-            if attempt == _ATTEMPTS - 1:
+            if attempt == _RACES.attempts - 1:
                 raise
+            await _RACES.pause(attempt)
     raise AssertionError("unreachable")
 
 
-_ATTEMPTS = 5
+_RACES = Retry(attempts=5)  # as a command decides again after losing a race
 
 
 async def _forget(
