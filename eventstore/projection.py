@@ -220,6 +220,7 @@ class ProjectionRunner:
         self.parked = 0  # events this runner parked
         self._beat_at = 0.0
         self.position = START  # applied (or found irrelevant) up to here
+        self.held_back = False  # the last read saw committed events behind the fence
         self._checkpoint = START  # what the checkpoint row held when we last wrote or read it
         self._saved_at = 0.0
         self._loaded = False
@@ -243,15 +244,22 @@ class ProjectionRunner:
             if stored != self._checkpoint:  # a peer or a rebuild wrote meanwhile
                 await self._adopt(stored)
         read = 0
+        categories = self.projection.categories
         while True:
-            batch = await self.store.read_all(
-                self.position, limit=self.batch_size, categories=self.projection.categories
+            page = await self.store.read_page(
+                self.position, limit=self.batch_size, categories=categories
             )
-            if not batch:
-                await self._save_progress()
-                return read
-            read += len(batch)
-            await self._apply(batch)
+            self.held_back = page.held_back
+            batch = self.store.decode_rows(page.rows, categories, lenient=True)
+            if batch:
+                read += len(batch)
+                await self._apply(batch)
+            # a short page read everything up to the fence: done, unless the checkpoint
+            # moved under the batch (the runner then continues from where it moved)
+            if batch and (page.full or self.position != batch[-1].position):
+                continue
+            await self._save_progress()
+            return read
 
     async def run(self) -> None:
         """Follow the log forever (cancel to stop)."""
@@ -263,14 +271,13 @@ class ProjectionRunner:
                     seen = watcher.generation
                     try:
                         await self.catch_up()
-                        fenced = await self.store.behind_fence(self.position, categories)
                         await self._beat()
                     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         log.warning("projection %s: %s; retrying", self.projection.name, exc)
                         self._loaded = False
                         await asyncio.sleep(self.poll_interval)
                         continue
-                    await watcher.settle(seen, behind_fence=fenced)
+                    await watcher.settle(seen, behind_fence=self.held_back)
         finally:
             self.store.forget(watcher)
 

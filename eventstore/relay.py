@@ -150,9 +150,8 @@ class Relay:
                 position = await checkpoints.load(self.store.pool, self.name)
                 while True:
                     seen = watcher.generation
-                    position = await self._drain(channel, lost, position)
-                    fenced = await self.store.behind_fence(position)
-                    await self._idle(watcher, seen, fenced, channel, lost)
+                    position, held_back = await self._drain(channel, lost, position)
+                    await self._idle(watcher, seen, held_back, channel, lost)
         finally:
             self.store.forget(watcher)
 
@@ -183,11 +182,16 @@ class Relay:
 
     async def _drain(
         self, channel: AbstractChannel, lost: asyncio.Event, position: Position
-    ) -> Position:
-        """Publish everything after `position` up to the fence; the position reached."""
-        batches = self.store.iter_raw(position, batch_size=self.batch_size)
-        async with contextlib.aclosing(batches):
-            async for rows in batches:
+    ) -> tuple[Position, bool]:
+        """Publish everything after `position` up to the fence; the position reached, and
+        whether committed events wait behind the fence (`LogPage.held_back`)."""
+        held_back = False
+        pages = self.store.iter_pages(position, batch_size=self.batch_size)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                held_back, rows = page.held_back, page.rows
+                if not rows:
+                    break
                 if lost.is_set():
                     raise ConnectionError("lost the leader lock's connection")
                 await self._publish(channel, rows)
@@ -200,7 +204,7 @@ class Relay:
                 self.stats.batches += 1
                 self.stats.position = position
                 self.stats.last_published_at = time.time()
-        return position
+        return position, held_back
 
     async def _publish(self, channel: AbstractChannel, rows: list[Any]) -> None:
         exchange = self.exchange

@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
-from typing import Any
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Sequence,
+)
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -36,7 +44,9 @@ from .port import AppendResult, EventStore, Sealer
 from .session import Session
 from .wakeup import CHANNEL, LogWatcher, Notifier
 
-__all__ = ["COLUMNS", "COLUMNS_WITHOUT_METADATA", "GLOBAL_LOG_SQL", "PostgresEventStore"]
+_T = TypeVar("_T")
+
+__all__ = ["COLUMNS", "COLUMNS_WITHOUT_METADATA", "GLOBAL_LOG_SQL", "LogPage", "PostgresEventStore"]
 
 COLUMNS = (
     "global_position, tx_id, stream_id, stream_version, event_id, event_type, "
@@ -54,6 +64,38 @@ WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
 ORDER BY tx_id, global_position
 LIMIT $3"""
 GLOBAL_LOG_SQL = _LOG_SQL.format(columns=COLUMNS)
+
+# A page of the log up to the fence (flagged settled) and, in the same statement, the first
+# committed event (of categories $4, NULL: any) the fence still holds back: a reader learns
+# whether to look again soon without a second round trip. The second part starts its index
+# scan at the fence itself, not at $1: rows between the two are settled and already read.
+_FENCE = "pg_snapshot_xmin(pg_current_snapshot())"
+_HELD_COLUMNS = COLUMNS.replace("metadata::text", "NULL::text").replace("data::text", "NULL::text")
+_PAGE_SQL = f"""
+(SELECT {COLUMNS}, true FROM events
+ WHERE (tx_id, global_position) > ($1::xid8, $2::bigint) AND tx_id < {_FENCE}
+ ORDER BY tx_id, global_position LIMIT $3)
+UNION ALL
+(SELECT {_HELD_COLUMNS}, false FROM events
+ WHERE (tx_id, global_position) > (
+     greatest($1::xid8, {_FENCE}),
+     CASE WHEN $1::xid8 < {_FENCE} THEN -1 ELSE $2::bigint END)
+   AND ($4::text[] IS NULL OR split_part(stream_id, '-', 1) = ANY($4::text[]))
+ ORDER BY tx_id, global_position LIMIT 1)"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogPage:
+    """One read of the global log's tail (`PostgresEventStore.read_page`)."""
+
+    rows: list[asyncpg.Record]
+    """Up to `limit` undecoded rows of `COLUMNS` after the position read from, in log
+    order, up to the fence."""
+    full: bool
+    """The read hit its limit: more settled events may follow, read again."""
+    held_back: bool
+    """Committed events (of the categories asked about) follow the fence: an open
+    transaction holds them back (`LogWatcher.settle` looks again soon)."""
 
 
 async def sorts_bytewise(conn: Executor) -> bool:
@@ -120,16 +162,6 @@ def _notifying(append: str) -> str:
 
 _APPEND_ONE_NOTIFYING = _notifying(_APPEND_ONE)
 _APPEND_MANY_NOTIFYING = _notifying(_APPEND_MANY)
-
-# Committed events after a position, whether or not the fence lets readers see them yet.
-# (Not `EXISTS (...)`: its generic plan is a sequential scan from the oldest event.)
-_BEHIND_FENCE = """
-SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
-ORDER BY tx_id, global_position LIMIT 1"""
-_BEHIND_FENCE_IN = """
-SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::xid8, $2::bigint)
-  AND split_part(stream_id, '-', 1) = ANY($3::text[])
-ORDER BY tx_id, global_position LIMIT 1"""
 
 _STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
@@ -373,6 +405,25 @@ class PostgresEventStore(EventStore):
         rows = await self.pool.fetch(GLOBAL_LOG_SQL, after[0], after[1], limit)
         return self.decode_rows(rows, categories, lenient=True)
 
+    async def read_page(
+        self,
+        after: Position = START,
+        *,
+        limit: int = 1000,
+        categories: Collection[str] | None = None,
+        conn: Conn | None = None,
+    ) -> LogPage:
+        """The log after `after` up to the fence, at most `limit` events, and whether
+        committed events of `categories` (None: any) wait behind the fence: one round
+        trip, where reading and then asking about the fence would take two."""
+        cats = None if categories is None else list(categories)
+        executor = self.pool if conn is None else conn
+        rows = await executor.fetch(_PAGE_SQL, after[0], after[1], limit, cats)
+        held_back = bool(rows) and not rows[-1][10]
+        if held_back:
+            rows = rows[:-1]
+        return LogPage(rows, len(rows) >= limit, held_back)
+
     async def iter_raw(
         self,
         after: Position = START,
@@ -390,23 +441,65 @@ class PostgresEventStore(EventStore):
         less, starting with `global_position, tx_id`.
         """
         sql = GLOBAL_LOG_SQL if columns == COLUMNS else _LOG_SQL.format(columns=columns)
+
+        async def fetch(conn: Conn, after: Position) -> list[asyncpg.Record]:
+            return await conn.fetch(sql, after[0], after[1], batch_size)
+
+        def more(rows: list[asyncpg.Record]) -> Position | None:
+            return Position(rows[-1][1], rows[-1][0]) if len(rows) >= batch_size else None
+
+        batches = self._prefetching(conn, fetch, after, more)
+        async with contextlib.aclosing(batches):
+            async for rows in batches:
+                if rows:
+                    yield rows
+
+    async def iter_pages(
+        self,
+        after: Position = START,
+        *,
+        batch_size: int = 2000,
+        categories: Collection[str] | None = None,
+        conn: Conn | None = None,
+    ) -> AsyncGenerator[LogPage, None]:
+        """`read_page` after `after` until a page is not full (that one, perhaps empty,
+        included), the next page prefetched while the caller works on a full one, as in
+        `iter_raw`. Every page tells what the fence holds back when it was read."""
+
+        async def fetch(conn: Conn, after: Position) -> LogPage:
+            return await self.read_page(after, limit=batch_size, categories=categories, conn=conn)
+
+        def more(page: LogPage) -> Position | None:
+            return Position(page.rows[-1][1], page.rows[-1][0]) if page.full else None
+
+        pages = self._prefetching(conn, fetch, after, more)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
+
+    async def _prefetching(
+        self,
+        conn: Conn | None,
+        fetch: Callable[[Conn, Position], Awaitable[_T]],
+        after: Position,
+        more: Callable[[_T], Position | None],
+    ) -> AsyncGenerator[_T, None]:
+        """`fetch(conn, after)`, then `fetch` from `more(result)` until that is None, each
+        fetch sent before the previous result is handed over; on one connection (the
+        pool's when `conn` is None)."""
         async with contextlib.AsyncExitStack() as stack:
             if conn is None:
                 conn = await stack.enter_async_context(self.pool.acquire())
-            pending: asyncio.Future[list[asyncpg.Record]] | None = None
+            pending: asyncio.Future[_T] | None = None
             try:
-                rows = await conn.fetch(sql, after[0], after[1], batch_size)
-                while rows:
-                    if len(rows) < batch_size:
-                        yield rows
-                        return
-                    last = rows[-1]
-                    nxt = conn.fetch(sql, last[1], last[0], batch_size)
-                    pending = asyncio.ensure_future(nxt)
+                result = await fetch(conn, after)
+                while (following := more(result)) is not None:
+                    pending = asyncio.ensure_future(fetch(conn, following))
                     await asyncio.sleep(0)  # let the prefetch query go out
-                    yield rows
-                    rows = await pending
+                    yield result
+                    result = await pending
                     pending = None
+                yield result
             finally:
                 if pending is not None and not pending.done():
                     pending.cancel()
@@ -425,33 +518,6 @@ class PostgresEventStore(EventStore):
         async with contextlib.aclosing(batches):
             async for rows in batches:
                 yield self.decode_rows(rows, categories, lenient=True)
-
-    async def behind_fence(
-        self, after: Position, categories: Collection[str] | None = None
-    ) -> bool:
-        """Whether committed events (of `categories`) follow `after` although a read up to
-        the fence found none: an open transaction holds them back (`LogWatcher.settle`)."""
-        if categories is None:
-            found = await self.pool.fetchval(_BEHIND_FENCE, after[0], after[1])
-        else:
-            found = await self.pool.fetchval(_BEHIND_FENCE_IN, after[0], after[1], list(categories))
-        return found is not None
-
-    async def follow(
-        self,
-        after: Position = START,
-        *,
-        watcher: LogWatcher,
-        batch_size: int = 2000,
-    ) -> AsyncGenerator[list[RecordedEvent], None]:
-        """Typed batches of the global log, forever: waits for wake-ups when caught up."""
-        while True:
-            seen = watcher.generation
-            async with contextlib.aclosing(self.iter_all(after, batch_size=batch_size)) as it:
-                async for batch in it:
-                    yield batch
-                    after = batch[-1].position
-            await watcher.settle(seen, behind_fence=await self.behind_fence(after))
 
     def watcher(
         self, *, poll_interval: float = 0.5, categories: frozenset[str] | None = None

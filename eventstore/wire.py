@@ -41,8 +41,9 @@ def routing_key(stream_id: str, event_type: str) -> str:
 
 
 def encode_row(row: Any) -> tuple[str, bytes, Basic.Properties]:
-    """`(routing key, body, properties)` of a global-log row (`store.COLUMNS` order)."""
-    position, tx_id, stream_id, version, event_id, event_type, schema, data, meta, at = row
+    """`(routing key, body, properties)` of a global-log row (`store.COLUMNS` order, and
+    perhaps more columns after them)."""
+    position, tx_id, stream_id, version, event_id, event_type, schema, data, meta, at, *_ = row
     body = _encode(
         WireEvent(
             event_id,

@@ -4,6 +4,7 @@ and how a reader tells that committed events wait behind the fence."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -74,21 +75,45 @@ async def test_an_in_transaction_append_notifies_its_category_at_commit(
     assert await next_payload_naming(payloads, category) == category
 
 
-async def test_behind_fence_looks_at_the_categories_asked_for(
+@contextlib.asynccontextmanager
+async def fence_held(dsn: str) -> AsyncIterator[None]:
+    """A transaction of another connection, open for the block: it holds the fence."""
+    blocker = await asyncpg.connect(dsn)
+    try:
+        async with blocker.transaction():
+            await blocker.fetchval("SELECT pg_current_xact_id()")
+            yield
+    finally:
+        await blocker.close()
+
+
+async def test_a_page_tells_what_the_fence_holds_back_of_the_categories_asked_for(
     store: PostgresEventStore, test_env: StackEnv, uid: str
 ) -> None:
     held, other = f"held{uid}", f"free{uid}"
     start = await store.head()
-    blocker = await asyncpg.connect(test_env.database_url)
-    try:
-        tx = blocker.transaction()
-        await tx.start()
-        await blocker.fetchval("SELECT pg_current_xact_id()")  # holds the fence
+    async with fence_held(test_env.database_url):
         await store.append(f"{held}-1", [Noted("waits")], ANY)
-        assert await store.behind_fence(start)
-        assert await store.behind_fence(start, [held])
-        assert not await store.behind_fence(start, [other])
-        await tx.commit()
-    finally:
-        await blocker.close()
-    assert await store.read_all(start, limit=1000) != []
+        page = await store.read_page(start)
+        assert (page.rows, page.full, page.held_back) == ([], False, True)
+        assert (await store.read_page(start, categories=[held])).held_back
+        assert not (await store.read_page(start, categories=[other])).held_back
+    page = await store.read_page(start)
+    assert [r[2] for r in page.rows] == [f"{held}-1"]
+    assert (page.full, page.held_back) == (False, False)
+
+
+async def test_pages_run_up_to_the_fence_and_tell_what_waits_behind_it(
+    store: PostgresEventStore, test_env: StackEnv, uid: str
+) -> None:
+    start = await store.head()
+    await store.append(f"paged{uid}-1", [Noted(str(i)) for i in range(5)], ANY)
+    async with fence_held(test_env.database_url):
+        await store.append(f"paged{uid}-2", [Noted("waits")], ANY)
+        pages = [p async for p in store.iter_pages(start, batch_size=2)]
+    assert [[r[3] for r in p.rows] for p in pages] == [[1, 2], [3, 4], [5]]
+    assert [(p.full, p.held_back) for p in pages] == [(True, True), (True, True), (False, True)]
+    # a page that ends exactly at the fence is full: the next one, empty, tells the rest
+    exact = [p async for p in store.iter_pages(start, batch_size=3)]
+    assert [len(p.rows) for p in exact] == [3, 3, 0]
+    assert [p.held_back for p in exact] == [False, False, False]
