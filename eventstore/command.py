@@ -8,6 +8,14 @@ stream (after an optional snapshot), folds it into the current state, asks the p
 reloads and decides again on the new state (which may now refuse), up to the policy's
 attempts, then lets the `ConcurrencyError` out (HTTP 409 at the edge). A decision that
 records nothing writes nothing.
+
+An aggregate that `remembers` keeps, per event store, the state and version each of its
+streams had when this process last read or wrote it (a bounded LRU). The next write decides
+on that state and appends at that version without reading: the append's version check
+proves the state current, as it proves any loaded state. Should the stream have moved on
+(another process wrote), the append loses, and the write loads and decides as usual. A
+decision on a remembered state that refuses or records nothing proves nothing: it is taken
+again on a loaded state. Only committed states are remembered.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ __all__ = [
     "Snapshot",
     "execute",
     "load",
+    "recall",
+    "remember",
 ]
 
 S = TypeVar("S")
@@ -94,6 +104,27 @@ class Executed(Generic[S]):
         return self.before.version if self.appended is None else self.appended.version
 
 
+REMEMBERED = 10_000
+"""How many streams' states an event store keeps for aggregates that remember."""
+
+
+def remember(store: EventStore, stream_id: str, fold: Fold[S], state: S, version: int) -> None:
+    """Note that `stream_id`, folded by `fold`, was `state` at `version` (committed)."""
+    known = store.remembered
+    known.pop(stream_id, None)
+    known[stream_id] = (fold, state, version)
+    if len(known) > REMEMBERED:
+        del known[next(iter(known))]  # the least recently used
+
+
+def recall(store: EventStore, stream_id: str, fold: Fold[S]) -> Loaded[S] | None:
+    """What `remember` noted of `stream_id` for `fold`, if anything."""
+    entry = store.remembered.get(stream_id)
+    if entry is None or entry[0] is not fold:
+        return None
+    return Loaded(entry[1], entry[2])
+
+
 async def load(
     store: EventStore,
     stream_id: str,
@@ -102,8 +133,11 @@ async def load(
     *,
     snapshot: Snapshot[S] | None = None,
     conn: Any = None,
+    remembers: bool = False,
 ) -> Loaded[S]:
-    """`stream_id` folded from `initial` (or from `snapshot`'s state and version)."""
+    """`stream_id` folded from `initial` (or from `snapshot`'s state and version).
+    `remembers`: note the result for the next write (outside a caller's transaction,
+    where what is read is committed)."""
     state, version = initial, 0
     if snapshot is not None:
         known = await snapshot(conn)
@@ -113,6 +147,8 @@ async def load(
     if recorded:
         state = fold((e.data for e in recorded if not isinstance(e.data, Dropped)), state)
         version = recorded[-1].stream_version
+    if remembers and conn is None:
+        remember(store, stream_id, fold, state, version)
     return Loaded(state, version, tuple(recorded))
 
 
@@ -128,6 +164,7 @@ async def execute(
     snapshot: Snapshot[S] | None = None,
     conn: Any = None,
     retry: Retry = Retry(),
+    remembers: bool = False,
 ) -> Executed[S]:
     """Decide on the current state of `stream_id` and append what was decided.
 
@@ -139,15 +176,55 @@ async def execute(
 
     Writes to one stream from one process (outside a caller's transaction) take turns, so
     they do not lose races to each other and load, decide and append again; the version
-    check still settles races with other processes.
+    check still settles races with other processes. `remembers`: start from the state
+    this process last knew, without reading (the module's docstring says when).
     """
     turn: contextlib.AbstractAsyncContextManager[None] = (
         _turn(store, stream_id) if conn is None else contextlib.nullcontext()
     )
     async with turn:
-        return await _execute(
+        if remembers and conn is None:
+            done = await _on_remembered(store, stream_id, decide, fold, metadata, event_ids)
+            if done is not None:
+                return done
+        executed = await _execute(
             store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
         )
+        if remembers and conn is None and executed.appended is not None:
+            remember(store, stream_id, fold, executed.state, executed.version)
+        return executed
+
+
+async def _on_remembered(
+    store: EventStore,
+    stream_id: str,
+    decide: Decide[S],
+    fold: Fold[S],
+    metadata: Metadata | None,
+    event_ids: Sequence[uuid.UUID] | None,
+) -> Executed[S] | None:
+    """Decide on the remembered state and append at its version, without reading. None
+    when that settles nothing (nothing remembered, the decision refuses or records
+    nothing, the stream moved on): the write then loads as usual."""
+    known = recall(store, stream_id, fold)
+    if known is None:
+        return None
+    try:
+        events = tuple(decide(known.state))
+    except Exception:
+        return None  # perhaps only on this state: decide again on the loaded one
+    if not events:
+        return None
+    try:
+        appended = await store.append(
+            stream_id, events, known.version, metadata=metadata, event_ids=event_ids
+        )
+    except ConcurrencyError:
+        store.remembered.pop(stream_id, None)
+        return None
+    state = fold(events, known.state)
+    remember(store, stream_id, fold, state, appended.version)
+    return Executed(known, state, events, appended)
 
 
 class _Turn:
@@ -223,6 +300,10 @@ class Aggregate(Generic[S]):
     fold: Fold[S]
     initial: S
     retry: Retry = Retry()
+    remembers: bool = False
+    """Keep each stream's last known state for the next write (the module docstring).
+    Only for an aggregate whose callers need no `Executed.before.recorded` (a write from
+    a remembered state reads no events) and whose state holds no personal data."""
 
     def stream(self, id_: object) -> str:
         return self.category.stream(id_)
@@ -236,8 +317,20 @@ class Aggregate(Generic[S]):
         conn: Any = None,
     ) -> Loaded[S]:
         return await load(
-            store, self.stream(id_), self.fold, self.initial, snapshot=snapshot, conn=conn
+            store,
+            self.stream(id_),
+            self.fold,
+            self.initial,
+            snapshot=snapshot,
+            conn=conn,
+            remembers=self.remembers,
         )
+
+    def remember(self, store: EventStore, id_: object, executed: Executed[S]) -> None:
+        """Note what `executed` (a write in a caller's transaction) left, once that
+        transaction has committed."""
+        if self.remembers and executed.appended is not None:
+            remember(store, self.stream(id_), self.fold, executed.state, executed.version)
 
     async def execute(
         self,
@@ -261,4 +354,5 @@ class Aggregate(Generic[S]):
             snapshot=snapshot,
             conn=conn,
             retry=self.retry,
+            remembers=self.remembers,
         )

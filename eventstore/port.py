@@ -105,6 +105,7 @@ class EventStore(abc.ABC):
         self.vault = vault
         self.append_observers: list[AppendObserver] = []
         self.turns: dict[str, Any] = {}  # `command.execute`'s writers waiting, by stream
+        self.remembered: dict[str, Any] = {}  # `command.remember`: last known states, LRU
 
     async def append(
         self,

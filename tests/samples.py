@@ -106,10 +106,12 @@ class RacingStore(InMemoryEventStore):
     """The in-memory store with reads that yield to the other writers, as a database's do:
     concurrent writers all load before any of them appends, so they really race, as
     writers in different processes do (no turns between them: `command.execute` has
-    writers of one process take turns). `lost` counts the appends that lost (a
-    `ConcurrencyError`)."""
+    writers of one process take turns; and no states remembered between them, which
+    an aggregate that `remembers` keeps per process). `lost` counts the appends that
+    lost (a `ConcurrencyError`)."""
 
     turns = property(lambda self: {}, lambda self, value: None)
+    remembered = property(lambda self: {}, lambda self, value: None)
 
     def __init__(self) -> None:
         super().__init__()

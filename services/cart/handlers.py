@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 CHECKOUT_NAMESPACE = uuid.UUID("6f1f3c2e-5d0b-4d7c-9a57-0c3f2b1e8a44")
 """Namespace of `uuid5` event ids of `CartCheckedOut`: one id per order, ever."""
 
-CART = Aggregate(CART_STREAMS, fold, EMPTY)
-"""A user's cart: `cart-{user_id}` folded from the empty cart."""
+CART = Aggregate(CART_STREAMS, fold, EMPTY, remembers=True)
+"""A user's cart: `cart-{user_id}` folded from the empty cart. It remembers each cart's last
+state: a change to a cart this process changed before reads nothing first."""
 
 Decision = Callable[[Cart], Sequence[CartEvent]]
 
@@ -184,13 +185,14 @@ async def on_order_placed(ctx: HandlerContext) -> None:
     metadata = checkout_metadata(ctx.event, placed.user_id)
     try:
         async with ctx.transaction() as conn:
-            await check_out_order(
+            done = await check_out_order(
                 store,
                 placed,
                 metadata=metadata,
                 snapshot=snapshot_of(store.pool, placed.user_id),
                 conn=conn,
             )
+        CART.remember(store, placed.user_id, done)  # committed: the next add reads nothing
     except DuplicateEventError:
         log.info("order %s was checked out of the cart before", placed.order_id)
     except DomainError as exc:

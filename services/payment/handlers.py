@@ -23,7 +23,7 @@ __all__ = ["PAYMENT", "REFUND_REASON", "Paid", "pay", "refund", "report_charge"]
 
 log = logging.getLogger(__name__)
 
-PAYMENT = Aggregate(PAYMENT_STREAMS, domain.fold, None, retry=Retry(attempts=64))
+PAYMENT = Aggregate(PAYMENT_STREAMS, domain.fold, None, retry=Retry(attempts=64), remembers=True)
 """An order's payment stream (`payment-{order_id}`) folded (None: no payment events yet).
 
 Every lost race means another request for the same order got its events in, so the

@@ -8,12 +8,22 @@ them in its stream (a read model folding the log would then see the stream out o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from eventstore import ANY, ConcurrencyError, PostgresEventStore, RecordedEvent, execute
+from eventstore import (
+    ANY,
+    Aggregate,
+    Category,
+    ConcurrencyError,
+    PostgresEventStore,
+    RecordedEvent,
+    execute,
+)
+from eventstore.command import Loaded, recall
 from eventstore.pg import Pool
 from tests.samples import Noted
 
@@ -61,3 +71,33 @@ async def test_a_race_lost_in_a_transaction_comes_out_to_be_tried_in_a_new_one(
     outside = await execute(busy, stream, lambda state: [Noted("ours", 1)], fold=total, initial=0)
     assert outside.state == 3 and busy.reads == 2  # outside a transaction: tried again
     await busy.close()
+
+
+async def test_a_write_in_a_transaction_is_remembered_only_once_committed(
+    pool: Pool, uid: str
+) -> None:
+    """Remembering what a rolled-back transaction decided would let a later write append
+    on a state the stream never had, at a version another writer filled meanwhile."""
+    store = PostgresEventStore(pool, group_commit=False)
+    try:
+        counter = Aggregate(Category(f"tally{uid}"), total, 0, remembers=True)
+        stream = counter.stream("1")
+        await counter.execute(store, "1", lambda state: [Noted("first", 1)])
+        with contextlib.suppress(RuntimeError):
+            async with pool.acquire() as conn, conn.transaction():
+                await counter.execute(store, "1", lambda state: [Noted("undone", 100)], conn=conn)
+                raise RuntimeError("rolled back")
+        await store.append(stream, [Noted("theirs", 10)], 1)  # version 2, another writer
+        done = await counter.execute(store, "1", lambda state: [Noted("ours", state)])
+        assert [e.data.n for e in await store.read_stream(stream)] == [1, 10, 11]
+        assert done.state == 22
+
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                done = await counter.execute(
+                    store, "1", lambda state: [Noted("ours", 1)], conn=conn
+                )
+            counter.remember(store, "1", done)  # committed: remembered now
+        assert recall(store, stream, total) == Loaded(23, 4)
+    finally:
+        await store.close()

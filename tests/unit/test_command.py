@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -179,6 +180,75 @@ async def test_a_snapshot_is_folded_on_and_only_the_tail_is_read() -> None:
     assert [e.stream_version for e in loaded.recorded] == [4]
     done = await COUNTER.execute(store, "a", add(5), snapshot=snapshot)
     assert (done.state, done.version) == (15, 5)
+
+
+REMEMBERING = dataclasses.replace(COUNTER, remembers=True)
+
+
+class Reads(InMemoryEventStore):
+    """The in-memory store, counting the stream reads and the appends that lost a race."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.lost = 0
+        self.append_observers.append(self._count)
+
+    def _count(self, stream_id: str, events: int, seconds: float, outcome: str) -> None:
+        self.lost += outcome == "conflict"
+
+    async def read_stream(self, stream_id: str, **options: Any) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().read_stream(stream_id, **options)
+
+
+async def test_an_aggregate_that_remembers_writes_again_without_reading() -> None:
+    store = Reads()
+    await REMEMBERING.execute(store, "a", add(3))  # reads the (empty) stream once
+    second = await REMEMBERING.execute(store, "a", add(4))
+    third = await REMEMBERING.execute(store, "a", add(5))
+    assert store.reads == 1
+    assert (second.before.state, second.before.version) == (3, 1)
+    assert (second.state, second.version) == (7, 2)
+    assert (third.state, third.version) == (12, 3)
+    assert [e.data.n for e in await store.read_stream("counter-a")] == [3, 4, 5]
+    forgetful = Reads()  # the same writes without remembering read every time
+    for n in (3, 4, 5):
+        await COUNTER.execute(forgetful, "a", add(n))
+    assert forgetful.reads == 3
+
+
+async def test_a_load_is_remembered_for_the_next_write() -> None:
+    store = Reads()
+    await store.append("counter-a", [Noted("add", 2)], 0)
+    loaded = await REMEMBERING.load(store, "a")
+    done = await REMEMBERING.execute(store, "a", add(1))
+    assert (loaded.state, done.state, done.version, store.reads) == (2, 3, 2, 1)
+
+
+async def test_a_stream_another_writer_moved_on_is_loaded_and_decided_again() -> None:
+    store = Reads()
+    await REMEMBERING.execute(store, "a", add(3))
+    await store.append("counter-a", [Noted("theirs", 10)], 1)  # another process's write
+    done = await REMEMBERING.execute(store, "a", add(4))
+    assert (store.lost, done.before.state, done.state, done.version) == (1, 13, 17, 3)
+    assert [e.data.n for e in await store.read_stream("counter-a")] == [3, 10, 4]
+    again = await REMEMBERING.execute(store, "a", add(1))  # remembered again
+    assert (again.state, store.lost, store.reads) == (18, 1, 3)
+
+
+async def test_a_refusal_on_a_remembered_state_is_checked_on_the_loaded_one() -> None:
+    store = Reads()
+    await REMEMBERING.execute(store, "a", add(60))
+    await store.append("counter-a", [Noted("theirs", -50)], 1)
+    # 60 + 30 > 100 on what this process remembers, but the stream says 10 + 30
+    done = await REMEMBERING.execute(store, "a", add(30))
+    assert (done.state, done.version) == (40, 3)
+    await store.append("counter-a", [Noted("theirs", -40)], 3)
+    # nothing to record on what it remembers; the stream holds another story
+    assert (await REMEMBERING.execute(store, "a", add(0))).state == 0
+    with pytest.raises(Refused):  # a refusal on the loaded state comes out
+        await REMEMBERING.execute(store, "a", add(101))
 
 
 async def test_the_module_function_takes_any_stream_name() -> None:
