@@ -32,10 +32,13 @@ from .session import LeadershipLost, Session, leadership, until_lost
 from .store import COLUMNS, PostgresEventStore, like_prefix, prefix_range, sorts_bytewise
 
 __all__ = [
+    "UNKNOWN",
     "Projection",
     "ProjectionRunner",
     "RetryResult",
     "Row",
+    "Watched",
+    "Written",
     "projections",
     "read_stream_lenient",
     "register_projection",
@@ -121,6 +124,27 @@ class Projection(abc.ABC):
         state: dict[Any, Row | None] = {}
         self.fold(state, events)
         return state
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Written:
+    """What a runner wrote for a watched row: a copy of it (None: it deleted the row)."""
+
+    row: Row | None
+
+
+class _Unknown:
+    """The watched row may have changed, by a write this runner did not make: read it."""
+
+    __slots__ = ()
+
+
+UNKNOWN = _Unknown()
+Watched = Written | _Unknown
+
+
+def _copy(row: Row | None) -> Row | None:
+    return None if row is None else dict(row)
 
 
 projections: dict[str, Projection] = {}
@@ -225,7 +249,7 @@ class ProjectionRunner:
         self._saved_at = 0.0
         self._loaded = False
         self._waiting: list[tuple[Position, asyncio.Future[None]]] = []  # for wait_for
-        self._watchers: dict[str, set[asyncio.Future[None]]] = {}  # by str(key)
+        self._watchers: dict[str, set[asyncio.Future[Watched]]] = {}  # by str(key)
         self._announcing: asyncio.Task[None] | None = None
         self._announced: tuple[Position, set[str] | None] | None = None  # to send
         self.leading = False  # set by whoever runs `run` under the leader lock
@@ -295,32 +319,46 @@ class ProjectionRunner:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
 
-    def watch(self, key: Any) -> asyncio.Future[None]:
+    def watch(self, key: Any) -> asyncio.Future[Watched]:
         """A future done once this runner next writes the row `key` (or the read model
         moves under it: a peer's batch, a rebuild). Register before reading the row, then
-        await: a change in between is not missed. Cancel it when giving up."""
-        future = asyncio.get_running_loop().create_future()
+        await: a change in between is not missed. Cancel it when giving up.
+
+        Its result is `Written` (a copy of the row this runner wrote, None: deleted) when
+        this runner wrote it, `UNKNOWN` when the row may have changed otherwise (read
+        it)."""
+        future: asyncio.Future[Watched] = asyncio.get_running_loop().create_future()
         name = str(key)
         self._watchers.setdefault(name, set()).add(future)
         future.add_done_callback(lambda f: self._unwatch(name, f))
         return future
 
-    def _unwatch(self, key: str, future: asyncio.Future[None]) -> None:
+    def _unwatch(self, key: str, future: asyncio.Future[Watched]) -> None:
         waiting = self._watchers.get(key)
         if waiting is not None:
             waiting.discard(future)
             if not waiting:
                 del self._watchers[key]
 
-    def _changed(self, keys: Iterable[Any] | None) -> None:
-        """Wake the watchers of `keys` (None: everyone's)."""
+    def _changed(
+        self, keys: Iterable[Any] | None, rows: dict[Any, Row | None] | None = None
+    ) -> None:
+        """Wake the watchers of `keys` (None: everyone's), with the rows this runner
+        wrote for them when it gives `rows` (key -> row)."""
         if not self._watchers:
             return
-        targets = list(self._watchers) if keys is None else map(str, keys)
-        for key in targets:
+        targets: list[tuple[str, Watched]]
+        if keys is None:
+            targets = [(key, UNKNOWN) for key in self._watchers]
+        else:
+            targets = [
+                (str(key), UNKNOWN if rows is None else Written(_copy(rows.get(key))))
+                for key in keys
+            ]
+        for key, result in targets:
             for future in list(self._watchers.get(key, ())):
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(result)
 
     # -- leading and following ------------------------------------------------------------
 
@@ -560,7 +598,7 @@ class ProjectionRunner:
             await checkpoints.save(conn, projection.name, batch[-1].position)
         self._saved(batch[-1].position)
         self._moved_to(batch[-1].position)
-        self._changed(None if moved else changed)
+        self._changed(None if moved else changed, state)
         self._announce(batch[-1].position, None if moved else changed)
         return True
 

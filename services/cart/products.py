@@ -17,6 +17,7 @@ from eventstore import PostgresEventStore
 
 from .catalog import current_entries
 from .domain import UnknownProduct
+from .domain.pricing import CatalogEntry
 from .schemas import Product
 
 __all__ = ["CatalogProducts", "Products"]
@@ -33,6 +34,9 @@ class CatalogProducts:
 
     def __init__(self, store: PostgresEventStore) -> None:
         self._store = store
+        self.entries: dict[str, CatalogEntry] = {}
+        """The entries read so far (by canonical id), for pricing the cart after a write
+        without reading them again."""
 
     async def sold(self, product_id: str) -> Product:
         """The active product `product_id` (its `id` is the canonical spelling of it)."""
@@ -41,6 +45,8 @@ class CatalogProducts:
         except ValueError:
             raise UnknownProduct(product_id) from None
         entry = (await current_entries(self._store, [canonical])).get(canonical)
+        if entry is not None:
+            self.entries[canonical] = entry
         if entry is None or not entry.active:
             raise UnknownProduct(product_id)
         return Product(

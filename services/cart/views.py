@@ -10,6 +10,7 @@ the cart) are the domain's errors, answered by the kernel.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from microshop.workers import read_your_writes
 from . import domain
 from .catalog import current_entries
 from .domain import Cart
-from .domain.pricing import price
+from .domain.pricing import CatalogEntry, price
 from .handlers import Decision, add_to_cart, change_cart
 from .openapi import CartSchema
 from .products import CatalogProducts
@@ -37,10 +38,15 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-async def render(app: web.Application, cart: Cart) -> dict[str, Any]:
+async def render(
+    app: web.Application, cart: Cart, known: Mapping[str, CatalogEntry] | None = None
+) -> dict[str, Any]:
     """The API form of a cart at today's prices; an empty one has `currency: null` and
-    total "0.00", and the total counts the available lines only."""
-    catalog = await current_entries(app[STORE], [line.product_id for line in cart.lines])
+    total "0.00", and the total counts the available lines only. `known`: catalog
+    entries this request has read already (not read again)."""
+    known = known or {}
+    missing = [line.product_id for line in cart.lines if line.product_id not in known]
+    catalog = {**known, **await current_entries(app[STORE], missing)}
     priced = price(cart, catalog)
     return {
         "items": [{**line_json(line), "available": line.available} for line in priced.lines],
@@ -97,16 +103,17 @@ async def add_item(request: web.Request) -> web.Response:
     user_id = (await authenticate(request)).user_id
     body: AddItem = await read_json(request, AddItemSchema())
     app = request.app
+    products = CatalogProducts(app[STORE])
     done = await add_to_cart(
         app[STORE],
-        CatalogProducts(app[STORE]),
+        products,
         user_id,
         body.product_id,
         body.quantity,
         metadata=_metadata(user_id),
         snapshot=snapshot_of(app[POOL], user_id),
     )
-    return json_response(await render(app, await _settled(app, done)))
+    return json_response(await render(app, await _settled(app, done), products.entries))
 
 
 @routes.put("/api/cart/items/{product_id}")

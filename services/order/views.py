@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from eventstore import Metadata, Position
+from eventstore import Metadata, Position, Written
 from microshop import context
 from microshop.appkeys import CONFIG, POOL, STORE
 from microshop.auth import Principal, authenticate, peer_causation, require_internal
@@ -174,9 +174,12 @@ async def get_order(request: web.Request) -> web.Response:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while row["status"] == query.while_status:
-                    await changed
+                    written = await changed
                     changed = runner.watch(row["id"])
-                    row = await _row(request, str(row["id"]))
+                    if isinstance(written, Written) and written.row is not None:
+                        row = written.row  # what the runner just wrote: no read
+                    else:
+                        row = await _row(request, str(row["id"]))
     finally:
         changed.cancel()
     return json_response(order_json(row))

@@ -25,7 +25,7 @@ from eventstore.checkpoints import load, lock, save
 from eventstore.events import START, Position
 from eventstore.parked import list_parked
 from eventstore.pg import Pool
-from eventstore.projection import retry_parked, running
+from eventstore.projection import UNKNOWN, Written, retry_parked, running
 from tests.conftest import StackEnv
 from tests.samples import NOTES_DDL, Noted, Priced, expected_rows, notes_projection, table_rows
 
@@ -65,6 +65,29 @@ async def test_runner_gives_read_your_writes(
             [row] = await table_rows(pool, notes)
             assert row["count"] == i + 1
             assert row["last_text"] == str(i)
+
+
+async def test_a_watcher_gets_the_row_its_runner_wrote_and_is_told_to_read_otherwise(
+    store: PostgresEventStore, pool: Pool, notes: Projection, uid: str
+) -> None:
+    stream = f"note{uid}-watched"
+    runner = ProjectionRunner(store, notes)
+    await store.append(stream, [Noted("one", 1)], ANY)
+    await runner.catch_up()
+    watched, other = runner.watch(stream), runner.watch(f"note{uid}-other")
+    await store.append(stream, [Noted("two", 2)], ANY)
+    await runner.catch_up()
+    [row] = await table_rows(pool, notes)
+    written = watched.result()
+    assert isinstance(written, Written) and written.row == row and written.row is not row
+    assert not other.done()  # a row nobody wrote
+
+    # the read model moved under the runner (a peer, a rebuild): read the row again
+    watched = runner.watch(stream)
+    await save(pool, notes.name, START)
+    await store.append(stream, [Noted("three", 3)], ANY)
+    await runner.catch_up()
+    assert watched.result() is UNKNOWN and other.result() is UNKNOWN
 
 
 async def test_a_writer_that_appends_nothing_does_not_stall_readers(
