@@ -12,7 +12,9 @@ records nothing writes nothing.
 An aggregate that `remembers` keeps, per event store, the state and version each of its
 streams had when this process last read or wrote it (a bounded LRU). The next write decides
 on that state and appends at that version without reading: the append's version check
-proves the state current, as it proves any loaded state. Should the stream have moved on
+proves the state current, as it proves any loaded state. Inside a caller's transaction,
+where a lost race would abort the transaction, it is a snapshot instead: the events after
+it are read and folded on. Should the stream have moved on
 (another process wrote), the append loses, and the write loads and decides as usual. A
 decision on a remembered state that refuses or records nothing proves nothing: it is taken
 again on a loaded state. Only committed states are remembered.
@@ -136,10 +138,14 @@ async def load(
     remembers: bool = False,
 ) -> Loaded[S]:
     """`stream_id` folded from `initial` (or from `snapshot`'s state and version).
-    `remembers`: note the result for the next write (outside a caller's transaction,
-    where what is read is committed)."""
+    `remembers`: outside a caller's transaction, note the result for the next write
+    (what is read there is committed); inside one, start from the state remembered of
+    the stream, if any (only the events after it are read, as after a snapshot)."""
     state, version = initial, 0
-    if snapshot is not None:
+    remembered = recall(store, stream_id, fold) if remembers and conn is not None else None
+    if remembered is not None:
+        state, version = remembered.state, remembered.version
+    elif snapshot is not None:
         known = await snapshot(conn)
         if known is not None:
             state, version = known
@@ -188,7 +194,17 @@ async def execute(
             if done is not None:
                 return done
         executed = await _execute(
-            store, stream_id, decide, fold, initial, metadata, event_ids, snapshot, conn, retry
+            store,
+            stream_id,
+            decide,
+            fold,
+            initial,
+            metadata,
+            event_ids,
+            snapshot,
+            conn,
+            retry,
+            remembers,
         )
         if remembers and conn is None and executed.appended is not None:
             remember(store, stream_id, fold, executed.state, executed.version)
@@ -264,9 +280,12 @@ async def _execute(
     snapshot: Snapshot[S] | None,
     conn: Any,
     retry: Retry,
+    remembers: bool,
 ) -> Executed[S]:
     for attempt in range(retry.attempts):
-        loaded = await load(store, stream_id, fold, initial, snapshot=snapshot, conn=conn)
+        loaded = await load(
+            store, stream_id, fold, initial, snapshot=snapshot, conn=conn, remembers=remembers
+        )
         events = tuple(decide(loaded.state))
         if not events:
             return Executed(loaded, loaded.state, (), None)
@@ -302,8 +321,9 @@ class Aggregate(Generic[S]):
     retry: Retry = Retry()
     remembers: bool = False
     """Keep each stream's last known state for the next write (the module docstring).
-    Only for an aggregate whose callers need no `Executed.before.recorded` (a write from
-    a remembered state reads no events) and whose state holds no personal data."""
+    Only for an aggregate whose callers need no `Executed.before.recorded` of a write
+    that appended (a write from a remembered state reads no events, or only the newest
+    inside a caller's transaction) and whose state holds no personal data."""
 
     def stream(self, id_: object) -> str:
         return self.category.stream(id_)

@@ -21,7 +21,12 @@ crash at any point redelivers rather than loses. Handlers whose effects are in t
 database are idempotent through the inbox (`HandlerContext.transaction`): the `event_id` is
 recorded in the same transaction as those effects. A handler whose effects are elsewhere
 (HTTP calls) must be idempotent itself: its inbox record, written after it returns and
-without waiting for the disk, only spares most redeliveries the work.
+without waiting for the disk, only spares most redeliveries the work. The inbox is looked
+at before the handler runs only for a message that may have been handled before: one the
+broker delivered again, or one sent again (a retry, a replay from the parking queue, a
+`redeliver`). A first delivery of what the relay published goes straight to the handler;
+a duplicate of it (the relay publishes at least once) is caught where the record is
+written, or by the handler's own idempotence.
 
 Every queue is durable, of one type (`queue_type`): quorum (replicated; the default) or
 classic. A quorum delay queue dead-letters at least once, so a message cannot be lost
@@ -118,6 +123,21 @@ class RetryLater(Exception):
 
 class Reject(Exception):
     """The message can never succeed: park it now, without retries."""
+
+
+_SENT_AGAIN = ("x-attempt", "x-original-routing-key", "x-death")
+"""Headers of a message this code (or a dead-letter exchange) sent again."""
+
+
+def _maybe_handled(message: DeliveredMessage) -> bool:
+    """Whether the inbox may already hold `message`'s event: the broker delivered it
+    before, or it was sent again (retry, replay, redeliver). Not a first delivery of what
+    the relay published."""
+    delivery = message.delivery
+    if getattr(delivery, "redelivered", False):
+        return True
+    headers = message.header.properties.headers or {}
+    return any(name in headers for name in _SENT_AGAIN)
 
 
 class AlreadyHandled(Exception):
@@ -422,7 +442,7 @@ class Consumer:
     ) -> None:
         context = HandlerContext(self, event, attempt)
         try:
-            if await self.seen(event.event_id):
+            if _maybe_handled(message) and await self.seen(event.event_id):
                 raise AlreadyHandled(str(event.event_id))
             await self.handler(context)
             if not context.recorded:

@@ -99,5 +99,12 @@ async def test_a_write_in_a_transaction_is_remembered_only_once_committed(
                 )
             counter.remember(store, "1", done)  # committed: remembered now
         assert recall(store, stream, total) == Loaded(23, 4)
+
+        # in a transaction the remembered state is a snapshot: the newer events fold on
+        await store.append(stream, [Noted("theirs", 100)], 4)
+        async with pool.acquire() as conn, conn.transaction():
+            done = await counter.execute(store, "1", lambda state: [Noted("ours", 1)], conn=conn)
+        assert (done.before.state, done.state, done.version) == (123, 124, 6)
+        assert [e.stream_version for e in done.before.recorded] == [5]  # only the newer one
     finally:
         await store.close()

@@ -162,6 +162,37 @@ async def test_a_delivery_another_one_recorded_meanwhile_counts_as_a_duplicate(
     assert (consumer.stats.handled, consumer.stats.duplicates) == (0, 1)
 
 
+async def test_the_inbox_is_looked_at_first_only_for_a_message_that_was_sent_again(
+    harness: Harness, pool: Pool
+) -> None:
+    """A first delivery of what the relay published goes to the handler at once (its
+    record then finds a duplicate); the same event sent again (here: `redeliver`, as a
+    retry or a replay is) is looked up in the inbox first and never reaches the handler."""
+    handled: list[str] = []
+
+    async def handler(ctx: HandlerContext) -> None:
+        handled.append(ctx.event.data.text)
+
+    consumer = harness.consumer(handler)
+    rows = await harness.append("first", "again")
+    for row in rows:  # handled before, as a duplicate the relay published would have been
+        await pool.execute(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)", consumer.name, row[4]
+        )
+    async with consuming(harness, consumer):
+        await harness.publish(rows[:1])
+        await until(lambda: consumer.stats.duplicates == 1)
+        await consumer.redeliver(_batches(rows[1:]))
+        await until(lambda: consumer.stats.duplicates == 2)
+    assert handled == ["first"]
+    assert consumer.stats.handled == 0
+
+
+async def _batches(*batches: list[Any]) -> AsyncIterator[list[Any]]:
+    for batch in batches:
+        yield batch
+
+
 async def test_failures_are_retried_later_without_blocking_the_queue(harness: Harness) -> None:
     async def handler(ctx: HandlerContext) -> None:
         if ctx.event.data.text == "flaky" and ctx.attempt < 3:
