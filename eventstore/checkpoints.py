@@ -13,6 +13,7 @@ __all__ = [
     "FenceHolder",
     "Lag",
     "VersionChanged",
+    "advance",
     "held_back",
     "lag",
     "load",
@@ -57,6 +58,15 @@ ON CONFLICT (name) DO UPDATE
 SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
 
 
+# Moves the checkpoint only from where the writer last saw it (and at its version), locking
+# the row: the usual batch needs no separate lock and save. `set_config(..., true)`: as in
+# `_LOCK_ASYNC_COMMIT`.
+_ADVANCE = """
+UPDATE checkpoints SET tx_id = $4::xid8, position = $5, updated_at = now()
+WHERE name = $1 AND tx_id = $2::xid8 AND position = $3 AND version = $6
+RETURNING {relaxed}"""
+
+
 class VersionChanged(Exception):
     """The read model's checkpoint stands for rows of another version than the writer's:
     a promote swapped another version's table in (the writer must stop writing)."""
@@ -85,6 +95,32 @@ async def lock(
     if version is not None and row[2] != version:
         raise VersionChanged(name, row[2], version)
     return Position(row[0], row[1])
+
+
+async def advance(
+    conn: Conn,
+    name: str,
+    seen: Position,
+    to: Position,
+    *,
+    version: int = 1,
+    synchronous_commit: bool = True,
+) -> bool:
+    """Inside a transaction: move the checkpoint of `name` from `seen` to `to`, its row
+    locked until commit, when it holds `seen` for rows of `version`; False, with nothing
+    done, when it holds anything else or does not exist (then `lock` it and look). One
+    statement where `lock` and `save` take two."""
+    relaxed = "true" if synchronous_commit else "set_config('synchronous_commit', 'off', true)"
+    row = await conn.fetchrow(
+        _ADVANCE.format(relaxed=relaxed),
+        name,
+        seen.tx_id,
+        seen.global_position,
+        to.tx_id,
+        to.global_position,
+        version,
+    )
+    return row is not None
 
 
 async def stored_version(executor: Executor, name: str) -> int | None:

@@ -203,12 +203,23 @@ async def write_rows(
 # -- incremental -------------------------------------------------------------------------
 
 
+CHECKPOINTS_CHANNEL = "microshop_checkpoints"
+"""Where a leading runner announces its read model's new position and the rows changed."""
+FOLLOWERS_CHANNEL = "microshop_followers"
+"""Where a following runner says hello (its projection's name) every `HELLO_INTERVAL`
+seconds. A writing runner announces only until `FOLLOWED_FOR` seconds after the last
+hello it heard (and its first `FOLLOWED_FOR` seconds): one replica alone sends nothing."""
+HELLO_INTERVAL = 5.0
+FOLLOWED_FOR = 15.0
+
+
 class ProjectionRunner:
     """Keeps one projection's table up to date with the global log.
 
     One runner per projection leads at a time (`microshop.workers` runs `run` under the
     projection's leader lock); the others `follow`: they track the checkpoint the leader
-    announces after every batch (NOTIFY on `CHECKPOINTS_CHANNEL`, polled too), so
+    announces after every batch (NOTIFY on `CHECKPOINTS_CHANNEL` while followers say hello
+    on `FOLLOWERS_CHANNEL`; polled too), so
     read-your-writes (`wait_for`) and row watchers (`watch`) work on every replica. Should
     two runners write at once anyway (a lock lost a moment too late, a rebuild), the
     checkpoint row lock makes them take turns, and a runner that finds the checkpoint moved
@@ -231,6 +242,7 @@ class ProjectionRunner:
         apply_attempts: int = 3,
         retry_delay: float = 0.05,
         heartbeat_interval: float = 5.0,
+        followed_for: float = FOLLOWED_FOR,
     ) -> None:
         self.store = store
         self.projection = projection
@@ -240,6 +252,7 @@ class ProjectionRunner:
         self.apply_attempts = apply_attempts
         self.retry_delay = retry_delay
         self.heartbeat_interval = heartbeat_interval
+        self.followed_for = followed_for
         self.version = projection.version  # of the rows it writes (checked at every lock)
         self.parked = 0  # events this runner parked
         self._beat_at = 0.0
@@ -253,6 +266,7 @@ class ProjectionRunner:
         self._announcing: asyncio.Task[None] | None = None
         self._announced: tuple[Position, set[str] | None] | None = None  # to send
         self.leading = False  # set by whoever runs `run` under the leader lock
+        self._followed_until = float("inf")  # announce until `run` knows better
 
     async def catch_up(self) -> int:
         """Apply everything up to the fence; return how many events were read.
@@ -289,7 +303,11 @@ class ProjectionRunner:
         """Follow the log forever (cancel to stop)."""
         categories = self.projection.categories
         watcher = self.store.watcher(poll_interval=self.poll_interval, categories=categories)
+        session = self.store.session
+        self._followed_until = time.monotonic() + self.followed_for  # until we know better
         try:
+            if session is not None:
+                await session.listen(FOLLOWERS_CHANNEL, self._heard_follower)
             async with watcher:
                 while True:
                     seen = watcher.generation
@@ -304,6 +322,8 @@ class ProjectionRunner:
                     await watcher.settle(seen, behind_fence=self.held_back)
         finally:
             self.store.forget(watcher)
+            if session is not None:
+                session.unlisten(FOLLOWERS_CHANNEL, self._heard_follower)
 
     async def wait_for(self, position: Position, timeout: float = 5.0) -> None:
         """Until this runner has applied `position` (read-your-writes for the owner)."""
@@ -424,7 +444,11 @@ class ProjectionRunner:
             await session.listen(CHECKPOINTS_CHANNEL, heard)
         try:
             seen_back: Position | None = None
+            hello_at = 0.0
             while True:
+                if session is not None and time.monotonic() - hello_at >= HELLO_INTERVAL:
+                    hello_at = time.monotonic()
+                    await self._hello(session)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
                         await poll.wait()
@@ -448,6 +472,18 @@ class ProjectionRunner:
             if session is not None:
                 session.unlisten(CHECKPOINTS_CHANNEL, heard)
 
+    async def _hello(self, session: Session) -> None:
+        """Tell the leader this runner follows (it announces only while someone does)."""
+        try:
+            await session.notify(FOLLOWERS_CHANNEL, self.projection.name)
+        except Exception as exc:  # best effort: the leader assumes followers for a while
+            log.debug("projection %s: hello failed: %r", self.projection.name, exc)
+
+    def _heard_follower(self, payload: str | None) -> None:
+        # None: (re)connected, a hello may have been missed meanwhile
+        if payload is None or payload == self.projection.name:
+            self._followed_until = time.monotonic() + self.followed_for
+
     def _follow_to(self, position: Position, keys: Iterable[str] | None) -> None:
         """The leader moved the read model to `position`, changing the rows of `keys`
         (None: any)."""
@@ -461,8 +497,8 @@ class ProjectionRunner:
         """Tell the followers (other replicas) where the read model is now and which rows
         changed (None: any), soon and coalesced, from the session connection."""
         session = self.store.session
-        if session is None:
-            return
+        if session is None or time.monotonic() > self._followed_until:
+            return  # no follower said hello lately: nobody to tell
         if self._announced is None:
             names: set[str] | None = set() if keys is not None else None
         else:
@@ -578,28 +614,41 @@ class ProjectionRunner:
             self._moved_to(batch[-1].position)
             return True
         moved = False
+        end = batch[-1].position
         async with self.store.pool.acquire() as conn, conn.transaction():
-            # a read model can be re-applied: no waiting for the disk at commit
-            stored = await checkpoints.lock(
-                conn, projection.name, synchronous_commit=False, version=self.version
+            # a read model can be re-applied: no waiting for the disk at commit. Usually
+            # the checkpoint is where we left it: move it, locked, in one statement.
+            advanced = await checkpoints.advance(
+                conn,
+                projection.name,
+                self._checkpoint,
+                end,
+                version=self.version,
+                synchronous_commit=False,
             )
-            if stored != self._checkpoint:
-                if not self._checkpoint < stored <= self.position:
-                    # Moved back (a crash forgot our last commits, a rebuild from an older
-                    # position) or a peer is ahead: re-read from there, this batch included.
-                    await self._adopt(stored)
-                    return False
-                # A peer or a rebuild moved it forward over events we read and found
-                # nothing in for this model: carry on from our position.
-                moved = True
+            if not advanced:
+                stored = await checkpoints.lock(
+                    conn, projection.name, synchronous_commit=False, version=self.version
+                )
+                if stored != self._checkpoint:
+                    if not self._checkpoint < stored <= self.position:
+                        # Moved back (a crash forgot our last commits, a rebuild from an
+                        # older position) or a peer is ahead: re-read from there, this
+                        # batch included.
+                        await self._adopt(stored)
+                        return False
+                    # A peer or a rebuild moved it forward over events we read and found
+                    # nothing in for this model: carry on from our position.
+                    moved = True
             state = await load_rows(conn, projection, table, list(keys))
             changed = projection.fold(state, batch)
             await write_rows(conn, projection, table, state, changed)
-            await checkpoints.save(conn, projection.name, batch[-1].position)
-        self._saved(batch[-1].position)
-        self._moved_to(batch[-1].position)
+            if not advanced:
+                await checkpoints.save(conn, projection.name, end)
+        self._saved(end)
+        self._moved_to(end)
         self._changed(None if moved else changed, state)
-        self._announce(batch[-1].position, None if moved else changed)
+        self._announce(end, None if moved else changed)
         return True
 
     async def _save_progress(self) -> None:
@@ -608,18 +657,28 @@ class ProjectionRunner:
             return
         if time.monotonic() - self._saved_at < self.save_interval:
             return
-        position = self.position
-        async with self.store.pool.acquire() as conn, conn.transaction():
-            stored = await checkpoints.lock(
-                conn, self.projection.name, synchronous_commit=False, version=self.version
+        position, name = self.position, self.projection.name
+        async with self.store.pool.acquire() as conn:  # usually where we left it
+            ours = await checkpoints.advance(
+                conn,
+                name,
+                self._checkpoint,
+                position,
+                version=self.version,
+                synchronous_commit=False,
             )
-            # equal, or moved forward (by a peer's progress) within what we have read
-            ours = stored == self._checkpoint or self._checkpoint < stored <= position
-            if ours:
-                await checkpoints.save(conn, self.projection.name, position)
-        if not ours:  # moved back, or a peer is ahead: continue from there
-            await self._adopt(stored)
-            return
+        if not ours:
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                stored = await checkpoints.lock(
+                    conn, name, synchronous_commit=False, version=self.version
+                )
+                # equal, or moved forward (by a peer's progress) within what we have read
+                ours = stored == self._checkpoint or self._checkpoint < stored <= position
+                if ours:
+                    await checkpoints.save(conn, name, position)
+            if not ours:  # moved back, or a peer is ahead: continue from there
+                await self._adopt(stored)
+                return
         self._saved(position)
         self._announce(position, set())
 
@@ -645,8 +704,6 @@ class ProjectionRunner:
                     waiter[1].set_result(None)
 
 
-CHECKPOINTS_CHANNEL = "microshop_checkpoints"
-"""Where a leading runner announces its read model's new position and the rows changed."""
 _MAX_PAYLOAD = 7000  # NOTIFY payloads must stay under 8000 bytes
 
 

@@ -21,11 +21,17 @@ from eventstore import (
     replay,
 )
 from eventstore.check import check_log
-from eventstore.checkpoints import load, lock, save
+from eventstore.checkpoints import advance, load, lock, save
 from eventstore.events import START, Position
 from eventstore.parked import list_parked
 from eventstore.pg import Pool
-from eventstore.projection import UNKNOWN, Written, retry_parked, running
+from eventstore.projection import (
+    CHECKPOINTS_CHANNEL,
+    UNKNOWN,
+    Written,
+    retry_parked,
+    running,
+)
 from tests.conftest import StackEnv
 from tests.samples import NOTES_DDL, Noted, Priced, expected_rows, notes_projection, table_rows
 
@@ -88,6 +94,46 @@ async def test_a_watcher_gets_the_row_its_runner_wrote_and_is_told_to_read_other
     await store.append(stream, [Noted("three", 3)], ANY)
     await runner.catch_up()
     assert watched.result() is UNKNOWN and other.result() is UNKNOWN
+
+
+async def test_a_runner_announces_its_batches_only_while_a_follower_says_hello(
+    store: PostgresEventStore, pool: Pool, notes: Projection, test_env: StackEnv, uid: str
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(test_env.database_url)
+    await listener.add_listener(CHECKPOINTS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    other = PostgresEventStore(pool, dsn=test_env.database_url)  # another replica's
+    leader = ProjectionRunner(store, notes, followed_for=1.0)
+    follower = ProjectionRunner(other, notes)
+
+    async def announced(text: str) -> bool:
+        while not heard.empty():  # what came before (a batch's, a progress save's)
+            heard.get_nowait()
+        await store.append(f"note{uid}-a", [Noted(text, 1)], ANY)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                while notes.name not in await heard.get():
+                    pass
+                return True
+        return False
+
+    try:
+        async with running(leader):
+            assert await announced("at first")  # whoever may follow: told
+            await asyncio.sleep(1.1)  # nobody said hello
+            assert not await announced("alone")
+            following = asyncio.create_task(follower.follow())  # says hello at once
+            try:
+                await asyncio.sleep(0.2)
+                assert await announced("followed")
+                await follower.wait_for(leader.position, timeout=2.0)
+            finally:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
+    finally:
+        await listener.close()
+        await other.close()
 
 
 async def test_a_writer_that_appends_nothing_does_not_stall_readers(
@@ -260,6 +306,25 @@ async def test_read_model_commits_do_not_wait_for_the_disk(pool: Pool, uid: str)
     position = Position(5, 7)
     await save(pool, name, position, synchronous_commit=False)
     assert await load(pool, name) == position
+
+
+async def test_a_checkpoint_advances_only_from_where_its_writer_saw_it(
+    pool: Pool, uid: str
+) -> None:
+    name, seen, ahead = f"cp-{uid}", Position(5, 7), Position(6, 9)
+    async with pool.acquire() as conn:
+        async with conn.transaction():  # no checkpoint yet: nothing to advance
+            assert not await advance(conn, name, START, seen, synchronous_commit=False)
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        await save(conn, name, seen)
+        async with conn.transaction():
+            assert not await advance(conn, name, START, ahead)  # it holds another
+            assert not await advance(conn, name, seen, ahead, version=2)  # other rows
+            assert await load(conn, name) == seen
+            assert await advance(conn, name, seen, ahead, synchronous_commit=False)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await load(conn, name) == ahead
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
 
 
 async def test_events_of_other_categories_cost_no_commit_per_batch(
