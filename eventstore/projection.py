@@ -207,8 +207,9 @@ CHECKPOINTS_CHANNEL = "microshop_checkpoints"
 """Where a leading runner announces its read model's new position and the rows changed."""
 FOLLOWERS_CHANNEL = "microshop_followers"
 """Where a following runner says hello (its projection's name) every `HELLO_INTERVAL`
-seconds. A writing runner announces only until `FOLLOWED_FOR` seconds after the last
-hello it heard (and its first `FOLLOWED_FOR` seconds): one replica alone sends nothing."""
+seconds (the first after one poll). A writing runner announces only until `FOLLOWED_FOR`
+seconds after the last hello it heard (and in its first 1.5 `HELLO_INTERVAL`s): one replica
+alone sends nothing."""
 HELLO_INTERVAL = 5.0
 FOLLOWED_FOR = 15.0
 
@@ -304,7 +305,8 @@ class ProjectionRunner:
         categories = self.projection.categories
         watcher = self.store.watcher(poll_interval=self.poll_interval, categories=categories)
         session = self.store.session
-        self._followed_until = time.monotonic() + self.followed_for  # until we know better
+        # until the followers there may be have said hello (they do every HELLO_INTERVAL)
+        self._followed_until = time.monotonic() + min(self.followed_for, 1.5 * HELLO_INTERVAL)
         try:
             if session is not None:
                 await session.listen(FOLLOWERS_CHANNEL, self._heard_follower)
@@ -444,7 +446,9 @@ class ProjectionRunner:
             await session.listen(CHECKPOINTS_CHANNEL, heard)
         try:
             seen_back: Position | None = None
-            hello_at = 0.0
+            # the first hello after one poll: a runner that only waits a moment for the
+            # lock (every replica's, at start) says none
+            hello_at = time.monotonic() - HELLO_INTERVAL + self.poll_interval
             while True:
                 if session is not None and time.monotonic() - hello_at >= HELLO_INTERVAL:
                     hello_at = time.monotonic()

@@ -104,7 +104,7 @@ async def test_a_runner_announces_its_batches_only_while_a_follower_says_hello(
     await listener.add_listener(CHECKPOINTS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
     other = PostgresEventStore(pool, dsn=test_env.database_url)  # another replica's
     leader = ProjectionRunner(store, notes, followed_for=1.0)
-    follower = ProjectionRunner(other, notes)
+    follower = ProjectionRunner(other, notes, poll_interval=0.1)  # first hello after 0.1 s
 
     async def announced(text: str) -> bool:
         while not heard.empty():  # what came before (a batch's, a progress save's)
@@ -122,9 +122,9 @@ async def test_a_runner_announces_its_batches_only_while_a_follower_says_hello(
             assert await announced("at first")  # whoever may follow: told
             await asyncio.sleep(1.1)  # nobody said hello
             assert not await announced("alone")
-            following = asyncio.create_task(follower.follow())  # says hello at once
+            following = asyncio.create_task(follower.follow())
             try:
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.4)
                 assert await announced("followed")
                 await follower.wait_for(leader.position, timeout=2.0)
             finally:
