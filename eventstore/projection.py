@@ -305,8 +305,7 @@ class ProjectionRunner:
         categories = self.projection.categories
         watcher = self.store.watcher(poll_interval=self.poll_interval, categories=categories)
         session = self.store.session
-        # until the followers there may be have said hello (they do every HELLO_INTERVAL)
-        self._followed_until = time.monotonic() + min(self.followed_for, 1.5 * HELLO_INTERVAL)
+        self._followed_until = self._until_hellos()
         try:
             if session is not None:
                 await session.listen(FOLLOWERS_CHANNEL, self._heard_follower)
@@ -484,9 +483,14 @@ class ProjectionRunner:
             log.debug("projection %s: hello failed: %r", self.projection.name, exc)
 
     def _heard_follower(self, payload: str | None) -> None:
-        # None: (re)connected, a hello may have been missed meanwhile
-        if payload is None or payload == self.projection.name:
+        if payload == self.projection.name:
             self._followed_until = time.monotonic() + self.followed_for
+        elif payload is None:  # listening (again): followers may have said hello meanwhile
+            self._followed_until = max(self._followed_until, self._until_hellos())
+
+    def _until_hellos(self) -> float:
+        """When followers there may be have all said hello (they do every HELLO_INTERVAL)."""
+        return time.monotonic() + min(self.followed_for, 1.5 * HELLO_INTERVAL)
 
     def _follow_to(self, position: Position, keys: Iterable[str] | None) -> None:
         """The leader moved the read model to `position`, changing the rows of `keys`
