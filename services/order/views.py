@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from eventstore import Metadata, Position, Written
+from eventstore import Metadata, Position, Watched, Written
 from microshop import context
 from microshop.appkeys import CONFIG, POOL, STORE
 from microshop.auth import Principal, authenticate, peer_causation, require_internal
@@ -83,15 +83,30 @@ async def _row_as_of(request: web.Request, principal: Principal, as_of: datetime
     return _visible(row, principal, owner_only=False)
 
 
-async def _settled(request: web.Request, order_id: str, position: Position | None) -> Any:
+async def _settled(
+    request: web.Request,
+    order_id: str,
+    position: Position | None,
+    written: asyncio.Future[Watched] | None = None,
+    version: int = 0,
+) -> Any:
     """The order's row after a write at `position` (read-your-writes). When the read model
     does not get there in time, the row as the log has it: the write is committed, so it
-    is answered, never failed."""
-    if await read_your_writes(request.app, ORDERS.name, position):
-        row = await _row(request, order_id)
-        if row is not None:
-            return row
-    return await row_from_log(request.app[STORE], order_id)
+    is answered, never failed. `written`: a watch of the row registered once the write
+    returned; the row it brings is the answer when it is at `version` or later."""
+    try:
+        if await read_your_writes(request.app, ORDERS.name, position):
+            if written is not None and written.done():
+                seen = written.result()
+                if isinstance(seen, Written) and seen.row and seen.row["version"] >= version:
+                    return seen.row  # the runner's own write: no read
+            row = await _row(request, order_id)
+            if row is not None:
+                return row
+        return await row_from_log(request.app[STORE], order_id)
+    finally:
+        if written is not None:
+            written.cancel()
 
 
 @routes.post("/api/orders")
@@ -119,7 +134,9 @@ async def create_order(request: web.Request) -> web.Response:
     placed = await place_order(
         app[STORE], app[POOL], carts, principal.user_id, key, _metadata(principal, request)
     )
-    row = await _settled(request, placed.order_id, placed.position)
+    # the runner writes the row after this, most likely: it brings it (version 1 or later)
+    written = app[RUNNERS][ORDERS.name].watch(uuid.UUID(placed.order_id))
+    row = await _settled(request, placed.order_id, placed.position, written, version=1)
     headers = {"Location": f"/api/orders/{placed.order_id}"}
     if placed.replayed:
         headers["Idempotency-Replayed"] = "true"
