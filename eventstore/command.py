@@ -10,14 +10,14 @@ attempts, then lets the `ConcurrencyError` out (HTTP 409 at the edge). A decisio
 records nothing writes nothing.
 
 An aggregate that `remembers` keeps, per event store, the state and version each of its
-streams had when this process last read or wrote it (a bounded LRU). The next write decides
-on that state and appends at that version without reading: the append's version check
-proves the state current, as it proves any loaded state. Inside a caller's transaction,
-where a lost race would abort the transaction, it is a snapshot instead: the events after
-it are read and folded on. Should the stream have moved on
-(another process wrote), the append loses, and the write loads and decides as usual. A
-decision on a remembered state that refuses or records nothing proves nothing: it is taken
-again on a loaded state. Only committed states are remembered.
+streams had when this process last read or wrote it (bounded: the least recently noted go
+first). The next write decides on that state and appends at that version without reading:
+the append's version check proves the state current, as it proves any loaded state. Should
+the stream have moved on (another process wrote), the append loses, and the write loads and
+decides as usual. A decision on a remembered state that refuses or records nothing proves
+nothing: it is taken again on a loaded state. Inside a caller's transaction, where a lost
+race would abort the transaction, the remembered state is a snapshot instead: the events
+after it are read and folded on. Only committed states are remembered.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def remember(store: EventStore, stream_id: str, fold: Fold[S], state: S, version
     known.pop(stream_id, None)
     known[stream_id] = (fold, state, version)
     if len(known) > REMEMBERED:
-        del known[next(iter(known))]  # the least recently used
+        del known[next(iter(known))]  # the least recently noted
 
 
 def recall(store: EventStore, stream_id: str, fold: Fold[S]) -> Loaded[S] | None:
