@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -117,15 +117,20 @@ async def test_a_runner_announces_its_batches_only_while_a_follower_says_hello(
                 return True
         return False
 
+    async def until_announced(text: Callable[[int], str]) -> bool:
+        for i in range(10):
+            if await announced(text(i)):
+                return True
+        return False
+
     try:
         async with running(leader):
             assert await announced("at first")  # whoever may follow: told
-            await asyncio.sleep(1.1)  # nobody said hello
+            await asyncio.sleep(2.0)  # nobody said hello
             assert not await announced("alone")
             following = asyncio.create_task(follower.follow())
-            try:
-                await asyncio.sleep(0.4)
-                assert await announced("followed")
+            try:  # once its hello is heard (after its first poll), batches are announced
+                assert await until_announced(lambda i: f"followed {i}")
                 await follower.wait_for(leader.position, timeout=2.0)
             finally:
                 following.cancel()
