@@ -38,7 +38,8 @@ ON CONFLICT (name) DO UPDATE SET name = excluded.name
 RETURNING tx_id, position, version"""
 # `set_config(..., true)` is local to the transaction: its commit does not wait for the WAL
 # flush. A crash may then forget the last such commits, whole: rows and checkpoint together.
-_LOCK_ASYNC_COMMIT = _LOCK + ", set_config('synchronous_commit', 'off', true)"
+_RELAX = "set_config('synchronous_commit', 'off', true)"
+_LOCK_ASYNC_COMMIT = _LOCK + ", " + _RELAX
 _SAVE = """
 INSERT INTO checkpoints (name, tx_id, position, updated_at)
 VALUES ($1, $2::xid8, $3, now())
@@ -64,7 +65,8 @@ SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()"""
 _ADVANCE = """
 UPDATE checkpoints SET tx_id = $4::xid8, position = $5, updated_at = now()
 WHERE name = $1 AND tx_id = $2::xid8 AND position = $3 AND version = $6
-RETURNING {relaxed}"""
+RETURNING true"""
+_ADVANCE_ASYNC_COMMIT = _ADVANCE.replace("RETURNING true", "RETURNING " + _RELAX)
 
 
 class VersionChanged(Exception):
@@ -110,9 +112,8 @@ async def advance(
     locked until commit, when it holds `seen` for rows of `version`; False, with nothing
     done, when it holds anything else or does not exist (then `lock` it and look). One
     statement where `lock` and `save` take two."""
-    relaxed = "true" if synchronous_commit else "set_config('synchronous_commit', 'off', true)"
     row = await conn.fetchrow(
-        _ADVANCE.format(relaxed=relaxed),
+        _ADVANCE if synchronous_commit else _ADVANCE_ASYNC_COMMIT,
         name,
         seen.tx_id,
         seen.global_position,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Any
+
+import asyncpg
 
 from eventstore import (
     InMemoryEventStore,
@@ -125,3 +129,16 @@ class RacingStore(InMemoryEventStore):
         recorded = await super().read_stream(stream_id, **options)
         await asyncio.sleep(0)
         return recorded
+
+
+@contextlib.asynccontextmanager
+async def fence_held(dsn: str) -> AsyncIterator[None]:
+    """An open transaction with an id, on a connection of its own, for the block: it holds
+    every global-log reader at the fence (nothing appended meanwhile can be read)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.fetchval("SELECT pg_current_xact_id()")
+            yield
+    finally:
+        await conn.close()

@@ -8,13 +8,11 @@ covered end to end in tests/e2e).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -27,6 +25,7 @@ from services.order import domain
 from services.order.app import create_app
 from services.order.projections import ORDERS
 from tests.conftest import StackEnv
+from tests.samples import fence_held
 from tests.tokens import TEST_KEYS, admin_token, bearer, mint
 
 Client = TestClient[web.Request, web.Application]
@@ -308,19 +307,6 @@ async def test_orders_projection_rebuild_reproduces_the_rows(
     ]
 
 
-@contextlib.asynccontextmanager
-async def fence_held(test_env: StackEnv) -> AsyncIterator[None]:
-    """An open transaction with an id holds every global-log reader at the fence: the
-    read model cannot see anything appended meanwhile until the block ends."""
-    conn = await asyncpg.connect(test_env.database_url)
-    try:
-        async with conn.transaction():
-            await conn.fetchval("SELECT pg_current_xact_id()")
-            yield
-    finally:
-        await conn.close()
-
-
 async def test_a_lagging_read_model_never_turns_a_committed_change_into_an_error(
     aiohttp_client: MakeClient, test_env: StackEnv, store: PostgresEventStore
 ) -> None:
@@ -332,7 +318,7 @@ async def test_a_lagging_read_model_never_turns_a_committed_change_into_an_error
     client = await aiohttp_client(create_app(config, token_keys=TEST_KEYS))
     owner = str(uuid.uuid4())
     order_id = await placed(store, client, owner)
-    async with fence_held(test_env):
+    async with fence_held(test_env.database_url):
         resp = await client.post(f"/api/orders/{order_id}/cancel", headers=bearer(mint(owner)))
         assert resp.status == 200
         body = await resp.json()

@@ -4,7 +4,6 @@ and how a reader tells that committed events wait behind the fence."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -14,7 +13,7 @@ from eventstore import ANY, LogWatcher, PostgresEventStore
 from eventstore.pg import create_pool
 from eventstore.wakeup import CHANNEL
 from tests.conftest import StackEnv
-from tests.samples import Noted
+from tests.samples import Noted, fence_held
 
 
 def test_a_watcher_of_some_categories_ignores_the_others() -> None:
@@ -73,18 +72,6 @@ async def test_an_in_transaction_append_notifies_its_category_at_commit(
     async with other_store.pool.acquire() as conn, conn.transaction():
         await other_store.append(f"{category}-1", [Noted("in a transaction")], ANY, conn=conn)
     assert await next_payload_naming(payloads, category) == category
-
-
-@contextlib.asynccontextmanager
-async def fence_held(dsn: str) -> AsyncIterator[None]:
-    """A transaction of another connection, open for the block: it holds the fence."""
-    blocker = await asyncpg.connect(dsn)
-    try:
-        async with blocker.transaction():
-            await blocker.fetchval("SELECT pg_current_xact_id()")
-            yield
-    finally:
-        await blocker.close()
 
 
 async def test_a_page_tells_what_the_fence_holds_back_of_the_categories_asked_for(
